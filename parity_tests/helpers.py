@@ -1,0 +1,49 @@
+"""One comparison for the whole suite, and the glue that runs torch next to the reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """An ndarray from an ndarray or a torch tensor on any device."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def assert_close(name: str, actual: Any, desired: Any, rtol: float, atol: float, *, config: Any = None,
+                 repro: str = "", check_dtype: bool = True) -> float:
+    """Check shape, then dtype, then values: max|a - d| <= atol + rtol * max|d|.
+
+    ``desired`` is the trusted side (torch, or the float64 oracle). The message
+    names the tensor, the configuration and a one-line repro. Returns the
+    norm-wise relative error, for the tests that record it.
+    """
+    a, d = to_numpy(actual), to_numpy(desired)
+    where = f"\n  config: {config}" if config is not None else ""
+    where += f"\n  repro:  {repro}" if repro else ""
+    if a.shape != d.shape:
+        raise AssertionError(f"{name}: shape {a.shape} != expected {d.shape}{where}")
+    if check_dtype and a.dtype != d.dtype:
+        raise AssertionError(f"{name}: dtype {a.dtype} != expected {d.dtype}{where}")
+    if a.size == 0:
+        return 0.0
+    a64, d64 = a.astype(np.float64), d.astype(np.float64)
+    finite = np.isfinite(d64)
+    if not np.array_equal(np.isnan(a64), np.isnan(d64)) or not np.array_equal(a64[~finite & ~np.isnan(d64)],
+                                                                             d64[~finite & ~np.isnan(d64)]):
+        raise AssertionError(f"{name}: non-finite values differ from expected{where}")
+    err = np.abs(a64[finite] - d64[finite])
+    scale = np.abs(d64[finite]).max(initial=0.0)
+    max_err = err.max(initial=0.0)
+    rel = max_err / scale if scale > 0 else max_err
+    if max_err > atol + rtol * scale:
+        worst = np.unravel_index(int(np.argmax(np.where(finite, np.abs(a64 - d64), -1))), a.shape)
+        raise AssertionError(
+            f"{name}: max abs error {max_err:.3e} > atol {atol:.1e} + rtol {rtol:.1e} * max|expected| {scale:.3e} "
+            f"(relative {rel:.3e}); worst at {tuple(int(i) for i in worst)}: got {a64[worst]!r}, expected "
+            f"{d64[worst]!r}{where}")
+    return float(rel)
