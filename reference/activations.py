@@ -23,7 +23,9 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     saturated tails (unlike 0.5 * (1 + tanh(x / 2)), which cancels there).
     """
     with np.errstate(over="ignore"):
-        out = np.negative(x, out=out)
+        # multiply by -1, not np.negative: NumPy 2.4's in-place float32 negative
+        # is wrong on single-column strided views (a gate slice when H = 1).
+        out = np.multiply(x, -1, out=out)
         np.exp(out, out=out)
     out += 1
     return np.reciprocal(out, out=out)
