@@ -25,11 +25,20 @@ def check_dtype(dtype: Any) -> np.dtype:
     """The module dtype: float32 or float64."""
     try:
         resolved = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         resolved = None
     if resolved not in FLOAT_DTYPES:
         raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
     return resolved
+
+
+def check_real(name: str, value: Any, positive: bool = False) -> float:
+    """A finite real number (a Python or NumPy scalar, not a bool), optionally > 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
+    if not np.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name}: expected a finite{' positive' if positive else ''} number, got {value}")
+    return float(value)
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -55,6 +64,8 @@ def check_probability(name: str, value: Any) -> float:
 
 
 def check_nonlinearity(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"nonlinearity: expected the string 'tanh' or 'relu', got {_describe(value)}")
     if value not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
     return value
@@ -87,7 +98,8 @@ def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
         ) from None
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected real floating values, got {_describe(arr)}")
-    out = np.array(arr, dtype=dtype, copy=True, order="C")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, as torch's .to() does
+        out = np.array(arr, dtype=dtype, copy=True, order="C")
     out.flags.writeable = False
     return out
 
@@ -109,7 +121,7 @@ def check_lengths(lengths: Any, T: int, B: int) -> np.ndarray:
         arr = np.asarray(lengths)
     except Exception:
         raise TypeError(f"lengths: expected a sequence of ints, got {type(lengths).__name__}") from None
-    if arr.dtype.kind not in "iu":
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):  # [] is float64
         raise TypeError(f"lengths: expected integers, got {_describe(arr)}")
     if arr.shape != (B,):
         raise ValueError(f"lengths: expected one length per batch element, shape ({B},), got shape {arr.shape}")

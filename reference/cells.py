@@ -7,6 +7,10 @@
 ``cell(x, hx)`` returns what torch's cell returns. The maths lives in
 ``rnn_cell.py``, ``gru_cell.py`` and ``lstm_cell.py``; this module adds torch's
 argument handling (unbatched input, ``hx=None``), parameters and validation.
+
+The pure functions (``rnn_cell_forward``, ``lstm_cell_backward``, ...) check
+nothing: they trust their caller for shapes and dtypes, as the BPTT loop does.
+Call them directly only with arrays shaped as their docstrings say.
 """
 
 from __future__ import annotations
@@ -109,10 +113,11 @@ class _CellBase(ParameterModule):
         """Returns (hidden, tape): hidden is h' (or (h', c') for LSTM), shaped as torch's."""
         x, batched = self._input(input)  # (B, I)
         state = self._hx(hx, x.shape[0], batched)
-        hidden, cache = self._cell_forward(x, state)
+        with np.errstate(all="ignore"):  # Inf and NaN follow IEEE arithmetic, silently, as in torch
+            hidden, cache = self._cell_forward(x, state)
         return self._unbatch(hidden, batched), CellTape(self._owner, cache, batched)
 
-    def backward(self, tape: CellTape, grad_hidden: Any) -> dict[str, Any]:
+    def backward(self, tape: CellTape, grad_hidden: Any = None) -> dict[str, Any]:
         """Gradients given dL/d(what forward returned).
 
         Returns a dict with "input", "hx" (for LSTM a pair; present even when
@@ -121,13 +126,19 @@ class _CellBase(ParameterModule):
         check_tape(tape, self._owner, CellTape)
         B = tape.cache.x.shape[0]
         if self._has_cell_state:
+            grad_hidden = (None, None) if grad_hidden is None else grad_hidden
             if not isinstance(grad_hidden, (tuple, list)) or len(grad_hidden) != 2:
-                raise TypeError(f"grad_hidden: expected a pair (dh, dc) whose items may be None, got {type(grad_hidden).__name__}")
+                raise TypeError(f"grad_hidden: expected a pair (dh, dc) whose items may be None, got "
+                                f"{type(grad_hidden).__name__}"
+                                + (f" of length {len(grad_hidden)}" if isinstance(grad_hidden, (tuple, list)) else ""))
             dh = self._grad("grad_hidden[0]", grad_hidden[0], B, tape.batched)
             dc = self._grad("grad_hidden[1]", grad_hidden[1], B, tape.batched)
-            grads = lstm_cell_backward(dh, dc, tape.cache)
+            with np.errstate(all="ignore"):
+                grads = lstm_cell_backward(dh, dc, tape.cache)
         else:
-            grads = self._cell_backward(self._grad("grad_hidden", grad_hidden, B, tape.batched), tape.cache)
+            dh = self._grad("grad_hidden", grad_hidden, B, tape.batched)
+            with np.errstate(all="ignore"):
+                grads = self._cell_backward(dh, tape.cache)
         grads["input"] = self._unbatch(grads["input"], tape.batched)
         grads["hx"] = self._unbatch(grads["hx"], tape.batched)
         return grads

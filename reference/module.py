@@ -62,7 +62,8 @@ class ParameterModule:
                 raise TypeError(f"state_dict[{name!r}]: expected real numbers, got dtype {value.dtype}")
             if value.shape != shape:
                 raise ValueError(f"state_dict[{name!r}]: expected shape {shape}, got {value.shape}")
-            loaded[name] = np.array(value, dtype=self.dtype, copy=True)
+            with np.errstate(over="ignore"):  # beyond float32's range becomes inf, as torch's copy_ does
+                loaded[name] = np.array(value, dtype=self.dtype, copy=True)
             loaded[name].flags.writeable = False
         self._params = loaded
 

@@ -21,6 +21,7 @@ L layers, D directions (1 or 2).
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any, NamedTuple
 
@@ -69,7 +70,7 @@ class RNNBase(ParameterModule):
         self.batch_first = check_bool("batch_first", batch_first)
         self.dropout = check_probability("dropout", dropout)
         self.bidirectional = check_bool("bidirectional", bidirectional)
-        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)):
+        if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral):
             raise TypeError(f"proj_size: expected an int, got {type(proj_size).__name__}")
         if proj_size < 0:
             raise ValueError(f"proj_size: expected a non-negative int, got {proj_size}")
@@ -228,6 +229,8 @@ class RNNBase(ParameterModule):
         out = []
         for k, mask in enumerate(masks):
             arr = np.asarray(mask)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"dropout_masks[{k}]: expected an array of 0s and 1s, got {arr.dtype}")
             check_shape(f"dropout_masks[{k}]", arr, user_shape, "the layer's output")
             if not np.isin(arr, (0, 1)).all():
                 raise ValueError(f"dropout_masks[{k}]: expected keep masks of 0s and 1s (the 1/(1-p) scale is applied for you)")
@@ -269,6 +272,14 @@ class RNNBase(ParameterModule):
         states0 = self._states("hx", hx, B, batched)  # [(D*L, B, P)] or [.., (D*L, B, H)]
         mask = self._mask(lengths, T, B, batched)  # (T, B, 1) or None
         drop = self._dropout_masks(dropout_masks, T, B, batched)
+        if mask is not None:  # torch's packing never reads padding: NaN or Inf there must not reach a gradient
+            x = np.where(mask, x, 0)  # (T, B, I)
+        # Inf and NaN follow IEEE arithmetic, as in torch, which does not warn either.
+        with np.errstate(all="ignore"):
+            return self._forward(x, states0, mask, drop, batched)
+
+    def _forward(self, x: np.ndarray, states0: list, mask: np.ndarray | None, drop: list, batched: bool):
+        T, B = x.shape[:2]
         D = self.num_directions
         final = [np.empty_like(s) for s in states0]  # h_n, c_n
         tapes = []
@@ -317,6 +328,11 @@ class RNNBase(ParameterModule):
         if grad_hidden is None:
             grad_hidden = (None, None) if self.mode == "LSTM" else None
         dstates = self._states("grad_hidden", grad_hidden, B, batched)  # zeros where None
+        with np.errstate(all="ignore"):  # IEEE Inf/NaN arithmetic, silently, as in torch
+            return self._backward(tape, dout, dstates)
+
+    def _backward(self, tape: RecurrentTape, dout: np.ndarray | None, dstates: list) -> dict[str, Any]:
+        batched, D, P = tape.batched, self.num_directions, self.output_size
         d_initial = [np.empty_like(s) for s in dstates]
         grads: dict[str, Any] = {}
         for layer in reversed(range(self.num_layers)):
@@ -347,10 +363,11 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype: Any = np.float64, seed: Any = None):
+                 proj_size: int = 0, *, dtype: Any = np.float64, seed: Any = None):
         self.nonlinearity = check_nonlinearity(nonlinearity)
+        # proj_size is accepted only to reject it by name (torch: ValueError), not as an unknown keyword
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, dtype=dtype, seed=seed)
+                         bias, batch_first, dropout, bidirectional, proj_size, dtype=dtype, seed=seed)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -361,10 +378,11 @@ class GRU(RNNBase):
     """torch.nn.GRU (gates r, z, n; b_hn inside the reset product)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
                  *, dtype: Any = np.float64, seed: Any = None):
+        # proj_size is accepted only to reject it by name (torch: ValueError), not as an unknown keyword
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed)
+                         proj_size, dtype=dtype, seed=seed)
 
 
 class LSTM(RNNBase):
