@@ -10,10 +10,12 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("dev", max_examples=25, deadline=None)
+settings.register_profile("dev", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
-settings.register_profile("thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture], print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
@@ -33,17 +35,30 @@ def device(request):
     return request.param
 
 
+# Every switch that lets float32 matrix products or cuDNN RNNs run in TF32, as (object, attribute, exact value).
+# torch 2.9+ adds the fp32_precision settings beside the older allow_tf32 flags; each is set where it exists.
+def _tf32_switches(torch):
+    switches = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    for owner in (torch.backends.cuda.matmul, torch.backends.cudnn, getattr(torch.backends.cudnn, "rnn", None)):
+        if owner is not None and hasattr(owner, "fp32_precision"):
+            switches.append((owner, "fp32_precision", "ieee"))
+    return switches
+
+
 @pytest.fixture(autouse=True)
 def _no_tf32():
-    """Parity tests compare exact float32: TF32 (cuDNN and matmul) is turned off
-    for every test, and restored afterwards. Benchmarks record it instead."""
+    """Parity tests compare exact float32: TF32 is turned off for every test (cuDNN,
+    matmul, and the newer fp32_precision settings) and restored afterwards.
+    Benchmarks record the setting instead."""
     try:
         import torch
     except ImportError:
         yield
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    switches = _tf32_switches(torch)
+    saved = [getattr(owner, name) for owner, name, _ in switches]
+    for owner, name, value in switches:
+        setattr(owner, name, value)
     yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    for (owner, name, _), value in zip(switches, saved):
+        setattr(owner, name, value)

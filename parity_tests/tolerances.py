@@ -1,45 +1,6 @@
-"""The one table of tolerances, keyed by (dtype, device, kind).
+"""The suite's tolerance table: one table, kept in ``reference/tolerances.py``
+so the tools outside the tests read the same numbers (see the measurements there)."""
 
-A comparison passes when max|actual - desired| <= atol + rtol * max|desired|,
-per named tensor (a norm-wise relative error: robust where single elements
-cross zero). kind is "forward" (outputs, states) or "gradient".
+from reference.tolerances import TOLERANCES, candidate_tol, tol
 
-Each entry cites the largest error measured over random draws of this suite's
-strategies (sizes <= RNN_TEST_MAX_SIZE=6, up to 3 layers, T <= 8) and keeps a
-margin of about 10x above it. Never loosen an entry to make a test pass.
-"""
-
-from __future__ import annotations
-
-TOLERANCES: dict[tuple[str, str, str], tuple[float, float]] = {
-    # (rtol, atol)
-    # float64, CPU, reference vs torch.nn, 600 random cells and 600 random layers (up to 3 layers, T <= 8,
-    # sizes <= 6, bidirectional, projections, lengths): measured max 1.9e-15 forward, 7.5e-14 gradient
-    # (the largest on a relu stack whose gradients grow over time). rtol 1e-12 is the project's claim.
-    ("float64", "cpu", "forward"): (1e-12, 1e-15),
-    ("float64", "cpu", "gradient"): (1e-12, 1e-15),
-    # float32, CPU, float32 reference vs float32 torch.nn, same 600 + 600 draws: measured max 1.45e-6 forward,
-    # 4.5e-6 gradient (a few float32 ulps, amplified over at most 8 steps and 3 layers).
-    ("float32", "cpu", "forward"): (2e-5, 1e-6),
-    ("float32", "cpu", "gradient"): (5e-5, 1e-6),
-    # CUDA: float64 cuDNN differs from CPU only in summation order; not measured yet (no GPU was lent to the
-    # session that wrote this table), so the CPU budget is used. float32 with TF32 off, likewise.
-    ("float64", "cuda", "forward"): (1e-12, 1e-15),
-    ("float64", "cuda", "gradient"): (1e-12, 1e-15),
-    ("float32", "cuda", "forward"): (2e-5, 1e-6),
-    ("float32", "cuda", "gradient"): (5e-5, 1e-6),
-    # float32 results against the float64 reference (same weights, same inputs), 300 layer draws: measured max
-    # 1.0e-6 forward, 6.7e-6 gradient.
-    ("float32-vs-float64", "cpu", "forward"): (1e-5, 1e-6),
-    ("float32-vs-float64", "cpu", "gradient"): (1e-4, 1e-6),
-    # Finite differences (float64, eps 1e-6): truncation O(eps^2) plus rounding O(1e-16 / eps); measured max
-    # 9.1e-8 relative (elementwise) on a 2-layer bidirectional projected LSTM with lengths and dropout.
-    ("float64", "numeric", "gradient"): (1e-5, 1e-7),
-}
-
-
-def tol(dtype, device: str = "cpu", kind: str = "gradient") -> tuple[float, float]:
-    """(rtol, atol) for a dtype (numpy/torch dtype or name), device and kind."""
-    name = str(dtype).replace("torch.", "").split(".")[-1].strip("<>'\" ")
-    name = {"float32": "float32", "float64": "float64", "float": "float32", "double": "float64"}.get(name, name)
-    return TOLERANCES[(name, device, kind)]
+__all__ = ["TOLERANCES", "tol", "candidate_tol"]

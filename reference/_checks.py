@@ -26,7 +26,7 @@ def check_dtype(dtype: Any) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except (TypeError, ValueError):
-        resolved = None
+        resolved = np.dtype(object)  # not None: np.dtype("float64") == None is True
     if resolved not in FLOAT_DTYPES:
         raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
     return resolved
@@ -64,9 +64,7 @@ def check_probability(name: str, value: Any) -> float:
 
 
 def check_nonlinearity(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"nonlinearity: expected the string 'tanh' or 'relu', got {_describe(value)}")
-    if value not in ("tanh", "relu"):
+    if not isinstance(value, str) or value not in ("tanh", "relu"):  # torch: ValueError for any other value
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
     return value
 
@@ -91,6 +89,8 @@ def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
     """
     try:
         arr = np.asarray(value)
+    except ValueError:  # nested sequences of unequal lengths
+        raise ValueError(f"{name}: expected a rectangular array, got a ragged {type(value).__name__}") from None
     except Exception:  # objects NumPy cannot convert (a CUDA tensor, a tensor needing grad, ...)
         raise TypeError(
             f"{name}: expected an array-like of real floats, got {type(value).__name__}"

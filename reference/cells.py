@@ -110,7 +110,16 @@ class _CellBase(ParameterModule):
     # -- forward / backward ------------------------------------------------
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, CellTape]:
-        """Returns (hidden, tape): hidden is h' (or (h', c') for LSTM), shaped as torch's."""
+        """Returns (hidden, tape): hidden is h' (or (h', c') for LSTM), shaped as torch's.
+
+        Args:
+            input: (B, I) or unbatched (I,).
+            hx: (B, H) -- for LSTMCell the pair (h, c) -- unbatched (H,); None means zeros.
+
+        Real floating arrays of any precision are cast to the module's dtype;
+        integer, bool, complex or object arrays raise TypeError. Bad shapes
+        raise ValueError; the caller's arrays are never written.
+        """
         x, batched = self._input(input)  # (B, I)
         state = self._hx(hx, x.shape[0], batched)
         with np.errstate(all="ignore"):  # Inf and NaN follow IEEE arithmetic, silently, as in torch

@@ -13,6 +13,11 @@ Three tools, from general to specific:
 
 Each returns a ``GradcheckReport``: per tensor, the max absolute and relative
 error and the worst index, printable as a table; truthy when all pass.
+
+Arguments are validated as everywhere else: arrays must hold real floats
+(TypeError otherwise), ``eps`` must be positive and ``rtol``/``atol``
+non-negative (ValueError), and every array needs an analytic gradient of its
+own shape (ValueError). The caller's arrays and modules are never written.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from ._checks import as_float_array, check_real
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -70,8 +77,36 @@ def _loss(outputs: Any, cotangents: Any) -> float:
     if cotangents is None:
         return 0.0
     if isinstance(outputs, (tuple, list)):
+        if not isinstance(cotangents, (tuple, list)) or len(cotangents) != len(outputs):
+            raise ValueError(f"cotangents: expected a sequence of {len(outputs)} (one per output of fn), got "
+                             f"{type(cotangents).__name__}")
         return sum(_loss(o, c) for o, c in zip(outputs, cotangents))
-    return float(np.vdot(np.asarray(cotangents, dtype=np.float64), np.asarray(outputs, dtype=np.float64)))
+    out = np.asarray(outputs, dtype=np.float64)
+    cot = np.asarray(cotangents, dtype=np.float64)
+    if cot.shape != out.shape:
+        raise ValueError(f"cotangents: expected shape {out.shape} (the output of fn), got {cot.shape}")
+    return float(np.vdot(cot, out))
+
+
+def _check_args(arrays: Any, analytic: Any = None, eps: Any = 1e-6, rtol: Any = 0.0, atol: Any = 0.0,
+                fn: Any = len) -> dict[str, np.ndarray]:
+    """Validate the shared arguments; returns float64 copies of ``arrays``."""
+    if not callable(fn):
+        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"arrays: expected a mapping of names to arrays, got {type(arrays).__name__}")
+    check_real("eps", eps, positive=True)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if check_real(name, value) < 0:
+            raise ValueError(f"{name}: expected a non-negative number, got {value}")
+    point = {k: np.array(as_float_array(f"arrays[{k!r}]", v, np.dtype(np.float64))) for k, v in arrays.items()}
+    if analytic is not None:
+        if not isinstance(analytic, Mapping):
+            raise TypeError(f"analytic: expected a mapping keyed like arrays, got {type(analytic).__name__}")
+        missing = [k for k in point if k not in analytic]
+        if missing:
+            raise ValueError(f"analytic: expected a gradient for every array, missing {missing}")
+    return point
 
 
 def numerical_gradient(fn: Callable[..., Any], arrays: Arrays, cotangents: Any, eps: float = 1e-6) -> dict[str, np.ndarray]:
@@ -81,7 +116,7 @@ def numerical_gradient(fn: Callable[..., Any], arrays: Arrays, cotangents: Any, 
     (nested) tuple of arrays matching ``cotangents``. Arrays are copied to
     float64 first; the caller's arrays are never written.
     """
-    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    point = _check_args(arrays, eps=eps, fn=fn)
     grads = {}
     for name, x in point.items():
         g = np.empty_like(x)
@@ -114,6 +149,7 @@ def _compare(name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, 
 def check_gradients(fn: Callable[..., Any], arrays: Arrays, analytic: Mapping[str, np.ndarray], cotangents: Any,
                     *, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-8) -> GradcheckReport:
     """Compare analytic gradients (keyed like ``arrays``) with central differences."""
+    _check_args(arrays, analytic, eps, rtol, atol, fn)
     numeric = numerical_gradient(fn, arrays, cotangents, eps)
     checks = tuple(_compare(k, analytic[k], numeric[k], rtol, atol) for k in arrays)
     return GradcheckReport(checks, rtol, atol, "finite differences")
@@ -123,8 +159,8 @@ def check_vjp(fn: Callable[..., Any], arrays: Arrays, analytic: Mapping[str, np.
               *, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-8, seed: int = 0) -> GradcheckReport:
     """The inner-product test per tensor: <analytic, v> against the directional
     difference (L(x + eps v) - L(x - eps v)) / (2 eps), v ~ N(0, 1)."""
-    rng = np.random.default_rng(seed)
-    point = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    point = _check_args(arrays, analytic, eps, rtol, atol, fn)
+    rng = np.random.default_rng(_check_seed(seed))
     checks = []
     for name, x in point.items():
         v = rng.standard_normal(x.shape)
@@ -138,6 +174,14 @@ def check_vjp(fn: Callable[..., Any], arrays: Arrays, analytic: Mapping[str, np.
         passed = err <= atol + rtol * abs(numeric)
         checks.append(TensorCheck(name, err, err / max(abs(numeric), atol / rtol), None, passed))
     return GradcheckReport(tuple(checks), rtol, atol, "inner-product (VJP) test")
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed: expected a non-negative int, got {seed}")
+    return int(seed)
 
 
 def _structure_like(value: Any, rng: np.random.Generator) -> Any:
@@ -158,14 +202,22 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
     element) or "vjp" (the inner-product test, for big shapes).
     """
     from .cells import LSTMCell, _CellBase  # local: keeps this module importable on its own
+    from .recurrent import RNNBase
 
-    rng = np.random.default_rng(seed)
+    if not isinstance(module, (_CellBase, RNNBase)):
+        raise TypeError(f"module: expected a reference cell or RNN/GRU/LSTM, got {type(module).__name__}")
+    if method not in ("finite differences", "vjp"):
+        raise ValueError(f"method: expected 'finite differences' or 'vjp', got {method!r}")
+    _check_args({}, None, eps, rtol, atol)
+    rng = np.random.default_rng(_check_seed(seed))
     is_cell = isinstance(module, _CellBase)
     clone = type(module).__new__(type(module))
     clone.__dict__.update(module.__dict__)
     clone._init_parameters(np.float64, seed)  # fresh float64 storage, own generator and tape owner
     clone.load_state_dict(module.state_dict())
-    x = np.asarray(input, dtype=np.float64)
+    x = as_float_array("input", input, np.dtype(np.float64))
+    if isinstance(hx, list):
+        hx = tuple(hx)
     kwargs: dict[str, Any] = {}
     if not is_cell:
         kwargs["lengths"] = lengths
@@ -177,7 +229,8 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
         hidden = clone.forward(x, **kwargs)[-2 if not is_cell else 0]
         hx = _structure_like(hidden if is_cell else hidden, rng)
     hx_parts = hx if isinstance(hx, tuple) else (hx,)
-    arrays = {"input": x, **{f"hx[{k}]": np.asarray(h, np.float64) for k, h in enumerate(hx_parts)},
+    arrays = {"input": x, **{f"hx[{k}]": as_float_array(f"hx[{k}]", h, np.dtype(np.float64))
+                             for k, h in enumerate(hx_parts)},
               **clone.state_dict()}
     pair = isinstance(hx, tuple) or isinstance(module, LSTMCell)
 
@@ -197,6 +250,4 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
                 **{k: grads[k] for k in clone.state_dict()}}
     if method == "vjp":
         return check_vjp(run, arrays, analytic, cotangents, eps=eps, rtol=rtol, atol=atol, seed=seed)
-    if method != "finite differences":
-        raise ValueError(f"method: expected 'finite differences' or 'vjp', got {method!r}")
     return check_gradients(run, arrays, analytic, cotangents, eps=eps, rtol=rtol, atol=atol)

@@ -46,7 +46,7 @@ def hidden_gradient_norms(module: Any, input: Any, hx: Any = None, grad_output: 
         grad_output: dL/d(output), shaped like output, or None.
         grad_hidden: dL/d(hidden) like hidden, or None; for LSTM a pair whose items may be None.
     """
-    output, hidden, tape = module.forward(input, hx)
+    _output, _hidden, tape = module.forward(input, hx)
     top = tape.layers[-1][0]
     T, B, P = tape.T, tape.B, module.output_size
     dout = np.zeros((T, B, P), dtype=module.dtype)  # (T, B, P) forward direction's slice

@@ -37,7 +37,8 @@ projection), G gates, K any leading tangent axes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

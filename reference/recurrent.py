@@ -266,6 +266,12 @@ class RNNBase(ParameterModule):
             dropout_masks: L - 1 keep masks of 0s and 1s, each shaped like a
                 layer's output; only in training mode with dropout > 0. Drawn
                 from the module's generator when omitted.
+
+        Real floating arrays of any precision (input, hx) are cast to the
+        module's dtype; integer, bool, complex or object arrays raise TypeError.
+        Bad shapes and values raise ValueError; nothing is changed on error and
+        the caller's arrays are never written. Values at padded steps (t >=
+        lengths[b]) are ignored, NaN and Inf included, as torch's packing does.
         """
         x, batched = self._input(input)  # (T, B, I)
         T, B = x.shape[:2]
@@ -353,6 +359,9 @@ class RNNBase(ParameterModule):
             if layer > 0 and tape.dropout[layer - 1] is not None:
                 dx = dx * tape.dropout[layer - 1]  # (T, B, D*P)
             dout = dx
+        mask = tape.layers[0][0].mask  # (T, B, 1) or None
+        if mask is not None:  # padding is never read (torch: exactly 0), even where a carried NaN state sits
+            dout = np.where(mask, dout, 0)  # (T, B, I)
         result = {"input": self._from_time_major(dout, batched), "hx": self._hidden(d_initial, batched)}
         result.update((name, grads[name]) for name in self._params)  # torch's order
         return result

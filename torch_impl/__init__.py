@@ -5,7 +5,20 @@ from .convert import from_torch, load_into, to_torch
 from .equations import gru_cell, lstm_cell, module_config, rnn_cell, rnn_forward
 
 __all__ = [
-    "from_torch", "to_torch", "load_into",
-    "rnn_forward", "rnn_cell", "gru_cell", "lstm_cell", "module_config",
-    "rnn_bptt", "RNNBPTTFunction",
+    "RNNBPTTFunction",
+    "from_torch",
+    "gru_cell",
+    "load_into",
+    "lstm_cell",
+    "module_config",
+    "rnn_bptt",
+    "rnn_cell",
+    "rnn_forward",
+    "to_torch",
 ]
+
+from .compare import CandidateError, CompareReport, Divergence, Spec, TorchCandidate, compare, plot_errors
+from .layouts import export_weights, import_weights
+
+__all__ += ["compare", "plot_errors", "Spec", "CompareReport", "Divergence", "TorchCandidate", "CandidateError",
+            "import_weights", "export_weights"]

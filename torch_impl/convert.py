@@ -10,6 +10,7 @@ A round trip is exact: the weights are copied, never recomputed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -74,9 +75,10 @@ def to_torch(ref_module: Any, device: Any = None, dtype: torch.dtype | None = No
     name = _class_name(ref_module, "reference")
     if not isinstance(ref_module, getattr(reference, name)):
         raise TypeError(f"ref_module: expected a reference module, got {type(ref_module).__module__}.{name}")
-    dtype = dtype or _TORCH_DTYPES[ref_module.dtype]
-    if dtype not in _NP_DTYPES:
-        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+    dtype = _TORCH_DTYPES[ref_module.dtype] if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype) or dtype not in _NP_DTYPES:
+        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype!r}")
+    device = _device(device)
     import warnings
 
     with warnings.catch_warnings():
@@ -88,17 +90,48 @@ def to_torch(ref_module: Any, device: Any = None, dtype: torch.dtype | None = No
     return module
 
 
-def load_into(module: torch.nn.Module, state: dict[str, np.ndarray]) -> None:
-    """Copy NumPy arrays into ``module``'s parameters in place (keeps cuDNN's flat buffer valid)."""
+def _device(device: Any) -> torch.device:
+    """``device`` as a torch.device (None: the CPU); ValueError if unknown or unavailable here."""
+    if device is None:
+        return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device: expected a str or torch.device, got {type(device).__name__}")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device: expected a device such as 'cpu' or 'cuda', got {device!r} ({e})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: expected an available device, got {device!r} but CUDA is not available")
+    return resolved
+
+
+def load_into(module: torch.nn.Module, state: Mapping[str, Any]) -> None:
+    """Copy NumPy arrays into ``module``'s parameters in place (keeps cuDNN's flat buffer valid).
+
+    Every key, shape and dtype (real numbers) is checked before anything is
+    copied, so on error the module is unchanged.
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state: expected a mapping of names to arrays, got {type(state).__name__}")
     params = dict(module.named_parameters())
     if set(params) != set(state):
         raise ValueError(f"state: keys differ from the module's: missing {sorted(set(params) - set(state))}, "
-                         f"unexpected {sorted(set(state) - set(params))}")
+                         f"unexpected {sorted(map(str, set(state) - set(params)))}")
+    sources = {}
+    for k, p in params.items():
+        try:
+            value = np.asarray(state[k])
+        except Exception:  # noqa: BLE001 -- whatever NumPy cannot convert is the wrong type
+            raise TypeError(f"state[{k!r}]: expected an array-like, got {type(state[k]).__name__}") from None
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"state[{k!r}]: expected real numbers, got dtype {value.dtype}")
+        if value.shape != tuple(p.shape):
+            raise ValueError(f"state[{k!r}]: expected shape {tuple(p.shape)}, got {value.shape}")
+        sources[k] = torch.as_tensor(value)
     with torch.no_grad():
         for k, p in params.items():
-            src = torch.as_tensor(np.asarray(state[k]))
-            if src.shape != p.shape:
-                raise ValueError(f"state[{k!r}]: expected shape {tuple(p.shape)}, got {tuple(src.shape)}")
-            p.copy_(src)
+            p.copy_(sources[k])
     if hasattr(module, "flatten_parameters"):
         module.flatten_parameters()

@@ -36,7 +36,8 @@ Shapes: T time, B batch, I input, H hidden, P output (proj_size or H), G gates
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -459,6 +460,5 @@ def module_config(module: Any) -> dict[str, Any]:
 
         rnn_forward(m.mode, x, hx, params, **module_config(m))
     """
-    return dict(num_layers=module.num_layers, bidirectional=module.bidirectional, batch_first=module.batch_first,
-                proj_size=getattr(module, "proj_size", 0), dropout=float(module.dropout),
-                training=module.training)
+    return {"num_layers": module.num_layers, "bidirectional": module.bidirectional, "batch_first": module.batch_first,
+            "proj_size": getattr(module, "proj_size", 0), "dropout": float(module.dropout), "training": module.training}

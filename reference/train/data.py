@@ -20,7 +20,7 @@ Shapes: N tokens, B batch (stream columns), T chunk length (bptt).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

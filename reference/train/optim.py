@@ -31,7 +31,8 @@ Parameters, gradients and optimizer state are dicts keyed by parameter name;
 from __future__ import annotations
 
 import math
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,8 +92,8 @@ class SGD:
                  nesterov: bool = False, *, maximize: bool = False):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        self.hyper = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                          nesterov=nesterov, maximize=maximize)
+        self.hyper = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
+                          "nesterov": nesterov, "maximize": maximize}
         self.state: dict[str, np.ndarray | None] = {}
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,8 +110,8 @@ class Adam:
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False):
-        self.hyper = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                          maximize=maximize)
+        self.hyper = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
+                          "maximize": maximize}
         self.state: dict[str, AdamState] = {}
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

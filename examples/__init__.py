@@ -1,0 +1,1 @@
+"""Runnable study scripts: NumPy (reference) and torch trained side by side from the same weights."""

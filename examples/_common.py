@@ -1,0 +1,276 @@
+"""What every example shares: one small sequence model written twice -- in NumPy
+with the reference's hand-written backward, and in torch -- plus the training
+loop, the step-by-step comparison and the loss plot.
+
+Model (parameter names are the torch model's state_dict keys)::
+
+    x     = embedding.weight[tokens]          or float inputs as they are
+    out, h_n = rnn(x, hx, lengths)             RNN, GRU or LSTM from ``reference``
+    feats = out (head "all")  or  h_n[-1] (head "last", many-to-one)
+    y     = feats fc.weight^T + fc.bias
+    loss  = cross_entropy(y, target)  or  mse(y[..., 0], target)
+
+Shapes: T time, B batch, V vocabulary, E embedding, H hidden, C classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import reference
+from reference import train as nt
+
+
+@dataclass(frozen=True)
+class Spec:
+    cell: str  # "RNN", "GRU" or "LSTM"
+    input_size: int  # vocabulary size with an embedding, else the feature size
+    hidden_size: int
+    out_features: int
+    embedding_dim: int | None = None  # None: float inputs, no embedding
+    num_layers: int = 1
+    head: str = "all"  # "all": a prediction per step; "last": one per sequence, from h_n[-1]
+    loss: str = "ce"  # "ce" or "mse"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    optimizer: str = "adam"  # "adam" or "sgd"
+    lr: float = 1e-2
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    input: np.ndarray  # (T, B) int tokens, or (T, B, I) floats
+    target: np.ndarray  # (T, B) or (B,) ints for "ce"; (B,) floats for "mse"
+    lengths: np.ndarray | None = None
+    carry: bool = False  # start from the previous batch's final state, detached (truncated BPTT)
+
+
+def rnn_module(spec: Spec, seed: int = 0):
+    feat = spec.embedding_dim or spec.input_size
+    return getattr(reference, spec.cell)(feat, spec.hidden_size, num_layers=spec.num_layers, seed=seed)
+
+
+def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
+    """The model's parameters, keyed like the torch twin's state_dict."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    if spec.embedding_dim:
+        params["embedding.weight"] = nt.init_embedding(spec.input_size, spec.embedding_dim, rng=rng)["weight"]
+    params.update({f"rnn.{k}": v for k, v in rnn_module(spec, seed).state_dict().items()})
+    params.update({f"fc.{k}": v for k, v in nt.init_linear(spec.hidden_size, spec.out_features, rng=rng).items()})
+    return params
+
+
+def _top_h(hidden):
+    return (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]  # (B, H)
+
+
+# -- NumPy ---------------------------------------------------------------------
+
+
+def numpy_loss_and_grads(spec: Spec, rnn, params: dict, batch: Batch, hx: Any):
+    """Forward, loss and hand-written backward of the whole model. Returns (loss, grads, hidden, logits)."""
+    rnn.load_state_dict({k[4:]: v for k, v in params.items() if k.startswith("rnn.")})
+    x = batch.input
+    if spec.embedding_dim:
+        x, emb_cache = nt.embedding_forward(batch.input, params["embedding.weight"])  # (T, B, E)
+    out, hidden, tape = rnn.forward(x, hx, lengths=batch.lengths)  # (T, B, H)
+    feats = out if spec.head == "all" else _top_h(hidden)  # (T, B, H) or (B, H)
+    logits, fc_cache = nt.linear_forward(feats, params["fc.weight"], params["fc.bias"])  # (..., C)
+    if spec.loss == "ce":
+        flat = logits.reshape(-1, logits.shape[-1])  # (N, C)
+        loss, loss_cache = nt.cross_entropy_forward(flat, batch.target.reshape(-1))
+        dlogits = nt.cross_entropy_backward(1.0, loss_cache).reshape(logits.shape)  # (..., C)
+    else:
+        loss, loss_cache = nt.mse_loss_forward(logits[..., 0], batch.target)
+        dlogits = nt.mse_loss_backward(1.0, loss_cache)[..., None]  # (B, 1)
+    g_fc = nt.linear_backward(dlogits, fc_cache)
+    if spec.head == "all":
+        g = rnn.backward(tape, g_fc["input"], None)  # the carried state's gradient stops here: detached
+    else:
+        dh_n = np.zeros_like(hidden[0] if isinstance(hidden, tuple) else hidden)  # (L, B, H)
+        dh_n[-1] = g_fc["input"]
+        g = rnn.backward(tape, None, (dh_n, None) if isinstance(hidden, tuple) else dh_n)
+    grads = {f"rnn.{k}": v for k, v in g.items() if k not in ("input", "hx")}
+    grads["fc.weight"], grads["fc.bias"] = g_fc["weight"], g_fc["bias"]
+    if spec.embedding_dim:
+        grads["embedding.weight"] = nt.embedding_backward(g["input"], emb_cache)["weight"]
+    return float(loss), grads, hidden, logits
+
+
+def _numpy_optimizer(recipe: Recipe):
+    if recipe.optimizer == "adam":
+        return nt.Adam(lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return nt.SGD(lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+
+
+def train_numpy(spec: Spec, params: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe):
+    """Returns (losses, final params, grad norms before clipping)."""
+    rnn = rnn_module(spec)
+    opt = _numpy_optimizer(recipe)
+    losses, norms, hidden = [], [], None
+    for step in range(steps):
+        batch = batches(step)
+        hx = nt.detach(hidden) if batch.carry else None
+        loss, grads, hidden, _ = numpy_loss_and_grads(spec, rnn, params, batch, hx)
+        if recipe.clip_value is not None:
+            nt.clip_grad_value_(grads, recipe.clip_value)
+        if recipe.clip_norm is not None:
+            norms.append(nt.clip_grad_norm_(grads, recipe.clip_norm))
+        params = opt.step(params, grads)
+        losses.append(loss)
+    return np.array(losses), params, np.array(norms)
+
+
+# -- torch ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch on one thread while inside: these models are tiny, and on a shared
+    machine torch's thread pool costs far more than it gains (measured 7x slower)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def torch_model(spec: Spec, params: dict):
+    """The torch twin, float64, loaded with ``params``."""
+    import torch
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            feat = spec.embedding_dim or spec.input_size
+            if spec.embedding_dim:
+                self.embedding = torch.nn.Embedding(spec.input_size, spec.embedding_dim)
+            self.rnn = getattr(torch.nn, spec.cell)(feat, spec.hidden_size, num_layers=spec.num_layers)
+            self.fc = torch.nn.Linear(spec.hidden_size, spec.out_features)
+
+        def forward(self, inp, hx=None, lengths=None):
+            x = self.embedding(inp) if spec.embedding_dim else inp
+            if lengths is not None:
+                packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths), enforce_sorted=False)
+                out, hidden = self.rnn(packed, hx)
+                out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
+            else:
+                out, hidden = self.rnn(x, hx)
+            feats = out if spec.head == "all" else (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]
+            return self.fc(feats), hidden
+
+    model = Model().double()
+    model.load_state_dict({k: torch.as_tensor(v) for k, v in params.items()})
+    return model
+
+
+def torch_loss(spec: Spec, logits, target):
+    import torch
+    import torch.nn.functional as F
+
+    target = torch.as_tensor(target)
+    if spec.loss == "ce":
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+    return F.mse_loss(logits[..., 0], target)
+
+
+def train_torch(spec: Spec, params: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe):
+    """torch.optim and torch.nn.utils doing what ``train_numpy`` does. Returns (losses, final params, norms)."""
+    import torch
+
+    model = torch_model(spec, params)
+    if recipe.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                              weight_decay=recipe.weight_decay)
+    losses, norms, hidden = [], [], None
+    for step in range(steps):
+        batch = batches(step)
+        hx = None
+        if batch.carry and hidden is not None:
+            hx = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        inp = torch.as_tensor(batch.input)
+        logits, hidden = model(inp, hx, batch.lengths)
+        loss = torch_loss(spec, logits, batch.target)
+        opt.zero_grad()
+        loss.backward()
+        if recipe.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(model.parameters(), recipe.clip_value)
+        if recipe.clip_norm is not None:
+            norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)))
+        opt.step()
+        losses.append(loss.item())
+    final = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return np.array(losses), final, np.array(norms)
+
+
+# -- comparison and reporting -----------------------------------------------------
+
+
+def compare(spec: Spec, params0: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe) -> dict:
+    """Train both from ``params0``; the largest step-by-step loss difference and final-weight difference."""
+    np_losses, np_params, np_norms = train_numpy(spec, dict(params0), batches, steps, recipe)
+    with one_torch_thread():
+        t_losses, t_params, t_norms = train_torch(spec, dict(params0), batches, steps, recipe)
+    return {
+        "numpy": np_losses, "torch": t_losses, "params_numpy": np_params, "params_torch": t_params,
+        "max_loss_diff": float(np.abs(np_losses - t_losses).max()),
+        "max_param_diff": float(max(np.abs(np_params[k] - t_params[k]).max() for k in t_params)),
+        "max_norm_diff": float(np.abs(np_norms - t_norms).max(initial=0.0)),
+    }
+
+
+def report(name: str, result: dict, steps: int) -> None:
+    print(f"{name}: {steps} steps, final loss numpy {result['numpy'][-1]:.6f} torch {result['torch'][-1]:.6f}")
+    print(f"{name}: largest loss difference over {steps} steps: {result['max_loss_diff']:.3e}; "
+          f"largest final-weight difference: {result['max_param_diff']:.3e}")
+
+
+def plot_losses(path: Path, title: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: str = "loss") -> None:
+    """One panel: each curve's NumPy losses (line) and torch's (dots on top)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (np_curve, t_curve) in curves.items():
+        (line,) = ax.plot(np_curve, label=f"{label} (NumPy)")
+        every = max(1, len(t_curve) // 40)
+        ax.plot(np.arange(len(t_curve))[::every], t_curve[::every], ".", color=line.get_color(), label=f"{label} (torch)")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"saved {path}")
+
+
+def parse_args(description: str, steps: int) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps, help="training steps (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("examples_out"), help="where plots go (default %(default)s)")
+    return parser.parse_args()
