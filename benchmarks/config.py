@@ -25,7 +25,7 @@ class Row:
     cell: str  # a key of GATES
     T: int
     B: int
-    I: int  # noqa: E741 (the project's alphabet)
+    I: int
     H: int
     dtype: str  # "float32" or "float64"
     device: str  # "cpu" or "cuda"
@@ -46,7 +46,7 @@ class Row:
 def _grid(shapes: list[tuple[str, int, int, int, int]], cells, dtypes, device, inference_only=False) -> list[Row]:
     """shapes: (cell or "*", T, B, I, H); "*" expands to every cell."""
     rows = []
-    for cell_spec, T, B, I, H in shapes:  # noqa: E741
+    for cell_spec, T, B, I, H in shapes:
         for cell in (cells if cell_spec == "*" else (cell_spec,)):
             rows += [Row(cell, T, B, I, H, dt, device, inference_only) for dt in dtypes]
     return rows

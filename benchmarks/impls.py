@@ -14,7 +14,8 @@ reference's backward) for validation. Nothing is timed here.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def _optional(name: str):
     """torch_impl.<name>, or Unavailable with the reason it could not be imported."""
     try:
         return importlib.import_module(f"torch_impl.{name}")
-    except Exception as e:  # absent, or failing at import: report, do not crash the suite
+    except Exception as e:  # noqa: BLE001 -- absent or failing at import: report it, keep the suite going
         raise Unavailable(f"torch_impl.{name}: {type(e).__name__}: {e}") from None
 
 
@@ -137,32 +138,22 @@ def _weights(row: Row) -> dict:
     return {k: torch.tensor(v, device=row.device, requires_grad=True) for k, v in state.items()}
 
 
-def _layer_call(fn: Callable, row: Row, params: dict) -> Callable:
-    """Adapt a torch_impl functional layer to run(x, hx) -> (output, hidden)."""
-    mode = "RNN_TANH" if row.cell == "RNN_TANH" else row.cell
-
-    def run(x, hx):
-        return fn(mode, x, hx, params)
-
-    return run
-
-
-def _prepare_functional(row: Row, module_name: str, names: tuple[str, ...]) -> Prepared:
+def _prepare_functional(row: Row, module_name: str, fn_name: str) -> Prepared:
+    """fn(mode, x, hx, params) -> (output, hidden), torch.nn's layouts; mode is the row's cell."""
     _check_device(row)
-    mod = _optional(module_name)
-    fn = next((getattr(mod, n) for n in names if hasattr(mod, n)), None)
+    fn = getattr(_optional(module_name), fn_name, None)
     if fn is None:
-        raise Unavailable(f"torch_impl.{module_name} has none of {names}")
+        raise Unavailable(f"torch_impl.{module_name} has no {fn_name}")
     params = _weights(row)
-    return _torch_runner(row, _layer_call(fn, row, params), params)
+    return _torch_runner(row, lambda x, hx: fn(row.cell, x, hx, params), params)
 
 
 def prepare_torch_equations(row: Row) -> Prepared:
-    return _prepare_functional(row, "equations", ("layer", "rnn_forward", "forward"))
+    return _prepare_functional(row, "equations", "rnn_forward")
 
 
 def prepare_torch_function(row: Row) -> Prepared:
-    return _prepare_functional(row, "bptt", ("layer", "rnn_forward", "forward"))
+    return _prepare_functional(row, "bptt", "rnn_bptt")
 
 
 PREPARE = {"reference": prepare_reference, "torch-nn": prepare_torch_nn,

@@ -706,8 +706,6 @@ def test_non_finite_values_behave_as_torch(mode, dtype, poison):
         assert _finite(ours["output"]).all() and _finite(ours["input"]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="reference/layer.py: on padded steps the carried NaN state meets a zero "
-                   "gradient in the weight-gradient products (0 * NaN); torch never visits padded steps")
 def test_nan_state_carried_through_padding_stays_out_of_weight_gradients():
     m = reference.RNN(1, 1, nonlinearity="relu", bias=False, seed=0)
     x = np.array([[[np.nan], [0.0]], [[0.0], [0.0]]])  # (T=2, B=2, I=1); row 0 is NaN at its only valid step

@@ -42,21 +42,31 @@ class GRUStepCache(NamedTuple):
 
 
 def gru_step_forward(
-    xw: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None
+    xw: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, GRUStepCache]:
     """One GRU step given the input side xw = W_ih x + b_ih (B, 3H).
 
     Args:
         xw: (B, 3H).  h_prev: (B, H).  w_hh: (3H, H).  b_hh: (3H,) or None.
+        out: (B, 3H) buffer for the gates r, z, n, or None for a new one. It may
+            be xw itself: the layer passes its slice of the input projection, so
+            the cached gates cost no allocation per step.
     """
     H = h_prev.shape[-1]
-    hw = affine(h_prev, w_hh, b_hh)  # (B, 3H)
-    rz = sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])  # (B, 2H)
+    # Two products, so that W_hn h + b_hn -- the one hidden-side term backward
+    # needs -- is its own (B, H) array and the tape keeps nothing more of it.
+    hw_rz = h_prev @ w_hh[: 2 * H].T  # (B, 2H)
+    hw_n = h_prev @ w_hh[2 * H :].T  # (B, H)
+    if b_hh is not None:
+        hw_rz += b_hh[: 2 * H]
+        hw_n += b_hh[2 * H :]
+    gates = np.empty_like(xw) if out is None else out  # (B, 3H)
+    rz = np.add(xw[:, : 2 * H], hw_rz, out=gates[:, : 2 * H])  # (B, 2H)
+    sigmoid(rz, out=rz)
     r, z = rz[:, :H], rz[:, H:]  # 2 x (B, H)
-    hw_n = hw[:, 2 * H :]  # (B, H)
-    n = r * hw_n  # (B, H)
-    n += xw[:, 2 * H :]
-    tanh(n, out=n)  # (B, H)
+    n = np.add(xw[:, 2 * H :], r * hw_n, out=gates[:, 2 * H :])  # (B, H)
+    tanh(n, out=n)
     h = h_prev - n  # (B, H)   h' = n + z * (h - n)
     h *= z
     h += n
@@ -64,20 +74,36 @@ def gru_step_forward(
 
 
 def gru_step_backward(
-    dh: np.ndarray, cache: GRUStepCache, w_hh: np.ndarray
+    dh: np.ndarray, cache: GRUStepCache, w_hh: np.ndarray, out: tuple | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (dxw, dhw, dh_prev): gradients at W_ih x + b_ih (B, 3H), at
-    W_hh h + b_hh (B, 3H) and at the previous hidden state (B, H)."""
+    W_hh h + b_hh (B, 3H) and at the previous hidden state (B, H).
+
+    ``out``: (dxw, dhw) buffers, each (B, 3H) (the layer passes its slices), or None.
+    """
     h_prev, rz, n, hw_n = cache
     H = n.shape[-1]
     r, z = rz[:, :H], rz[:, H:]  # 2 x (B, H)
-    dxw = np.empty(dh.shape[:-1] + (3 * H,), dtype=dh.dtype)  # (B, 3H)
-    d_r, d_z, d_n = dxw[:, :H], dxw[:, H : 2 * H], dxw[:, 2 * H :]
-    np.multiply(dh * (1 - z), 1 - n * n, out=d_n)  # (B, H)
-    np.multiply(dh * (h_prev - n), z * (1 - z), out=d_z)  # (B, H)
-    np.multiply(d_n * hw_n, r * (1 - r), out=d_r)  # (B, H)
-    dhw = dxw.copy()  # (B, 3H) same r and z rows ...
-    dhw[:, 2 * H :] *= r  # ... but the n row passes through the reset product
+    if out is None:
+        out = np.empty(dh.shape[:-1] + (3 * H,), dtype=dh.dtype), np.empty(dh.shape[:-1] + (3 * H,), dtype=dh.dtype)
+    dxw, dhw = out  # 2 x (B, 3H)
+    d_r, d_z, d_n = dxw[:, :H], dxw[:, H : 2 * H], dxw[:, 2 * H :]  # 3 x (B, H)
+    # Each product is built in place in its output slice; 1 - z is the one temporary.
+    one_minus_z = 1 - z  # (B, H)
+    np.multiply(n, n, out=d_n)
+    np.subtract(1, d_n, out=d_n)
+    d_n *= one_minus_z
+    d_n *= dh  # dh' * (1 - z) * (1 - n^2)
+    np.subtract(h_prev, n, out=d_z)
+    d_z *= z
+    d_z *= one_minus_z
+    d_z *= dh  # dh' * (h - n) * z * (1 - z)
+    np.subtract(1, r, out=d_r)
+    d_r *= r
+    d_r *= hw_n
+    d_r *= d_n  # dn * hw_n * r * (1 - r)
+    dhw[:, : 2 * H] = dxw[:, : 2 * H]  # same r and z rows ...
+    np.multiply(d_n, r, out=dhw[:, 2 * H :])  # ... but the n row passes through the reset product
     dh_prev = dhw @ w_hh  # (B, H)
     dh_prev += dh * z
     return dxw, dhw, dh_prev

@@ -48,8 +48,8 @@ class _Cell(NamedTuple):
 
     gates: int
     project: Callable  # (x, w) -> xw: the part of the pre-activation known before the loop
-    step: Callable  # (xw_t, state, w) -> (state', cache)
-    step_backward: Callable  # (dstate, cache, w) -> (dxw_t, dhw_t, dstate_prev)
+    step: Callable  # (xw_t, state, w) -> (state', cache); may overwrite xw_t (the loop's own buffer)
+    step_backward: Callable  # (dstate, cache, w[, dxw_t, dhw_t]) -> (dxw_t, dhw_t, dstate_prev); fills given buffers
     separate_dhw: bool  # does the hidden side get a different gradient from the input side?
 
 
@@ -64,30 +64,32 @@ def _rnn(nonlinearity: str) -> _Cell:
         h, cache = rnn_step_forward(xw, state[0], w.w_hh, nonlinearity)
         return (h,), cache
 
-    def step_backward(dstate, cache, w):
+    def step_backward(dstate, cache, w, dxw=None, dhw=None):
         dpre, dh_prev = rnn_step_backward(dstate[0], cache, w.w_hh)
+        if dxw is not None:
+            dxw[...] = dpre
         return dpre, dpre, (dh_prev,)
 
     return _Cell(1, _both_biases, step, step_backward, separate_dhw=False)
 
 
 def _gru_step(xw, state, w):
-    h, cache = gru_step_forward(xw, state[0], w.w_hh, w.b_hh)
+    h, cache = gru_step_forward(xw, state[0], w.w_hh, w.b_hh, out=xw)
     return (h,), cache
 
 
-def _gru_step_backward(dstate, cache, w):
-    dxw, dhw, dh_prev = gru_step_backward(dstate[0], cache, w.w_hh)
+def _gru_step_backward(dstate, cache, w, dxw=None, dhw=None):
+    dxw, dhw, dh_prev = gru_step_backward(dstate[0], cache, w.w_hh, out=None if dxw is None else (dxw, dhw))
     return dxw, dhw, (dh_prev,)
 
 
 def _lstm_step(xw, state, w):
-    h, c, cache = lstm_step_forward(xw, state[0], state[1], w.w_hh, w.w_hr)
+    h, c, cache = lstm_step_forward(xw, state[0], state[1], w.w_hh, w.w_hr, out=xw)
     return (h, c), cache
 
 
-def _lstm_step_backward(dstate, cache, w):
-    dgates, dh_prev, dc_prev = lstm_step_backward(dstate[0], dstate[1], cache, w.w_hh, w.w_hr)
+def _lstm_step_backward(dstate, cache, w, dxw=None, dhw=None):
+    dgates, dh_prev, dc_prev = lstm_step_backward(dstate[0], dstate[1], cache, w.w_hh, w.w_hr, out=dxw)
     return dgates, dgates, (dh_prev, dc_prev)
 
 
@@ -144,7 +146,7 @@ def layer_forward(
         (each sequence's state after its own last valid step) and the tape.
     """
     cell = CELLS[mode]
-    xw = cell.project(x, weights)  # (T, B, G*H)
+    xw = cell.project(x, weights)  # (T, B, G*H); GRU and LSTM steps store their gates over it
     state = state0
     states, caches = [state0[0]], []
     for t in _time_steps(x.shape[0], reverse):
@@ -187,9 +189,7 @@ def layer_backward(
         if dout is not None:
             dstate = (dstate[0] + dout[t],) + dstate[1:]  # (B, P)
         d_step = dstate if mask is None else tuple(np.where(mask[t], d, 0) for d in dstate)
-        dxw[t], dhw_t, d_prev = cell.step_backward(d_step, caches[k], w)
-        if cell.separate_dhw:
-            dhw[t] = dhw_t
+        _, _, d_prev = cell.step_backward(d_step, caches[k], w, dxw[t], dhw[t])  # fills dxw[t], dhw[t]
         if w.w_hr is not None:
             dh_steps.append(d_step[0])
         if mask is not None:  # on padded steps the gradient passes straight through
@@ -198,6 +198,8 @@ def layer_backward(
     has_bias = w.b_ih is not None
     dx, dw_ih, db_ih = affine_backward(dxw, x, w.w_ih, has_bias)  # (T, B, I), (G*H, I), (G*H,)
     h_prev = _in_time_order(states[:-1], reverse)  # (T, B, P), aligned with dhw
+    if mask is not None:  # padded steps get zero gradient; zero their operands too, so 0 * NaN cannot leak in
+        h_prev = np.where(mask, h_prev, 0)  # (T, B, P)
     _, dw_hh, db_hh = affine_backward(dhw, h_prev, w.w_hh, has_bias and cell.separate_dhw, need_dx=False)
     if has_bias and not cell.separate_dhw:
         db_hh = db_ih.copy()  # both biases enter the same sum
@@ -205,5 +207,7 @@ def layer_backward(
     if w.w_hr is not None:
         dh = _in_time_order(dh_steps[::-1], reverse)  # (T, B, P)
         m = _in_time_order([lstm_projection_input(c) for c in caches], reverse)  # (T, B, H)
+        if mask is not None:
+            m = np.where(mask, m, 0)  # (T, B, H)
         _, grads["w_hr"], _ = affine_backward(dh, m, w.w_hr, False, need_dx=False)  # (P, H)
     return dx, dstate, grads

@@ -49,18 +49,21 @@ def lstm_step_forward(
     c_prev: np.ndarray,
     w_hh: np.ndarray,
     w_hr: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, LSTMStepCache]:
     """One LSTM step given the input side xw = W_ih x + b_ih + b_hh (B, 4H).
 
     Args:
         xw: (B, 4H).  h_prev: (B, P).  c_prev: (B, H).
         w_hh: (4H, P).  w_hr: (P, H) or None.
+        out: (B, 4H) buffer for the gates, or None for a new one. It may be xw
+            itself: the layer passes its slice of the input projection, which is
+            not needed again, so the cached gates cost no allocation per step.
     Returns:
         h: (B, P), c: (B, H) and the step cache.
     """
     H = c_prev.shape[-1]
-    gates = h_prev @ w_hh.T  # (B, 4H)
-    gates += xw
+    gates = np.add(xw, h_prev @ w_hh.T, out=out)  # (B, 4H)
     sigmoid(gates[:, : 2 * H], out=gates[:, : 2 * H])  # i, f
     tanh(gates[:, 2 * H : 3 * H], out=gates[:, 2 * H : 3 * H])  # g
     sigmoid(gates[:, 3 * H :], out=gates[:, 3 * H :])  # o
@@ -76,12 +79,13 @@ def lstm_step_forward(
 
 def lstm_step_backward(
     dh: np.ndarray, dc: np.ndarray, cache: LSTMStepCache, w_hh: np.ndarray,
-    w_hr: np.ndarray | None = None,
+    w_hr: np.ndarray | None = None, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (dgates, dh_prev, dc_prev): the gradient at the gate
     pre-activations (B, 4H) -- which is the gradient at xw and at h W_hh^T alike --
     and at the previous hidden (B, P) and cell (B, H) states.
 
+    ``out``: (B, 4H) buffer for dgates (the layer passes its slice of dL/dxw), or None.
     dL/dW_hr is not formed here: it is one product over all steps, taken by the
     caller from dh and m = o * tanh(c') (see ``lstm_projection_input``).
     """
@@ -89,17 +93,33 @@ def lstm_step_backward(
     H = c_prev.shape[-1]
     i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))  # 4 x (B, H)
     dm = dh if w_hr is None else dh @ w_hr  # (B, H)
-    dc_total = dm * o  # (B, H)
-    dc_total *= 1 - tanh_c * tanh_c
-    dc_total += dc
-    dgates = np.empty_like(gates)  # (B, 4H)
-    np.multiply(dc_total * g, i * (1 - i), out=dgates[:, :H])  # d_i
-    np.multiply(dc_total * c_prev, f * (1 - f), out=dgates[:, H : 2 * H])  # d_f
-    np.multiply(dc_total * i, 1 - g * g, out=dgates[:, 2 * H : 3 * H])  # d_g
-    np.multiply(dm * tanh_c, o * (1 - o), out=dgates[:, 3 * H :])  # d_o
+    # Each product is built in place in its output slice: no temporaries per step.
+    dc_total = np.multiply(tanh_c, tanh_c)  # (B, H)
+    np.subtract(1, dc_total, out=dc_total)
+    dc_total *= o
+    dc_total *= dm
+    dc_total += dc  # dc' + dm * o * (1 - tanh(c')^2)
+    dgates = np.empty_like(gates) if out is None else out  # (B, 4H)
+    d_i, d_f, d_g, d_o = (dgates[:, k * H : (k + 1) * H] for k in range(4))  # 4 x (B, H)
+    np.subtract(1, i, out=d_i)
+    d_i *= i
+    d_i *= g
+    d_i *= dc_total  # dc * g * i * (1 - i)
+    np.subtract(1, f, out=d_f)
+    d_f *= f
+    d_f *= c_prev
+    d_f *= dc_total  # dc * c * f * (1 - f)
+    np.multiply(g, g, out=d_g)
+    np.subtract(1, d_g, out=d_g)
+    d_g *= i
+    d_g *= dc_total  # dc * i * (1 - g^2)
+    np.subtract(1, o, out=d_o)
+    d_o *= o
+    d_o *= tanh_c
+    d_o *= dm  # dm * tanh(c') * o * (1 - o)
     dh_prev = dgates @ w_hh  # (B, P)
-    dc_prev = dc_total * f  # (B, H)
-    return dgates, dh_prev, dc_prev
+    dc_total *= f  # dc_prev = dc * f, reusing the buffer
+    return dgates, dh_prev, dc_total
 
 
 def lstm_projection_input(cache: LSTMStepCache) -> np.ndarray:
