@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--cells", nargs="+", choices=CELLS, help="default: every cell of the suite")
     ap.add_argument("--dtypes", nargs="+", choices=DTYPES, help="default: both")
     ap.add_argument("--devices", nargs="+", choices=DEVICES, help="default: cpu, and cuda when available")
-    ap.add_argument("--repeat", type=int, help="timed calls per phase after one warm-up (median reported); "
+    ap.add_argument("--repeat", type=int, help="timed calls per phase after warm-up (median reported); "
                     f"default {DEFAULT_REPEAT}")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                     else os.cpu_count(), help="BLAS/OpenMP/torch threads, equal for every implementation")
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     timed = runner.time_all(rows, valid, repeat, args.threads, _progress("time"))
     results = runner.result_rows(rows, valid, timed, peaks)
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"suite": args.suite, "repeat": repeat, "warmup": 1, "threads": args.threads,
+    settings = {"suite": args.suite, "repeat": repeat, "warmup": ">= 1 call and 0.25 s", "threads": args.threads,
                 "cells": args.cells, "dtypes": args.dtypes, "devices": args.devices,
                 "seconds": round(time.perf_counter() - start, 1)}
     report.write_json(args.out / "results.json", env, peaks, settings, results)

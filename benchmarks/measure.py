@@ -12,12 +12,17 @@ import numpy as np
 from .config import GATES, Row
 
 
-def time_calls(fn: Callable[[], Any], sync: Callable[[], None], repeat: int, warmup: int = 1) -> list[float]:
-    """Seconds per call, ``repeat`` times after ``warmup`` untimed calls; the device
-    is synchronised before each clock read, so queued GPU work is counted."""
-    for _ in range(warmup):
+def time_calls(fn: Callable[[], Any], sync: Callable[[], None], repeat: int, warmup_s: float = 0.25) -> list[float]:
+    """Seconds per call, ``repeat`` times after untimed warm-up calls (at least one, and
+    until ``warmup_s`` has passed: thread pools, allocator and caches settle, which the
+    first row of a process otherwise pays for); the device is synchronised before each
+    clock read, so queued GPU work is counted."""
+    start = time.perf_counter()
+    for _ in range(20):
         fn()
-    sync()
+        sync()
+        if time.perf_counter() - start > warmup_s:
+            break
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -53,7 +53,7 @@ def plot_all(results: list[dict], out: Path) -> list[Path]:
                    label=f"{impl} {phase}")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=45, ha="right", fontsize=7)
-        ax.set(ylabel="time / torch nn time (same device)", title="ratio to torch nn (below 1 is faster)")
+        ax.set(yscale="log", ylabel="time / torch nn time (same device)", title="ratio to torch nn (below 1 is faster)")
         ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         paths.append(out / "ratio_to_torch.png")
