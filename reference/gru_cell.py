@@ -43,31 +43,31 @@ class GRUStepCache(NamedTuple):
 
 def gru_step_forward(
     xw: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None,
-    out: np.ndarray | None = None,
+    out: tuple | None = None, work: np.ndarray | None = None,
 ) -> tuple[np.ndarray, GRUStepCache]:
     """One GRU step given the input side xw = W_ih x + b_ih (B, 3H).
 
     Args:
         xw: (B, 3H).  h_prev: (B, H).  w_hh: (3H, H).  b_hh: (3H,) or None.
-        out: (B, 3H) buffer for the gates r, z, n, or None for a new one. It may
-            be xw itself: the layer passes its slice of the input projection, so
-            the cached gates cost no allocation per step.
+        out: buffers (gates (B, 3H), h' (B, H), hw_n (B, H)) or None for new ones.
+            ``gates`` may be xw itself: the layer passes its slice of the input
+            projection, which is not needed again, so the cached gates cost no
+            allocation per step.
+        work: (B, 3H) scratch for W_hh h, or None.
     """
     H = h_prev.shape[-1]
-    # Two products, so that W_hn h + b_hn -- the one hidden-side term backward
-    # needs -- is its own (B, H) array and the tape keeps nothing more of it.
-    hw_rz = h_prev @ w_hh[: 2 * H].T  # (B, 2H)
-    hw_n = h_prev @ w_hh[2 * H :].T  # (B, H)
+    gates, h, hw_n = (np.empty_like(xw), np.empty_like(h_prev), np.empty_like(h_prev)) if out is None else out
+    hw = np.matmul(h_prev, w_hh.T, out=work)  # (B, 3H) one product for all three gates
     if b_hh is not None:
-        hw_rz += b_hh[: 2 * H]
-        hw_n += b_hh[2 * H :]
-    gates = np.empty_like(xw) if out is None else out  # (B, 3H)
-    rz = np.add(xw[:, : 2 * H], hw_rz, out=gates[:, : 2 * H])  # (B, 2H)
+        hw += b_hh
+    hw_n[...] = hw[:, 2 * H :]  # W_hn h + b_hn: the one hidden-side term backward needs
+    rz = np.add(xw[:, : 2 * H], hw[:, : 2 * H], out=gates[:, : 2 * H])  # (B, 2H)
     sigmoid(rz, out=rz)
     r, z = rz[:, :H], rz[:, H:]  # 2 x (B, H)
-    n = np.add(xw[:, 2 * H :], r * hw_n, out=gates[:, 2 * H :])  # (B, H)
+    r_hw_n = np.multiply(r, hw_n, out=hw[:, 2 * H :])  # (B, H) r * (W_hn h + b_hn)
+    n = np.add(xw[:, 2 * H :], r_hw_n, out=gates[:, 2 * H :])  # (B, H)
     tanh(n, out=n)
-    h = h_prev - n  # (B, H)   h' = n + z * (h - n)
+    np.subtract(h_prev, n, out=h)  # (B, H)   h' = n + z * (h - n)
     h *= z
     h += n
     return h, GRUStepCache(h_prev, rz, n, hw_n)

@@ -48,8 +48,9 @@ class _Cell(NamedTuple):
 
     gates: int
     project: Callable  # (x, w) -> xw: the part of the pre-activation known before the loop
-    step: Callable  # (xw_t, state, w) -> (state', cache); may overwrite xw_t (the loop's own buffer)
+    step: Callable  # (xw_t, state, w[, new, keep, work]) -> (state', cache); fills given buffers, may overwrite xw_t
     step_backward: Callable  # (dstate, cache, w[, dxw_t, dhw_t]) -> (dxw_t, dhw_t, dstate_prev); fills given buffers
+    keep: int  # (B, H) arrays a step keeps besides its gates and the states (LSTM tanh(c'), GRU W_hn h + b_hn)
     separate_dhw: bool  # does the hidden side get a different gradient from the input side?
 
 
@@ -60,21 +61,20 @@ def _both_biases(x, w):
 
 
 def _rnn(nonlinearity: str) -> _Cell:
-    def step(xw, state, w):
-        h, cache = rnn_step_forward(xw, state[0], w.w_hh, nonlinearity)
+    def step(xw, state, w, new=None, keep=(), work=None):
+        h, cache = rnn_step_forward(xw, state[0], w.w_hh, nonlinearity, out=None if new is None else new[0])
         return (h,), cache
 
     def step_backward(dstate, cache, w, dxw=None, dhw=None):
-        dpre, dh_prev = rnn_step_backward(dstate[0], cache, w.w_hh)
-        if dxw is not None:
-            dxw[...] = dpre
+        dpre, dh_prev = rnn_step_backward(dstate[0], cache, w.w_hh, out=dxw)
         return dpre, dpre, (dh_prev,)
 
-    return _Cell(1, _both_biases, step, step_backward, separate_dhw=False)
+    return _Cell(1, _both_biases, step, step_backward, keep=0, separate_dhw=False)
 
 
-def _gru_step(xw, state, w):
-    h, cache = gru_step_forward(xw, state[0], w.w_hh, w.b_hh, out=xw)
+def _gru_step(xw, state, w, new=None, keep=None, work=None):
+    out = None if new is None else (xw, new[0], keep[0])
+    h, cache = gru_step_forward(xw, state[0], w.w_hh, w.b_hh, out=out, work=work)
     return (h,), cache
 
 
@@ -83,8 +83,9 @@ def _gru_step_backward(dstate, cache, w, dxw=None, dhw=None):
     return dxw, dhw, (dh_prev,)
 
 
-def _lstm_step(xw, state, w):
-    h, c, cache = lstm_step_forward(xw, state[0], state[1], w.w_hh, w.w_hr, out=xw)
+def _lstm_step(xw, state, w, new=None, keep=None, work=None):
+    out = None if new is None else (xw, new[0], new[1], keep[0])
+    h, c, cache = lstm_step_forward(xw, state[0], state[1], w.w_hh, w.w_hr, out=out, work=work)
     return (h, c), cache
 
 
@@ -97,8 +98,8 @@ CELLS: dict[str, _Cell] = {
     "RNN_TANH": _rnn("tanh"),
     "RNN_RELU": _rnn("relu"),
     # GRU keeps b_hh on the hidden side: b_hn sits inside the reset product.
-    "GRU": _Cell(3, lambda x, w: affine(x, w.w_ih, w.b_ih), _gru_step, _gru_step_backward, True),
-    "LSTM": _Cell(4, _both_biases, _lstm_step, _lstm_step_backward, separate_dhw=False),
+    "GRU": _Cell(3, lambda x, w: affine(x, w.w_ih, w.b_ih), _gru_step, _gru_step_backward, keep=1, separate_dhw=True),
+    "LSTM": _Cell(4, _both_biases, _lstm_step, _lstm_step_backward, keep=1, separate_dhw=False),
 }
 
 
@@ -111,18 +112,18 @@ class LayerTape(NamedTuple):
     weights: LayerWeights
     mask: np.ndarray | None  # (T, B, 1) bool, True on valid steps
     reverse: bool
-    states: list  # T + 1 hidden states (B, P) in processing order; states[0] = h0
-    caches: list  # T step caches in processing order
+    states: np.ndarray  # (T + 1, B, P) hidden states in processing order; states[0] = h0
+    caches: list  # T step caches in processing order (views into the layer's buffers)
 
 
 def _time_steps(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def _in_time_order(per_step: list, reverse: bool) -> np.ndarray:
-    """Stack arrays listed in processing order into a (T, ...) array in time order."""
-    stacked = np.stack(per_step)  # (T, ...)
-    return np.ascontiguousarray(stacked[::-1]) if reverse else stacked
+def _in_time_order(per_step: np.ndarray | list, reverse: bool) -> np.ndarray:
+    """(T, ...) array of per-step values listed in processing order, in time order (a view when it can be)."""
+    stacked = per_step if isinstance(per_step, np.ndarray) else np.stack(per_step)  # (T, ...)
+    return stacked[::-1] if reverse else stacked
 
 
 def layer_forward(
@@ -146,20 +147,28 @@ def layer_forward(
         (each sequence's state after its own last valid step) and the tape.
     """
     cell = CELLS[mode]
+    T, B = x.shape[:2]
     xw = cell.project(x, weights)  # (T, B, G*H); GRU and LSTM steps store their gates over it
-    state = state0
-    states, caches = [state0[0]], []
-    for t in _time_steps(x.shape[0], reverse):
-        new, cache = cell.step(xw[t], state, weights)
-        if mask is not None:  # padded rows keep their state
-            new = tuple(np.where(mask[t], n, s) for n, s in zip(new, state))
-        state = new
-        states.append(state[0])
+    H = xw.shape[-1] // cell.gates
+    # Every step writes into slots allocated here, once: the state history (which is
+    # also the output), what the caches keep, and one scratch for the product W_hh h.
+    history = tuple(np.empty((T + 1,) + s.shape, dtype=xw.dtype) for s in state0)  # (T+1, B, P) [, (T+1, B, H)]
+    for hist, s in zip(history, state0):
+        hist[0] = s
+    keep = np.empty((T, cell.keep, B, H), dtype=xw.dtype)  # (T, K, B, H)
+    work = np.empty((B, xw.shape[-1]), dtype=xw.dtype)  # (B, G*H)
+    caches = []
+    for k, t in enumerate(_time_steps(T, reverse)):
+        prev, new = tuple(h[k] for h in history), tuple(h[k + 1] for h in history)
+        _, cache = cell.step(xw[t], prev, weights, new, keep[k], work)  # writes new, keep[k], xw[t]
         caches.append(cache)
-    out = _in_time_order(states[1:], reverse)  # (T, B, P)
-    if mask is not None:
-        out = np.where(mask, out, 0)  # (T, B, P)
-    return out, state, LayerTape(mode, x, state0, weights, mask, reverse, states, caches)
+        if mask is not None:  # padded rows keep their state
+            for n, p in zip(new, prev):
+                np.copyto(n, p, where=~mask[t])
+    out = _in_time_order(history[0][1:], reverse)  # (T, B, P) a view of the tape ...
+    out = np.where(mask, out, 0) if mask is not None else out.copy()  # ... so the caller gets a copy
+    final = tuple(h[T].copy() for h in history)
+    return out, final, LayerTape(mode, x, state0, weights, mask, reverse, history[0], caches)
 
 
 def layer_backward(
@@ -197,7 +206,7 @@ def layer_backward(
         dstate = d_prev
     has_bias = w.b_ih is not None
     dx, dw_ih, db_ih = affine_backward(dxw, x, w.w_ih, has_bias)  # (T, B, I), (G*H, I), (G*H,)
-    h_prev = _in_time_order(states[:-1], reverse)  # (T, B, P), aligned with dhw
+    h_prev = _in_time_order(states[:-1], reverse)  # (T, B, P), aligned with dhw; a view of the tape
     if mask is not None:  # padded steps get zero gradient; zero their operands too, so 0 * NaN cannot leak in
         h_prev = np.where(mask, h_prev, 0)  # (T, B, P)
     _, dw_hh, db_hh = affine_backward(dhw, h_prev, w.w_hh, has_bias and cell.separate_dhw, need_dx=False)

@@ -49,31 +49,39 @@ def lstm_step_forward(
     c_prev: np.ndarray,
     w_hh: np.ndarray,
     w_hr: np.ndarray | None = None,
-    out: np.ndarray | None = None,
+    out: tuple | None = None,
+    work: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, LSTMStepCache]:
     """One LSTM step given the input side xw = W_ih x + b_ih + b_hh (B, 4H).
 
     Args:
         xw: (B, 4H).  h_prev: (B, P).  c_prev: (B, H).
         w_hh: (4H, P).  w_hr: (P, H) or None.
-        out: (B, 4H) buffer for the gates, or None for a new one. It may be xw
-            itself: the layer passes its slice of the input projection, which is
-            not needed again, so the cached gates cost no allocation per step.
+        out: buffers (gates (B, 4H), h' (B, P), c' (B, H), tanh(c') (B, H)) or
+            None for new ones. ``gates`` may be xw itself: the layer passes its
+            slice of the input projection, which is not needed again, so the
+            cached gates cost no allocation per step.
+        work: (B, 4H) scratch for W_hh h, or None.
     Returns:
         h: (B, P), c: (B, H) and the step cache.
     """
     H = c_prev.shape[-1]
-    gates = np.add(xw, h_prev @ w_hh.T, out=out)  # (B, 4H)
+    if out is None:
+        out = np.empty_like(xw), np.empty_like(h_prev), np.empty_like(c_prev), np.empty_like(c_prev)
+    gates, h, c, tanh_c = out
+    hw = np.matmul(h_prev, w_hh.T, out=work)  # (B, 4H)
+    np.add(xw, hw, out=gates)  # (B, 4H)
     sigmoid(gates[:, : 2 * H], out=gates[:, : 2 * H])  # i, f
     tanh(gates[:, 2 * H : 3 * H], out=gates[:, 2 * H : 3 * H])  # g
     sigmoid(gates[:, 3 * H :], out=gates[:, 3 * H :])  # o
     i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))  # 4 x (B, H)
-    c = f * c_prev  # (B, H)
-    c += i * g
-    tanh_c = tanh(c)  # (B, H)
-    h = o * tanh_c  # (B, H)
-    if w_hr is not None:
-        h = h @ w_hr.T  # (B, P)
+    np.multiply(f, c_prev, out=c)  # (B, H)
+    c += np.multiply(i, g, out=hw[:, :H])  # the scratch is free again: no temporary
+    tanh(c, out=tanh_c)  # (B, H)
+    if w_hr is None:
+        np.multiply(o, tanh_c, out=h)  # (B, H)
+    else:
+        np.matmul(np.multiply(o, tanh_c, out=hw[:, :H]), w_hr.T, out=h)  # (B, P)
     return h, c, LSTMStepCache(c_prev, gates, tanh_c)
 
 

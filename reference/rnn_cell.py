@@ -38,7 +38,8 @@ class RNNStepCache(NamedTuple):
 
 
 def rnn_step_forward(
-    xw: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, nonlinearity: str = "tanh"
+    xw: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, nonlinearity: str = "tanh",
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, RNNStepCache]:
     """h' = act(xw + h W_hh^T), where xw = W_ih x + b_ih + b_hh is precomputed.
 
@@ -46,21 +47,25 @@ def rnn_step_forward(
         xw: (B, H) input side of the pre-activation, both biases included.
         h_prev: (B, H) previous hidden state.
         w_hh: (H, H) recurrent weight.
+        out: (B, H) buffer for h' (the layer passes its slot in the state history), or None.
     """
     act, _ = ACTIVATIONS[nonlinearity]
-    pre = h_prev @ w_hh.T  # (B, H)
+    pre = np.matmul(h_prev, w_hh.T, out=out)  # (B, H)
     pre += xw  # (B, H)
     h = act(pre, out=pre)  # (B, H)
     return h, RNNStepCache(h, nonlinearity)
 
 
 def rnn_step_backward(
-    dh: np.ndarray, cache: RNNStepCache, w_hh: np.ndarray
+    dh: np.ndarray, cache: RNNStepCache, w_hh: np.ndarray, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (dpre, dh_prev): the gradient at the pre-activation (which is the
-    gradient at xw and at h W_hh^T alike) and at the previous hidden state."""
+    gradient at xw and at h W_hh^T alike) and at the previous hidden state.
+
+    ``out``: (B, H) buffer for dpre (the layer passes its slice of dL/dxw), or None.
+    """
     _, act_backward = ACTIVATIONS[cache.nonlinearity]
-    dpre = act_backward(dh, cache.h)  # (B, H)
+    dpre = act_backward(dh, cache.h, out=out)  # (B, H)
     dh_prev = dpre @ w_hh  # (B, H)
     return dpre, dh_prev
 
