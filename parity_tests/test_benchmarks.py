@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -61,3 +62,33 @@ def test_figures_are_png(bench_out):
     assert {p.name for p in pngs} >= {"time_forward.png", "time_backward.png", "ratio_to_torch.png"}
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _relu_row_results(dtype: str):
+    from benchmarks.config import Row
+    from benchmarks.impls import as_numpy, prepare
+
+    row = Row("RNN_RELU", 4, 3, 5, 6, dtype, "cpu")
+    return row, as_numpy(prepare("torch-nn", row).results())
+
+
+def test_a_relu_kink_flip_with_float64_agreement_is_accepted_and_named():
+    from benchmarks.worker import _relu_kinks
+
+    row, desired = _relu_row_results("float32")
+    actual = {k: v.copy() for k, v in desired.items()}
+    t, b, h = np.argwhere(desired["output"] > 0)[0]
+    desired["output"][t, b, h] = 1e-8  # one pre-activation within rounding of 0, positive in torch ...
+    actual["output"][t, b, h] = 0.0  # ... and not in the candidate ...
+    actual["d_input"][t, b] += 1.0  # ... and the gradient that the jump of relu' carries
+    got = _relu_kinks("reference", row, actual, desired)
+    assert got["valid"] and "1 relu kink flip" in got["status"], got
+
+
+def test_a_gradient_mismatch_without_a_kink_flip_stays_a_mismatch():
+    from benchmarks.worker import _relu_kinks
+
+    row, desired = _relu_row_results("float32")
+    actual = {k: v.copy() for k, v in desired.items()}
+    actual["d_input"][0, 0] += 1.0  # a wrong gradient with every relu on the same side
+    assert _relu_kinks("reference", row, actual, desired) == {}

@@ -32,25 +32,10 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """tanh(x); saturates to +-1 for infinite x.
-
-    float64 uses tanh(x) = 1 - 2 / (exp(2x) + 1): NumPy's float64 tanh has no SIMD
-    loop here and costs ~15 ns per element against ~9 for these five passes (the
-    recurrent loops spend a third of their elementwise time in tanh). The absolute
-    error stays within an ulp of 1 (measured 3.3e-16 on [-30, 30]); only the relative
-    precision of results near 0 is lost, which a norm-wise comparison never sees.
-    float32's tanh is vectorised and as fast as exp, so it is kept.
-    """
-    if x.dtype != np.float64:
-        return np.tanh(x, out=out)
-    with np.errstate(over="ignore"):  # exp(2x) = inf for x > 354: 2 / inf = 0, tanh = 1 exactly
-        out = np.multiply(x, 2, out=out)
-        np.exp(out, out=out)
-    out += 1
-    np.divide(1, out, out=out)
-    out *= -2
-    out += 1
-    return out
+    """tanh(x); saturates to +-1 for infinite x. NumPy's own: measured here it is as
+    fast as exp in both dtypes (float64: 1.7 ns per element, against 3.0 for the
+    five passes of 1 - 2 / (exp(2x) + 1)), and it is accurate near 0 as well."""
+    return np.tanh(x, out=out)
 
 
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
