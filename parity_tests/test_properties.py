@@ -216,6 +216,21 @@ def test_backward_is_repeatable_and_forward_changes_nothing(cfg):
     assert np.array_equal(x, x_before)
 
 
+@given(layer_configs(dtype=st.just("float64")))
+def test_writing_into_the_outputs_leaves_the_tape_intact(cfg):
+    # The loop writes its states into buffers the tape keeps; what forward returns must be the
+    # caller's own arrays, or `output += 1` would silently change the next backward.
+    m = cfg.build()
+    x, hx, lengths, g_out, g_hid = cfg.data()
+    out, hidden, tape = m.forward(x, hx, lengths=lengths)
+    expected = m.backward(tape, g_out, g_hid)
+    for arr in (out, *(hidden if isinstance(hidden, tuple) else (hidden,))):
+        arr += 1.0
+    got = m.backward(tape, g_out, g_hid)
+    for name in expected:
+        _close_tree(name, got[name], expected[name], 0, 0)
+
+
 def test_tape_from_another_module_is_refused():
     a, b = reference.GRU(2, 3, seed=0), reference.GRU(2, 3, seed=0)
     x = np.zeros((2, 1, 2))
