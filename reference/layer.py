@@ -126,6 +126,20 @@ def _in_time_order(per_step: np.ndarray | list, reverse: bool) -> np.ndarray:
     return stacked[::-1] if reverse else stacked
 
 
+def _recurrent_layout(w: LayerWeights) -> LayerWeights:
+    """The same weights, with W_hh (and W_hr) stored column-major for the loop.
+
+    Each step forms h @ W_hh^T. Given W_hh^T as a row-major matrix, which is what
+    a column-major W_hh is, OpenBLAS's product on these shapes (B = 64, one
+    step) ran 5-19% faster than through the transposed view of a row-major W_hh,
+    in both dtypes and for every cell (measured at H = 256, 512, 1024, 2 threads),
+    and never slower. The copy is made once per sequence. Backward keeps the
+    row-major original: there the step forms dgates @ W_hh, which is fastest as is.
+    """
+    w_hr = None if w.w_hr is None else np.asfortranarray(w.w_hr)  # (P, H)
+    return w._replace(w_hh=np.asfortranarray(w.w_hh), w_hr=w_hr)  # (G*H, P)
+
+
 def layer_forward(
     mode: str,
     x: np.ndarray,
@@ -149,6 +163,7 @@ def layer_forward(
     cell = CELLS[mode]
     T, B = x.shape[:2]
     xw = cell.project(x, weights)  # (T, B, G*H); GRU and LSTM steps store their gates over it
+    step_weights = _recurrent_layout(weights)
     H = xw.shape[-1] // cell.gates
     # Every step writes into slots allocated here, once: the state history (which is
     # also the output), what the caches keep, and one scratch for the product W_hh h.
@@ -160,7 +175,7 @@ def layer_forward(
     caches = []
     for k, t in enumerate(_time_steps(T, reverse)):
         prev, new = tuple(h[k] for h in history), tuple(h[k + 1] for h in history)
-        _, cache = cell.step(xw[t], prev, weights, new, keep[k], work)  # writes new, keep[k], xw[t]
+        _, cache = cell.step(xw[t], prev, step_weights, new, keep[k], work)  # writes new, keep[k], xw[t]
         caches.append(cache)
         if mask is not None:  # padded rows keep their state
             for n, p in zip(new, prev):
