@@ -44,12 +44,12 @@ class CellConfig:
         rng = np.random.default_rng(self.seed)
         lead = () if self.batch is None else (self.batch,)
         x = rng.uniform(-1, 1, lead + (self.input_size,))
-        state = lambda: rng.uniform(-1, 1, lead + (self.hidden_size,))  # noqa: E731
+        state = lambda: rng.uniform(-1, 1, lead + (self.hidden_size,))
         lstm = self.kind == "LSTMCell"
         hx = None
         if self.hx_given:
             hx = (state(), state()) if lstm else state()
-        cot = lambda: rng.standard_normal(lead + (self.hidden_size,))  # noqa: E731
+        cot = lambda: rng.standard_normal(lead + (self.hidden_size,))
         return x, hx, ((cot(), cot()) if lstm else cot())
 
     def repro(self) -> str:

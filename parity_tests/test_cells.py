@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-
 from helpers import assert_close
+from hypothesis import example, given
 from strategies import CellConfig, cell_configs
 from tolerances import tol
 
 torch = pytest.importorskip("torch")
-from torch_oracle import run_cell  # noqa: E402
+from torch_oracle import run_cell
 
 
 def _pairs(value):

@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 
+import broken_candidates as bc
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import broken_candidates as bc
 from torch_impl import layouts
 from torch_impl.compare import _PIN, CandidateError, Spec, compare, plot_errors
 

@@ -7,14 +7,13 @@ random cotangents on output and on h_n / c_n.
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-
 from helpers import assert_close
+from hypothesis import example, given
 from strategies import MAX_LAYERS, MAX_SIZE, MAX_T, LayerConfig, layer_configs
 from tolerances import tol
 
 torch = pytest.importorskip("torch")
-from torch_oracle import run_layer  # noqa: E402
+from torch_oracle import run_layer
 
 
 def _parts(value):
@@ -83,5 +82,7 @@ def test_float64_parity_is_near_machine_precision():
     want = run_layer(module, x, hx, lengths, g_out, g_hid)
     worst = max(assert_close(n, grads[n], want[n], 1e-12, 0.0) for n in module.state_dict())
     worst = max(worst, assert_close("output", output, want["output"], 1e-12, 0.0))
+    for k, (h, h_want) in enumerate(zip(_parts(hidden), _parts(want["hidden"]))):
+        worst = max(worst, assert_close(f"hidden[{k}]", h, h_want, 1e-12, 0.0))
     assert worst < 1e-12
     assert np.isfinite(worst)

@@ -4,10 +4,10 @@ regression cannot mask a reference bug. Runs with torch uninstalled."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
-
-import reference
 from strategies import cell_configs, layer_configs
 from tolerances import tol
+
+import reference
 
 RTOL, ATOL = tol("float64", "numeric", "gradient")
 
@@ -46,7 +46,7 @@ def test_dropout_gradients_match_finite_differences():
 # -- the checker itself must be able to fail -----------------------------------
 
 def test_report_flags_a_wrong_gradient_and_names_it():
-    fn = lambda a, b: a * b  # noqa: E731
+    fn = lambda a, b: a * b
     a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
     cot = np.array([1.0, 1.0])
     good = reference.check_gradients(fn, {"a": a, "b": b}, {"a": b * cot, "b": a * cot}, cot)
@@ -57,7 +57,7 @@ def test_report_flags_a_wrong_gradient_and_names_it():
 
 
 def test_vjp_report_flags_a_wrong_gradient():
-    fn = lambda a: np.sin(a)  # noqa: E731
+    fn = lambda a: np.sin(a)
     a, cot = np.linspace(-1, 1, 5), np.ones(5)
     assert reference.check_vjp(fn, {"a": a}, {"a": np.cos(a)}, cot).ok
     assert not reference.check_vjp(fn, {"a": a}, {"a": np.cos(a) * 1.001}, cot).ok

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
+from helpers import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
-
-import reference
-from helpers import assert_close
-from reference.activations import sigmoid
 from strategies import cell_configs, layer_configs
 from tolerances import tol
+
+import reference
+from reference.activations import sigmoid
 
 F64 = tol("float64", "cpu", "gradient")
 
@@ -31,7 +31,7 @@ def test_cell_unbatched_equals_batch_of_one(cfg):
         x, hx, cot = x[0], (None if hx is None else tuple(h[0] for h in _parts(hx))), tuple(c[0] for c in _parts(cot))
         hx = hx if hx is None or len(hx) == 2 else hx[0]
         cot = cot if len(cot) == 2 else cot[0]
-    add = lambda v: None if v is None else tuple(a[None] for a in _parts(v)) if isinstance(v, tuple) else v[None]  # noqa
+    add = lambda v: None if v is None else tuple(a[None] for a in _parts(v)) if isinstance(v, tuple) else v[None]
     h1, t1 = cell.forward(x, hx)
     hb, tb = cell.forward(x[None], add(hx))
     _close_tree("hidden", add(h1), hb, 0, 0)
@@ -44,7 +44,7 @@ def test_cell_unbatched_equals_batch_of_one(cfg):
 @given(layer_configs(dtype=st.just("float64")))
 def test_layer_unbatched_equals_batch_of_one(cfg):
     m = cfg.build()
-    x, hx, lengths, g_out, g_hid = cfg.data()
+    x, hx, _lengths, g_out, g_hid = cfg.data()
     if cfg.batch is not None:
         return  # covered by the unbatched draws
     out1, hid1, t1 = m.forward(x, hx)
@@ -53,6 +53,7 @@ def test_layer_unbatched_equals_batch_of_one(cfg):
     bhx = bhx if bhx is None or len(bhx) == 2 else bhx[0]
     outb, hidb, tb = m.forward(bx, bhx)
     assert_close("output", out1, outb[0] if cfg.batch_first else outb[:, 0], 0, 0)
+    _close_tree("hidden", hid1, tuple(h[:, 0] for h in _parts(hidb)), 0, 0)
     g1 = m.backward(t1, g_out, g_hid)
     bg_out = g_out[None] if cfg.batch_first else g_out[:, None]
     bg_hid = tuple(h[:, None] for h in _parts(g_hid))
@@ -83,6 +84,7 @@ def test_float32_is_within_table_of_float64(cfg):
     o64, h64, t64 = m64.forward(x, hx, lengths=lengths)
     fwd, grad = tol("float32-vs-float64", "cpu", "forward"), tol("float32-vs-float64", "cpu", "gradient")
     assert_close("output", o32, o64, *fwd, check_dtype=False, repro=cfg.repro())
+    _close_tree("hidden", h32, h64, *fwd, check_dtype=False, repro=cfg.repro())
     g32, g64 = m32.backward(t32, g_out, g_hid), m64.backward(t64, g_out, g_hid)
     for name in m64.state_dict():
         assert g32[name].dtype == np.float32
@@ -190,7 +192,9 @@ def test_dropout_masks_equal_composition_of_layers_and_masks(mode, p):
     scale = 0.0 if p == 1 else 1 / (1 - p)
     y1, h1, t1 = l1.forward(y0 * mask * scale)
     assert_close("output", out, y1, *F64)
-    assert_close("h_n (before dropout)", _parts(hid)[0][:2], _parts(h0)[0], *F64)
+    for k, (h_deep, h_first, h_second) in enumerate(zip(_parts(hid), _parts(h0), _parts(h1))):
+        assert_close(f"hidden[{k}] of layer 0", h_deep[:2], h_first, *F64)
+        assert_close(f"hidden[{k}] of layer 1", h_deep[2:], h_second, *F64)
     g_out = rng.standard_normal(out.shape)
     g = deep.backward(tape, g_out)
     g1 = l1.backward(t1, g_out)

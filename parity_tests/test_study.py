@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import tol
 
 import reference
-from helpers import assert_close
-from tolerances import tol
 from reference import train as nt
 from reference.gradient_flow import hidden_gradient_norms, step_jacobians
 from reference.jvp import jvp

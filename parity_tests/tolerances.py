@@ -3,4 +3,4 @@ so the tools outside the tests read the same numbers (see the measurements there
 
 from reference.tolerances import TOLERANCES, candidate_tol, tol
 
-__all__ = ["TOLERANCES", "tol", "candidate_tol"]
+__all__ = ["TOLERANCES", "candidate_tol", "tol"]

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from torch_impl import to_torch
 
+
 def _leaf(a: np.ndarray, dtype, device) -> torch.Tensor:
     return torch.tensor(a, dtype=dtype, device=device, requires_grad=True)
 

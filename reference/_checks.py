@@ -91,7 +91,7 @@ def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
         arr = np.asarray(value)
     except ValueError:  # nested sequences of unequal lengths
         raise ValueError(f"{name}: expected a rectangular array, got a ragged {type(value).__name__}") from None
-    except Exception:  # objects NumPy cannot convert (a CUDA tensor, a tensor needing grad, ...)
+    except Exception:  # noqa: BLE001 -- objects NumPy cannot convert (a CUDA tensor, a tensor needing grad, ...)
         raise TypeError(
             f"{name}: expected an array-like of real floats, got {type(value).__name__}"
             " (torch tensors must be on the CPU and detached)"
@@ -119,7 +119,7 @@ def check_lengths(lengths: Any, T: int, B: int) -> np.ndarray:
     """Sequence lengths: B ints, each in [1, T]; returned as an int64 array."""
     try:
         arr = np.asarray(lengths)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- any failure to convert is the caller's TypeError
         raise TypeError(f"lengths: expected a sequence of ints, got {type(lengths).__name__}") from None
     if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):  # [] is float64
         raise TypeError(f"lengths: expected integers, got {_describe(arr)}")

@@ -22,8 +22,9 @@ own shape (ValueError). The caller's arrays and modules are never written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -227,7 +228,7 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
                                        for _ in range(clone.num_layers - 1)]
     if hx is None:  # a random initial state, so that its gradient means something
         hidden = clone.forward(x, **kwargs)[-2 if not is_cell else 0]
-        hx = _structure_like(hidden if is_cell else hidden, rng)
+        hx = _structure_like(hidden, rng)
     hx_parts = hx if isinstance(hx, tuple) else (hx,)
     arrays = {"input": x, **{f"hx[{k}]": as_float_array(f"hx[{k}]", h, np.dtype(np.float64))
                              for k, h in enumerate(hx_parts)},

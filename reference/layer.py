@@ -21,7 +21,8 @@ G gates (1 RNN, 3 GRU, 4 LSTM).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

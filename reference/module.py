@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class ParameterModule:
         for name, shape in shapes.items():
             try:
                 value = np.asarray(state_dict[name])
-            except Exception:
+            except Exception:  # noqa: BLE001 -- any failure to convert is the caller's TypeError
                 raise TypeError(f"state_dict[{name!r}]: expected an array-like, got {type(state_dict[name]).__name__}") from None
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}]: expected real numbers, got dtype {value.dtype}")

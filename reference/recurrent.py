@@ -38,7 +38,7 @@ from ._checks import (
     check_shape,
     check_tape,
 )
-from .layer import LayerTape, LayerWeights, layer_backward, layer_forward
+from .layer import LayerWeights, layer_backward, layer_forward
 from .module import ParameterModule
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
@@ -120,11 +120,11 @@ class RNNBase(ParameterModule):
         return LayerWeights(p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], p.get(f"bias_ih_{k}"), p.get(f"bias_hh_{k}"),
                             p.get(f"weight_hr_{k}"))
 
-    def train(self, mode: bool = True) -> "RNNBase":
+    def train(self, mode: bool = True) -> RNNBase:
         self.training = check_bool("mode", mode)
         return self
 
-    def eval(self) -> "RNNBase":
+    def eval(self) -> RNNBase:
         return self.train(False)
 
     def extra_repr(self) -> str:

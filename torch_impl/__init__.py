@@ -20,5 +20,14 @@ __all__ = [
 from .compare import CandidateError, CompareReport, Divergence, Spec, TorchCandidate, compare, plot_errors
 from .layouts import export_weights, import_weights
 
-__all__ += ["compare", "plot_errors", "Spec", "CompareReport", "Divergence", "TorchCandidate", "CandidateError",
-            "import_weights", "export_weights"]
+__all__ += [
+    "CandidateError",
+    "CompareReport",
+    "Divergence",
+    "Spec",
+    "TorchCandidate",
+    "compare",
+    "export_weights",
+    "import_weights",
+    "plot_errors",
+]

@@ -81,7 +81,6 @@ import numpy as np
 import reference
 from reference.layer import layer_backward
 from reference.recurrent import RNNBase
-
 from reference.tolerances import candidate_tol
 
 GATES = {"RNN_TANH": (), "RNN_RELU": (), "GRU": ("r", "z", "n"), "LSTM": ("i", "f", "g", "o")}
