@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .gru_cell import GRUStepCache
-from .layer import CELLS, LayerWeights
+from .layer import CELLS, LayerWeights, recurrent_layout
 from .lstm_cell import LSTMStepCache, lstm_projection_input
 from .rnn_cell import RNNStepCache
 
@@ -149,11 +149,12 @@ def layer_jvp(mode: str, x: np.ndarray, dx: np.ndarray, state0: tuple, dstate0: 
     cell = CELLS[mode]
     xw = cell.project(x, w)  # (T, B, G*H)
     dxw = projection_jvp(x, dx, w, dw, both_biases=not cell.separate_dhw)  # (T, B, G*H)
+    w_step = recurrent_layout(w)  # the primal steps multiply exactly as layer_forward's do
     state, dstate = state0, dstate0
     outs, douts = [], []
     steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
     for t in steps:
-        new, cache = cell.step(xw[t], state, w)
+        new, cache = cell.step(xw[t], state, w_step)
         dnew = step_jvp(mode, dxw[t], dstate, state[0], cache, w, dw)
         if mask is not None:  # padded rows keep their state and its tangent
             new = tuple(np.where(mask[t], a, b) for a, b in zip(new, state))

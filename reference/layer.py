@@ -127,7 +127,7 @@ def _in_time_order(per_step: np.ndarray | list, reverse: bool) -> np.ndarray:
     return stacked[::-1] if reverse else stacked
 
 
-def _recurrent_layout(w: LayerWeights) -> LayerWeights:
+def recurrent_layout(w: LayerWeights) -> LayerWeights:
     """The same weights, with W_hh (and W_hr) stored column-major for the loop.
 
     Each step forms h @ W_hh^T. Given W_hh^T as a row-major matrix, which is what
@@ -164,7 +164,7 @@ def layer_forward(
     cell = CELLS[mode]
     T, B = x.shape[:2]
     xw = cell.project(x, weights)  # (T, B, G*H); GRU and LSTM steps store their gates over it
-    step_weights = _recurrent_layout(weights)
+    step_weights = recurrent_layout(weights)
     H = xw.shape[-1] // cell.gates
     # Every step writes into slots allocated here, once: the state history (which is
     # also the output), what the caches keep, and one scratch for the product W_hh h.
