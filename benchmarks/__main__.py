@@ -17,7 +17,8 @@ from pathlib import Path
 from . import plots, report, runner
 from .config import CELLS, DEVICES, DTYPES, select, suite_rows
 
-DEFAULT_REPEAT = {"smoke": 2, "quick": 3, "full": 7}
+DEFAULT_REPEAT = {"smoke": 2, "quick": 4, "full": 6}
+DEFAULT_ROUNDS = {"smoke": 1, "quick": 2, "full": 3}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,6 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--devices", nargs="+", choices=DEVICES, help="default: cpu, and cuda when available")
     ap.add_argument("--repeat", type=int, help="timed calls per phase after warm-up (median reported); "
                     f"default {DEFAULT_REPEAT}")
+    ap.add_argument("--rounds", type=int, help="alternating rounds per row; the repeats are split over them "
+                    f"and pooled; default {DEFAULT_ROUNDS}")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                     else os.cpu_count(), help="BLAS/OpenMP/torch threads, equal for every implementation")
     ap.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for JSON, CSV and PNG")
@@ -60,15 +63,20 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     rows = select(suite_rows(args.suite), args.cells, args.dtypes, args.devices)
     repeat = args.repeat or DEFAULT_REPEAT[args.suite]
-    print(f"suite {args.suite}: {len(rows)} rows listed, {args.threads} threads, {repeat} repeats", flush=True)
+    rounds = args.rounds or DEFAULT_ROUNDS[args.suite]
+    if repeat < 1 or rounds < 1:
+        raise SystemExit(f"--repeat and --rounds: expected positive counts, got {repeat} and {rounds}")
+    print(f"suite {args.suite}: {len(rows)} rows listed, {args.threads} threads, {repeat} repeats "
+          f"in {rounds} rounds", flush=True)
     env, peaks, valid = runner.check(rows, args.threads, _progress("check"))
     if not env.get("cuda_available") and any(r.device == "cuda" for r in rows):
         print(f"CUDA not available: {sum(r.device == 'cuda' for r in rows)} GPU rows skipped", flush=True)
         rows = [r for r in rows if r.device != "cuda"]
-    timed = runner.time_all(rows, valid, repeat, args.threads, _progress("time"))
+    timed = runner.time_all(rows, valid, repeat, rounds, args.threads, _progress("time"))
     results = runner.result_rows(rows, valid, timed, peaks)
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"suite": args.suite, "repeat": repeat, "warmup": ">= 1 call and 0.25 s", "threads": args.threads,
+    settings = {"suite": args.suite, "repeat": repeat, "rounds": rounds, "warmup": ">= 1 call and 0.25 s per round",
+                "threads": args.threads,
                 "cells": args.cells, "dtypes": args.dtypes, "devices": args.devices,
                 "seconds": round(time.perf_counter() - start, 1)}
     report.write_json(args.out / "results.json", env, peaks, settings, results)

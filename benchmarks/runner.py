@@ -1,40 +1,64 @@
 """Launch the worker processes and turn their records into result rows.
 
-Order: check (environment, matrix-product peaks, then validate every row) -> time each
-implementation in its own process, on the rows it validated on. One process per
-implementation: NumPy's BLAS threads left spinning in a shared process inflate
-torch's timings (~40% measured here).
+Order: check (environment, matrix-product peaks, then validate every row) -> time.
+Each implementation runs in its own process (NumPy's BLAS threads left spinning in
+a shared process inflate torch's timings, ~40% measured here), and the processes
+stay up for the whole run. Rows are timed one at a time, side by side: for each
+row, every implementation in turn, in alternating rounds whose samples are pooled.
+So a row's ratio is taken from timings seconds apart, not minutes: on a shared
+machine the load drifts on that scale.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .config import BASELINE, IMPLS, PHASES, Row
-from .measure import matmul_flops
+from .measure import matmul_flops, summary
 from .worker import THREAD_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
+# Pause between two jobs: an idle NumPy process's BLAS thread spins for 0.11 s of CPU
+# after its last product before it sleeps (torch's pool: under 0.01 s), measured here.
+SETTLE_S = 0.15
 
 
-def run_job(job: dict, threads: int) -> Iterator[dict]:
-    """Run one worker job in a fresh interpreter; yield its records as they arrive."""
-    env = dict(os.environ, **{k: str(threads) for k in THREAD_VARS})
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.worker"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    proc.stdin.write(json.dumps(job))
-    proc.stdin.close()
-    for line in proc.stdout:
-        if line.startswith("{"):
-            yield json.loads(line)
-    if proc.wait() != 0:
-        yield {"type": "crash", "job": job["kind"], "impl": job.get("impl"), "returncode": proc.returncode}
+class Worker:
+    """One ``python -m benchmarks.worker`` process, taking jobs one line at a time."""
+
+    def __init__(self, threads: int):
+        env = dict(os.environ, **{k: str(threads) for k in THREAD_VARS})
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+    def run(self, job: dict) -> Iterator[dict]:
+        """Send one job; yield its records until the worker says it is done (or dies)."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps(job) + "\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            for line in self.proc.stdout:
+                if line.startswith("{"):
+                    rec = json.loads(line)
+                    if rec["type"] == "done":
+                        return
+                    yield rec
+        yield {"type": "crash", "job": job["kind"], "impl": job.get("impl"), "returncode": self.proc.wait()}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
 
 
 def check(rows: list[Row], threads: int, on_record: Callable[[dict], None]) -> tuple[dict, dict, dict]:
@@ -42,7 +66,8 @@ def check(rows: list[Row], threads: int, on_record: Callable[[dict], None]) -> t
     job = {"kind": "check", "threads": threads, "peaks": sorted({(r.device, r.dtype) for r in rows}),
            "items": [{"row": r.as_dict(), "impls": list(IMPLS[r.device])} for r in rows]}
     env, peaks, valid = {}, {}, {}
-    for rec in run_job(job, threads):
+    worker = Worker(threads)
+    for rec in worker.run(job):
         if rec["type"] == "env":
             env = rec["env"]
         elif rec["type"] == "peak":
@@ -51,23 +76,52 @@ def check(rows: list[Row], threads: int, on_record: Callable[[dict], None]) -> t
         elif rec["type"] == "valid":
             valid[(rec["impl"], Row(**rec["row"]))] = rec
             on_record(rec)
+    worker.close()
     return env, peaks, valid
 
 
-def time_all(rows: list[Row], valid: dict, repeat: int, threads: int, on_record: Callable[[dict], None]) -> dict:
-    """{(impl, row): timing record}, one process per (device, implementation)."""
+def _pool(records: list[dict]) -> dict:
+    """One timing record from a row's rounds: every round's samples pooled per phase."""
+    first = dict(records[0])
+    errors = [r["error"] for r in records if "error" in r]
+    if errors:
+        return {**first, "error": errors[0], "phases": {}}
+    times = {ph: [t for r in records for t in r["times_ms"][ph]] for ph in first["times_ms"]}
+    first["phases"] = {ph: summary([t * 1e-3 for t in ts]) for ph, ts in times.items()}
+    first["rounds"] = len(records)
+    del first["times_ms"]
+    return first
+
+
+def time_all(rows: list[Row], valid: dict, repeat: int, rounds: int, threads: int,
+             on_record: Callable[[dict], None]) -> dict:
+    """{(impl, row): timing record}: row by row, each implementation in turn, ``rounds``
+    times, ceil(repeat / rounds) calls per phase each time."""
+    per_round = math.ceil(repeat / rounds)
+    workers: dict[str, Worker] = {}
     out = {}
-    for device in sorted({r.device for r in rows}):
-        for impl in IMPLS[device]:
-            todo = [r for r in rows if r.device == device and valid.get((impl, r), {}).get("valid")]
-            if not todo:
-                continue
-            job = {"kind": "time", "impl": impl, "rows": [r.as_dict() for r in todo], "repeat": repeat,
-                   "threads": threads}
-            for rec in run_job(job, threads):
-                if rec["type"] == "time":
-                    out[(impl, Row(**rec["row"]))] = rec
-                    on_record(rec)
+    try:
+        for row in rows:
+            impls = [i for i in IMPLS[row.device] if valid.get((i, row), {}).get("valid")]
+            records: dict[str, list[dict]] = {i: [] for i in impls}
+            for k in range(rounds):
+                for impl in impls:
+                    if impl not in workers or workers[impl].proc.poll() is not None:
+                        workers[impl] = Worker(threads)
+                    job = {"kind": "time", "impl": impl, "row": row.as_dict(), "repeat": per_round,
+                           "threads": threads, "memory": k == 0}
+                    for rec in workers[impl].run(job):
+                        if rec["type"] == "crash":
+                            rec = {"type": "time", "impl": impl, "row": row.as_dict(), "phases": {},
+                                   "error": f"worker exited with code {rec['returncode']}", "times_ms": {}}
+                        records[impl].append(rec)
+                    time.sleep(SETTLE_S)
+            for impl, recs in records.items():
+                out[(impl, row)] = _pool(recs)
+                on_record(out[(impl, row)])
+    finally:
+        for w in workers.values():
+            w.close()
     return out
 
 

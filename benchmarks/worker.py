@@ -1,6 +1,6 @@
-"""One job in its own process: check (probe the machine, then validate) or time one implementation.
+"""Jobs in their own process: check (probe the machine, then validate) or time one implementation on one row.
 
-    python -m benchmarks.worker < job.json        # prints one JSON object per line
+    python -m benchmarks.worker < jobs.jsonl      # one job per line in; one JSON record per line out
 
 The runner sets the BLAS/OpenMP thread variables in this process's environment
 before Python starts, so they hold before NumPy or torch is imported; torch's
@@ -64,7 +64,12 @@ def probe(job: dict) -> None:
            "torch_blas": "MKL" if torch.backends.mkl.is_available() else "other",
            "torch_threads": torch.get_num_threads(),
            # float32 nn.RNN/GRU/LSTM on the CPU run oneDNN's fused RNN kernels when this is on
-           "torch_cpu_onednn_rnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled), "thread_env": {k: os.environ.get(k) for k in THREAD_VARS},
+           "torch_cpu_onednn_rnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+           "thread_env": {k: os.environ.get(k) for k in THREAD_VARS},
+           # the C allocator's settings: fresh buffers cost page faults, and glibc's choices move CPU
+           # timings (LSTM T100 B64 H512 float32, medians of 3: torch.nn step 509 ms as is, 435 ms with
+           # MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ at 4e9; the reference 590 and 582 ms)
+           "allocator_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
            "cuda_available": cuda, "cuda": torch.version.cuda,
            "cudnn": torch.backends.cudnn.version() if cuda else None,
            "gpu": torch.cuda.get_device_name(0) if cuda else None,
@@ -170,38 +175,37 @@ def validate(job: dict) -> None:
 
 
 def time_impl(job: dict) -> None:
-    """Time one implementation on its rows: inference, forward, backward, step."""
+    """Time one implementation on one row: inference, forward, backward, step. Emits
+    the raw times (ms) per phase, which the runner pools over rounds; with
+    ``memory`` also what the reference's tape keeps and the forward's peak."""
     from .config import Row
     from .impls import prepare
-    from .measure import min_activation_bytes, peak_traced_bytes, retained_bytes, summary, time_calls
+    from .measure import min_activation_bytes, peak_traced_bytes, retained_bytes, time_calls
 
-    impl, repeat = job["impl"], job["repeat"]
+    impl, repeat, row = job["impl"], job["repeat"], Row(**job["row"])
     torch = None if impl == "reference" else _torch(job["threads"])
-    for item in job["rows"]:
-        row = Row(**item)
-        rec = {"type": "time", "impl": impl, "row": row.as_dict(), "phases": {}}
-        try:
-            p = prepare(impl, row)
-            phases = rec["phases"]
-            phases["inference"] = summary(time_calls(p.infer, p.sync, repeat))
-            if not row.inference_only:
-                phases["forward"] = summary(time_calls(p.forward, p.sync, repeat))
-                fwd = p.forward()
-                phases["backward"] = summary(time_calls(lambda p=p, fwd=fwd: p.backward(fwd), p.sync, repeat))
-                phases["step"] = summary(time_calls(lambda p=p: p.backward(p.forward()), p.sync, repeat))
-                if p.tape is not None:  # the reference: what its tape keeps, and the forward's peak
-                    tape = p.tape(fwd)
-                    layer = tape.layers[0][0]  # one layer, one direction
-                    inputs = [layer.x, *(w for w in layer.weights if w is not None)]  # the caller's, not the tape's
-                    rec["tape_bytes"] = retained_bytes(tape, exclude=tuple(inputs))
-                    rec["forward_peak_bytes"] = peak_traced_bytes(p.forward)
-                    rec["min_activation_bytes"] = min_activation_bytes(row)
-            if torch is not None and row.device == "cuda":
-                rec["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
-                rec["cuda_max_memory_bytes"] = torch.cuda.max_memory_allocated()
-        except Exception as e:  # noqa: BLE001 -- reported in the row, the other rows still run
-            rec["error"] = f"{type(e).__name__}: {e}"
-        emit(rec)
+    rec = {"type": "time", "impl": impl, "row": row.as_dict(), "times_ms": {}}
+    try:
+        p = prepare(impl, row)
+        calls = {"inference": p.infer}
+        if not row.inference_only:
+            fwd = p.forward()
+            calls.update(forward=p.forward, backward=lambda: p.backward(fwd), step=lambda: p.backward(p.forward()))
+        for phase, call in calls.items():
+            rec["times_ms"][phase] = [t * 1e3 for t in time_calls(call, p.sync, repeat)]
+        if job.get("memory") and p.tape is not None and not row.inference_only:  # the reference
+            tape = p.tape(fwd)
+            layer = tape.layers[0][0]  # one layer, one direction
+            inputs = [layer.x, *(w for w in layer.weights if w is not None)]  # the caller's, not the tape's
+            rec["tape_bytes"] = retained_bytes(tape, exclude=tuple(inputs))
+            rec["forward_peak_bytes"] = peak_traced_bytes(p.forward)
+            rec["min_activation_bytes"] = min_activation_bytes(row)
+        if torch is not None and row.device == "cuda":
+            rec["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
+            rec["cuda_max_memory_bytes"] = torch.cuda.max_memory_allocated()
+    except Exception as e:  # noqa: BLE001 -- reported in the row, the other rows still run
+        rec["error"] = f"{type(e).__name__}: {e}"
+    emit(rec)
 
 
 def check(job: dict) -> None:
@@ -214,8 +218,12 @@ JOBS = {"check": check, "time": time_impl}
 
 
 def main() -> None:
-    job = json.load(sys.stdin)
-    JOBS[job["kind"]](job)
+    """Jobs arrive one JSON object per line; each ends with a "done" record. EOF ends the process."""
+    for line in sys.stdin:
+        if line.strip():
+            job = json.loads(line)
+            JOBS[job["kind"]](job)
+            emit({"type": "done"})
 
 
 if __name__ == "__main__":

@@ -92,3 +92,36 @@ def test_a_gradient_mismatch_without_a_kink_flip_stays_a_mismatch():
     actual = {k: v.copy() for k, v in desired.items()}
     actual["d_input"][0, 0] += 1.0  # a wrong gradient with every relu on the same side
     assert _relu_kinks("reference", row, actual, desired) == {}
+
+
+def test_rows_are_timed_side_by_side_in_rounds_and_pooled(monkeypatch):
+    """Row by row, each implementation in turn, once per round; the rounds' samples pooled."""
+    from benchmarks import runner
+    from benchmarks.config import IMPLS, Row
+
+    jobs = []
+
+    class FakeWorker:
+        def __init__(self, threads):
+            self.proc = type("P", (), {"poll": staticmethod(lambda: None)})()
+
+        def run(self, job):
+            jobs.append((job["row"]["H"], job["impl"], job["repeat"], job["memory"]))
+            k = sum(1 for j in jobs if j[:2] == jobs[-1][:2])  # this (row, impl)'s round, from 1
+            yield {"type": "time", "impl": job["impl"], "row": job["row"],
+                   "times_ms": {"forward": [float(k)] * job["repeat"]}}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(runner, "Worker", FakeWorker)
+    monkeypatch.setattr(runner, "SETTLE_S", 0.0)
+    rows = [Row("GRU", 2, 1, 3, H, "float64", "cpu") for H in (4, 5)]
+    impls = IMPLS["cpu"]
+    valid = {(i, r): {"valid": True} for i in impls for r in rows}
+    timed = runner.time_all(rows, valid, repeat=5, rounds=3, threads=1, on_record=lambda rec: None)
+    expected = [(r.H, i, 2, k == 0) for r in rows for k in range(3) for i in impls]  # ceil(5 / 3) = 2 per round
+    assert jobs == expected
+    pooled = timed[(impls[0], rows[0])]
+    assert pooled["rounds"] == 3 and pooled["phases"]["forward"]["repeats"] == 6
+    assert pooled["phases"]["forward"]["ms"] == 2.0  # the median of 1, 1, 2, 2, 3, 3
