@@ -5,6 +5,6 @@
 
 Modules: ``config`` (rows and suites), ``problem`` (the data every implementation
 sees), ``impls`` (reference, torch nn, torch equations, torch Function), ``measure``
-(clocks, FLOPs, bytes), ``worker`` (the subprocess that runs one job), ``runner``
-(launches workers, derives ratios), ``report`` (table, JSON, CSV), ``plots`` (PNG).
+(clocks, FLOPs, bytes), ``worker`` (the subprocess that runs jobs), ``runner``
+(times rows side by side on the workers, derives ratios), ``report`` (table, JSON, CSV), ``plots`` (PNG).
 """

@@ -33,6 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     f"and pooled; default {DEFAULT_ROUNDS}")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                     else os.cpu_count(), help="BLAS/OpenMP/torch threads, equal for every implementation")
+    ap.add_argument("--system-allocator", action="store_true",
+                    help="leave glibc's malloc as configured (default: keep freed memory in each process, "
+                    "so page faults do not swamp the timings; recorded in the environment block)")
     ap.add_argument("--out", type=Path, default=Path("bench_results"), help="directory for JSON, CSV and PNG")
     return ap.parse_args(argv)
 
@@ -68,11 +71,12 @@ def main(argv=None) -> int:
         raise SystemExit(f"--repeat and --rounds: expected positive counts, got {repeat} and {rounds}")
     print(f"suite {args.suite}: {len(rows)} rows listed, {args.threads} threads, {repeat} repeats "
           f"in {rounds} rounds", flush=True)
-    env, peaks, valid = runner.check(rows, args.threads, _progress("check"))
+    keep = not args.system_allocator
+    env, peaks, valid = runner.check(rows, args.threads, _progress("check"), keep)
     if not env.get("cuda_available") and any(r.device == "cuda" for r in rows):
         print(f"CUDA not available: {sum(r.device == 'cuda' for r in rows)} GPU rows skipped", flush=True)
         rows = [r for r in rows if r.device != "cuda"]
-    timed = runner.time_all(rows, valid, repeat, rounds, args.threads, _progress("time"))
+    timed = runner.time_all(rows, valid, repeat, rounds, args.threads, _progress("time"), keep)
     results = runner.result_rows(rows, valid, timed, peaks)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"suite": args.suite, "repeat": repeat, "rounds": rounds, "warmup": ">= 1 call and 0.25 s per round",

@@ -28,13 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # Pause between two jobs: an idle NumPy process's BLAS thread spins for 0.11 s of CPU
 # after its last product before it sleeps (torch's pool: under 0.01 s), measured here.
 SETTLE_S = 0.15
+# glibc settings that keep freed memory in the process (both are needed): otherwise every
+# call's fresh buffers are page-faulted in again, which on this machine cost up to 20 us a
+# page and moved a row by up to 1.5x, by cliffs in glibc's heuristics rather than by the
+# implementation. The same for every implementation; --system-allocator leaves glibc as is.
+KEEP_FREED_MEMORY = {"MALLOC_TRIM_THRESHOLD_": "4000000000", "MALLOC_MMAP_THRESHOLD_": "4000000000"}
 
 
 class Worker:
     """One ``python -m benchmarks.worker`` process, taking jobs one line at a time."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, keep_freed_memory: bool = True):
         env = dict(os.environ, **{k: str(threads) for k in THREAD_VARS})
+        if keep_freed_memory:
+            env = {**KEEP_FREED_MEMORY, **env}  # a value the caller set wins
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -61,12 +68,13 @@ class Worker:
             self.proc.wait()
 
 
-def check(rows: list[Row], threads: int, on_record: Callable[[dict], None]) -> tuple[dict, dict, dict]:
+def check(rows: list[Row], threads: int, on_record: Callable[[dict], None],
+          keep_freed_memory: bool = True) -> tuple[dict, dict, dict]:
     """(environment block, {(device, dtype): matrix-product peak}, {(impl, row): validation record})."""
     job = {"kind": "check", "threads": threads, "peaks": sorted({(r.device, r.dtype) for r in rows}),
            "items": [{"row": r.as_dict(), "impls": list(IMPLS[r.device])} for r in rows]}
     env, peaks, valid = {}, {}, {}
-    worker = Worker(threads)
+    worker = Worker(threads, keep_freed_memory)
     for rec in worker.run(job):
         if rec["type"] == "env":
             env = rec["env"]
@@ -94,7 +102,7 @@ def _pool(records: list[dict]) -> dict:
 
 
 def time_all(rows: list[Row], valid: dict, repeat: int, rounds: int, threads: int,
-             on_record: Callable[[dict], None]) -> dict:
+             on_record: Callable[[dict], None], keep_freed_memory: bool = True) -> dict:
     """{(impl, row): timing record}: row by row, each implementation in turn, ``rounds``
     times, ceil(repeat / rounds) calls per phase each time."""
     per_round = math.ceil(repeat / rounds)
@@ -107,7 +115,7 @@ def time_all(rows: list[Row], valid: dict, repeat: int, rounds: int, threads: in
             for k in range(rounds):
                 for impl in impls:
                     if impl not in workers or workers[impl].proc.poll() is not None:
-                        workers[impl] = Worker(threads)
+                        workers[impl] = Worker(threads, keep_freed_memory)
                     job = {"kind": "time", "impl": impl, "row": row.as_dict(), "repeat": per_round,
                            "threads": threads, "memory": k == 0}
                     for rec in workers[impl].run(job):

@@ -66,9 +66,9 @@ def probe(job: dict) -> None:
            # float32 nn.RNN/GRU/LSTM on the CPU run oneDNN's fused RNN kernels when this is on
            "torch_cpu_onednn_rnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
            "thread_env": {k: os.environ.get(k) for k in THREAD_VARS},
-           # the C allocator's settings: fresh buffers cost page faults, and glibc's choices move CPU
-           # timings (LSTM T100 B64 H512 float32, medians of 3: torch.nn step 509 ms as is, 435 ms with
-           # MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ at 4e9; the reference 590 and 582 ms)
+           # the C allocator's settings (see runner.KEEP_FREED_MEMORY). LSTM T100 B64 H512 float32,
+           # medians of 3: torch.nn step 509 ms with glibc as is, 435 ms keeping freed memory;
+           # the reference 590 and 582 ms. GRU H256 float64 forward: the reference 148 and 97 ms.
            "allocator_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
            "cuda_available": cuda, "cuda": torch.version.cuda,
            "cudnn": torch.backends.cudnn.version() if cuda else None,

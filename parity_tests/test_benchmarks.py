@@ -38,6 +38,7 @@ def test_json_has_environment_and_validated_rows(bench_out):
     env = doc["environment"]
     for key in ("cpu_model", "cpu_count", "numpy", "torch", "numpy_blas", "thread_env"):
         assert key in env
+    assert set(env["allocator_env"]) >= {"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"}  # the default
     assert doc["matmul_peaks"] and doc["matmul_peaks"][0]["peak"] > 0
     rows = doc["rows"]
     assert {r["impl"] for r in rows} >= {"reference", "torch-nn"}
@@ -102,7 +103,7 @@ def test_rows_are_timed_side_by_side_in_rounds_and_pooled(monkeypatch):
     jobs = []
 
     class FakeWorker:
-        def __init__(self, threads):
+        def __init__(self, threads, keep_freed_memory=True):
             self.proc = type("P", (), {"poll": staticmethod(lambda: None)})()
 
         def run(self, job):
