@@ -1,10 +1,11 @@
-"""torch_impl: explicit torch equations, the hand-written BPTT as an autograd Function, converters.
+"""torch_impl and the core on torch tensors: the autograd Function, autograd through the core, converters.
 
 Desired values are torch.nn's (CPU kernels or cuDNN) unless a test says otherwise:
 
-* equations (autograd through explicit ops)  vs  torch.nn modules and cells;
-* the BPTT Function  vs  torch.nn, vs autograd through the equations, vs the NumPy reference;
-* gradcheck on the Function, gradgradcheck through the equations;
+* autograd through the core's forward ops (``rnn_forward``)  vs  torch.nn modules;
+* the reference cells called on torch tensors (the core computing in torch)  vs  torch.nn cells;
+* the BPTT Function  vs  torch.nn, vs autograd through the core's forward, vs the NumPy reference;
+* gradcheck on the Function, gradgradcheck through the core's forward;
 * converters round-trip exactly for the six classes and every option, loading in place;
 * on CUDA, the size of the TF32 error when TF32 is left on.
 """
@@ -24,7 +25,6 @@ from tolerances import tol
 from torch_oracle import run_cell, run_layer
 
 import reference
-import torch_impl
 from torch_impl import from_torch, load_into, module_config, rnn_bptt, rnn_forward, to_torch
 
 # The device fixture only names a device: sharing it across hypothesis examples is safe.
@@ -146,22 +146,16 @@ def test_cells_match_nn(device, cfg: CellConfig):
         hx = (zeros, zeros) if cfg.kind == "LSTMCell" else zeros
     desired = run_cell(ref, x, hx, cot, device)
     dtype = _TORCH[cfg.dtype]
-    params = {k: _leaf(v, dtype, device) for k, v in ref.state_dict().items()}
-    xt = _leaf(x, dtype, device)
-    hxt = tuple(_leaf(h, dtype, device) for h in _pair(hx))
-    if cfg.kind == "LSTMCell":
-        hidden = torch_impl.lstm_cell(xt, hxt, **params)
-    elif cfg.kind == "GRUCell":
-        hidden = torch_impl.gru_cell(xt, hxt[0], **params)
-    else:
-        hidden = torch_impl.rnn_cell(xt, hxt[0], **params, nonlinearity=cfg.nonlinearity)
-    outs = _pair(hidden)
-    grads = torch.autograd.grad(outs, [xt, *hxt, *params.values()],
-                                [torch.tensor(c, dtype=dtype, device=device) for c in _pair(cot)])
-    actual = {"hidden": tuple(o.detach() for o in outs) if len(outs) == 2 else outs[0].detach(),
-              "input": grads[0], "hx": grads[1:1 + len(hxt)] if len(hxt) == 2 else grads[1]}
-    actual.update(zip(params, grads[1 + len(hxt):]))
-    _record("cells vs nn", cfg.dtype, device, compare(actual, desired, cfg.dtype, device, cfg, "cell equations"))
+
+    def tensor(a):
+        return None if a is None else torch.tensor(np.asarray(a), dtype=dtype, device=device)
+
+    hidden, tape = ref.forward(tensor(x), tuple(map(tensor, hx)) if isinstance(hx, tuple) else tensor(hx))
+    grads = ref.backward(tape, tuple(map(tensor, cot)) if isinstance(cot, tuple) else tensor(cot))
+    for value in (*_pair(hidden), *(v for g in grads.values() for v in _pair(g))):
+        assert isinstance(value, torch.Tensor) and value.device.type == device
+    actual = {"hidden": hidden, **grads}
+    _record("cells vs nn", cfg.dtype, device, compare(actual, desired, cfg.dtype, device, cfg, "core cells on tensors"))
 
 
 # -- (b) the hand-written BPTT Function -----------------------------------------------------
@@ -232,7 +226,7 @@ def test_params_fail_loudly():
     params = dict(m.named_parameters())
     del params["weight_hr_l0"]
     for fn in (rnn_forward, rnn_bptt):
-        with pytest.raises(KeyError, match="weight_hr_l0"):
+        with pytest.raises(ValueError, match="weight_hr_l0"):
             fn("LSTM", torch.randn(2, 3), None, params, **module_config(m))
 
 

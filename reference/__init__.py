@@ -1,7 +1,23 @@
-"""Pure-NumPy reference of torch.nn's recurrent layers, with hand-written BPTT."""
+"""Reference of torch.nn's recurrent layers, with hand-written BPTT, on any array library.
+
+NumPy is the default and the only requirement; torch tensors (any device) and
+other array API libraries run through the same code (``array_api_compat`` is
+imported only when such arrays arrive).
+"""
 
 from . import train
-from .cells import GRUCell, LSTMCell, RNNCell
+from .cells import (
+    GRUCell,
+    LSTMCell,
+    RNNCell,
+    gru_cell_backward,
+    gru_cell_forward,
+    lstm_cell_backward,
+    lstm_cell_forward,
+    rnn_cell_backward,
+    rnn_cell_forward,
+)
+from .config import RNNConfig
 from .gradcheck import (
     GradcheckReport,
     TensorCheck,
@@ -10,12 +26,10 @@ from .gradcheck import (
     check_vjp,
     numerical_gradient,
 )
-from .gradient_flow import hidden_gradient_norms, step_jacobians, step_singular_values
-from .gru_cell import gru_cell_backward, gru_cell_forward
+from .gradient_flow import gate_means, hidden_gradient_norms, step_jacobians, step_singular_values
 from .jvp import jvp
-from .lstm_cell import lstm_cell_backward, lstm_cell_forward
 from .recurrent import GRU, LSTM, RNN
-from .rnn_cell import rnn_cell_backward, rnn_cell_forward
+from .tape import RecurrentTape, StepRecord
 
 __all__ = [
     "GRU",
@@ -25,10 +39,14 @@ __all__ = [
     "GradcheckReport",
     "LSTMCell",
     "RNNCell",
+    "RNNConfig",
+    "RecurrentTape",
+    "StepRecord",
     "TensorCheck",
     "check_gradients",
     "check_module_gradients",
     "check_vjp",
+    "gate_means",
     "gru_cell_backward",
     "gru_cell_forward",
     "hidden_gradient_norms",

@@ -91,11 +91,8 @@ def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
         arr = np.asarray(value)
     except ValueError:  # nested sequences of unequal lengths
         raise ValueError(f"{name}: expected a rectangular array, got a ragged {type(value).__name__}") from None
-    except Exception:  # noqa: BLE001 -- objects NumPy cannot convert (a CUDA tensor, a tensor needing grad, ...)
-        raise TypeError(
-            f"{name}: expected an array-like of real floats, got {type(value).__name__}"
-            " (torch tensors must be on the CPU and detached)"
-        ) from None
+    except Exception:  # noqa: BLE001 -- objects NumPy cannot convert
+        raise TypeError(f"{name}: expected an array-like of real floats, got {type(value).__name__}") from None
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected real floating values, got {_describe(arr)}")
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, as torch's .to() does

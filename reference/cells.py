@@ -4,13 +4,15 @@
     (h, c), tape = cell.forward(x, (h0, c0))      # x (B, 10) or unbatched (10,)
     grads = cell.backward(tape, (dh, dc))         # "input", "hx", "weight_ih", ...
 
-``cell(x, hx)`` returns what torch's cell returns. The maths lives in
-``rnn_cell.py``, ``gru_cell.py`` and ``lstm_cell.py``; this module adds torch's
-argument handling (unbatched input, ``hx=None``), parameters and validation.
+``cell(x, hx)`` returns what torch's cell returns. A cell is one step of the
+layer loop (``layer.py``) with T = 1: the maths lives in ``rnn_cell.py``,
+``gru_cell.py`` and ``lstm_cell.py``; this module adds torch's argument handling
+(unbatched input, ``hx=None``), parameters and validation. Like the layers, a
+cell runs in the library and on the device of the arrays it is given.
 
-The pure functions (``rnn_cell_forward``, ``lstm_cell_backward``, ...) check
-nothing: they trust their caller for shapes and dtypes, as the BPTT loop does.
-Call them directly only with arrays shaped as their docstrings say.
+The functions ``rnn_cell_forward`` / ``rnn_cell_backward`` (and GRU, LSTM) are
+the same step without a module: weights passed in torch's layout, nothing
+checked (call them with the shapes their docstrings give).
 """
 
 from __future__ import annotations
@@ -19,45 +21,42 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import (
-    as_float_array,
-    check_bool,
-    check_ndim,
-    check_nonlinearity,
-    check_positive_int,
-    check_shape,
-    check_tape,
-)
-from .gru_cell import gru_cell_backward, gru_cell_forward
-from .lstm_cell import lstm_cell_backward, lstm_cell_forward
+from ._checks import check_bool, check_nonlinearity, check_tape
+from ._namespace import Placement, as_float, from_numpy, placement_of
+from .config import RNNConfig
 from .module import ParameterModule
-from .rnn_cell import rnn_cell_backward, rnn_cell_forward
+from .recurrent import _check_version, _placement_for
+from .stack import StackTape, prepare_stack, stack_backward, stack_forward
 
 
 class CellTape(NamedTuple):
-    """What a cell's forward recorded: read-only arrays, reusable any number of times."""
+    """What a cell's forward recorded: read-only, reusable any number of times."""
 
     owner: object
-    cache: NamedTuple  # the *_cell_forward cache
+    version: int
+    placement: Any
+    stack: StackTape
     batched: bool
+    B: int
 
 
 class _CellBase(ParameterModule):
-    _gates: int
-    _has_cell_state = False
+    _mode: str
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = np.float64, seed: Any = None):
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.bias = check_bool("bias", bias)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = np.float64,
+                 seed: Any = None, nonlinearity: str = "tanh"):
+        mode = ("RNN_RELU" if nonlinearity == "relu" else "RNN_TANH") if self._mode == "RNN" else self._mode
+        self.config = RNNConfig(mode, input_size, hidden_size, bias=check_bool("bias", bias))
         self._init_parameters(dtype, seed)
 
-    def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        GH, I, H = self._gates * self.hidden_size, self.input_size, self.hidden_size
-        shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H)}
-        if self.bias:
-            shapes.update(bias_ih=(GH,), bias_hh=(GH,))
-        return shapes
+    input_size = property(lambda self: self.config.input_size)
+    hidden_size = property(lambda self: self.config.hidden_size)
+    bias = property(lambda self: self.config.bias)
+    _has_cell_state = property(lambda self: self.config.mode == "LSTM")
+
+    def _stack_names(self) -> dict[str, str]:
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        return {name: f"{name}_l0" for name in names}
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -71,132 +70,200 @@ class _CellBase(ParameterModule):
 
     # -- argument handling -------------------------------------------------
 
-    def _input(self, input: Any) -> tuple[np.ndarray, bool]:
-        x = as_float_array("input", input, self.dtype)
-        check_ndim("input", x, (1, 2), "1-D (unbatched, I) or 2-D (batched, B x I) input")
+    def _input(self, place: Placement, input: Any) -> tuple[Any, bool]:
+        x = as_float(place, "input", input, self.dtype)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"input: expected 1-D (unbatched, I) or 2-D (batched, B x I) input, got a {x.ndim}-D "
+                             f"array of shape {tuple(x.shape)}")
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected {self.input_size} features (input_size) in the last dimension, got shape {x.shape}")
+            raise ValueError(f"input: expected {self.input_size} features (input_size) in the last dimension, "
+                             f"got shape {tuple(x.shape)}")
         batched = x.ndim == 2
-        return (x if batched else x[None]), batched
+        return (x if batched else place.xp.expand_dims(x, axis=0)), batched  # (B, I)
 
-    def _state(self, name: str, value: Any, B: int, batched: bool) -> np.ndarray:
+    def _state(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> Any:
         shape = (B, self.hidden_size)
         if value is None:
-            return np.zeros(shape, dtype=self.dtype)
+            return from_numpy(place, np.zeros(shape, dtype=self.dtype))
         if isinstance(value, (tuple, list)):
             raise TypeError(f"{name}: expected an array, got a {type(value).__name__}")
-        h = as_float_array(name, value, self.dtype)
+        h = as_float(place, name, value, self.dtype)
         expected = shape if batched else shape[1:]
-        check_shape(name, h, expected, "batched input" if batched else "unbatched input")
-        return h if batched else h[None]
+        if tuple(h.shape) != expected:
+            raise ValueError(f"{name}: expected shape {expected} ({'batched' if batched else 'unbatched'} input), "
+                             f"got {tuple(h.shape)}")
+        return h if batched else place.xp.expand_dims(h, axis=0)
 
-    def _hx(self, hx: Any, B: int, batched: bool):
+    def _pair(self, name: str, value: Any) -> tuple:
         if not self._has_cell_state:
-            return self._state("hx", hx, B, batched)
-        if hx is None:
-            hx = (None, None)
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError(f"hx: expected a pair (h, c) or None, got {type(hx).__name__}"
-                            + (f" of length {len(hx)}" if isinstance(hx, (tuple, list)) else ""))
-        if any(v is None for v in hx) and not all(v is None for v in hx):
-            raise TypeError("hx: expected both h and c, or hx=None; got one of them None")
-        return self._state("hx[0]", hx[0], B, batched), self._state("hx[1]", hx[1], B, batched)
+            return (value,)
+        if value is None:
+            return (None, None)
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name}: expected a pair (h, c) or None, got {type(value).__name__}"
+                            + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""))
+        return tuple(value)
 
-    def _unbatch(self, value, batched: bool):
-        if isinstance(value, tuple):
-            return tuple(self._unbatch(v, batched) for v in value)
-        return value if batched else value[0]
+    def _states(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> tuple:
+        parts = self._pair(name, value)
+        if name == "hx" and any(v is None for v in parts) and not all(v is None for v in parts):
+            raise TypeError("hx: expected both h and c, or hx=None; got one of them None")
+        labels = [f"{name}[{k}]" for k in range(2)] if self._has_cell_state else [name]
+        return tuple(self._state(place, label, v, B, batched) for label, v in zip(labels, parts, strict=True))
+
+    def _unbatch(self, states: tuple, batched: bool):
+        states = tuple(s if batched else s[0, ...] for s in states)
+        return states if self._has_cell_state else states[0]
 
     # -- forward / backward ------------------------------------------------
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, CellTape]:
-        """Returns (hidden, tape): hidden is h' (or (h', c') for LSTM), shaped as torch's.
+        """Returns (hidden, tape): hidden is h' (or (h', c') for LSTMCell), shaped as torch's.
 
         Args:
             input: (B, I) or unbatched (I,).
             hx: (B, H) -- for LSTMCell the pair (h, c) -- unbatched (H,); None means zeros.
 
+        Arrays from NumPy, torch or any array API library; the call runs there.
         Real floating arrays of any precision are cast to the module's dtype;
         integer, bool, complex or object arrays raise TypeError. Bad shapes
         raise ValueError; the caller's arrays are never written.
         """
-        x, batched = self._input(input)  # (B, I)
-        state = self._hx(hx, x.shape[0], batched)
+        place = placement_of(input=input, hx=hx)
+        x, batched = self._input(place, input)  # (B, I)
+        B = x.shape[0]
+        states = self._states(place, "hx", hx, B, batched)  # ((B, H),) or ((B, H), (B, H))
+        version, weights = self._snapshot(place)
+        xp = place.xp
         with np.errstate(all="ignore"):  # Inf and NaN follow IEEE arithmetic, silently, as in torch
-            hidden, cache = self._cell_forward(x, state)
-        return self._unbatch(hidden, batched), CellTape(self._owner, cache, batched)
+            _, finals, stack = stack_forward(place, self.config, weights, xp.expand_dims(x, axis=0),
+                                             tuple(xp.expand_dims(s, axis=0) for s in states))
+        hidden = tuple(f[0, ...] for f in finals)  # ((B, H),) or with c
+        return self._unbatch(hidden, batched), CellTape(self._owner, version, place, stack, batched, B)
 
     def backward(self, tape: CellTape, grad_hidden: Any = None) -> dict[str, Any]:
         """Gradients given dL/d(what forward returned).
 
-        Returns a dict with "input", "hx" (for LSTM a pair; present even when
+        Returns a dict with "input", "hx" (for LSTMCell a pair; present even when
         forward had hx=None) and one entry per state_dict key, shaped like them.
         """
         check_tape(tape, self._owner, CellTape)
-        B = tape.cache.x.shape[0]
-        if self._has_cell_state:
-            grad_hidden = (None, None) if grad_hidden is None else grad_hidden
-            if not isinstance(grad_hidden, (tuple, list)) or len(grad_hidden) != 2:
-                raise TypeError(f"grad_hidden: expected a pair (dh, dc) whose items may be None, got "
-                                f"{type(grad_hidden).__name__}"
-                                + (f" of length {len(grad_hidden)}" if isinstance(grad_hidden, (tuple, list)) else ""))
-            dh = self._grad("grad_hidden[0]", grad_hidden[0], B, tape.batched)
-            dc = self._grad("grad_hidden[1]", grad_hidden[1], B, tape.batched)
-            with np.errstate(all="ignore"):
-                grads = lstm_cell_backward(dh, dc, tape.cache)
-        else:
-            dh = self._grad("grad_hidden", grad_hidden, B, tape.batched)
-            with np.errstate(all="ignore"):
-                grads = self._cell_backward(dh, tape.cache)
-        grads["input"] = self._unbatch(grads["input"], tape.batched)
-        grads["hx"] = self._unbatch(grads["hx"], tape.batched)
+        _check_version(tape, self.weights_version)
+        place = _placement_for(tape, grad_hidden=grad_hidden)
+        if self._has_cell_state and grad_hidden is not None and (
+                not isinstance(grad_hidden, (tuple, list)) or len(grad_hidden) != 2):
+            raise TypeError(f"grad_hidden: expected a pair (dh, dc) whose items may be None, got "
+                            f"{type(grad_hidden).__name__}"
+                            + (f" of length {len(grad_hidden)}" if isinstance(grad_hidden, (tuple, list)) else ""))
+        labels = ["grad_hidden[0]", "grad_hidden[1]"] if self._has_cell_state else ["grad_hidden"]
+        parts = self._pair("grad_hidden", grad_hidden)
+        dstates = tuple(self._state(place, label, v, tape.B, tape.batched) for label, v in zip(labels, parts, strict=True))
+        xp = place.xp
+        with np.errstate(all="ignore"):
+            g = stack_backward(place, self.config, tape.stack, None, tuple(xp.expand_dims(d, axis=0) for d in dstates))
+        dx = g.dx[0, ...]  # (B, I)
+        grads: dict[str, Any] = {"input": dx if tape.batched else dx[0, ...],
+                                 "hx": self._unbatch(tuple(d[0, ...] for d in g.dstates0), tape.batched)}
+        grads.update((own, g.params[stack]) for own, stack in self._stack_names().items())
         return grads
-
-    def _grad(self, name: str, value: Any, B: int, batched: bool) -> np.ndarray:
-        if value is None:
-            return np.zeros((B, self.hidden_size), dtype=self.dtype)
-        return self._state(name, value, B, batched)
 
 
 class RNNCell(_CellBase):
-    """h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu (torch.nn.RNNCell)."""
+    """h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu (torch.nn.RNNCell)."""
 
-    _gates = 1
+    _mode = "RNN"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  *, dtype: Any = np.float64, seed: Any = None):
-        self.nonlinearity = check_nonlinearity(nonlinearity)
-        super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed)
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed,
+                         nonlinearity=check_nonlinearity(nonlinearity))
+
+    nonlinearity = property(lambda self: self.config.nonlinearity)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
-    def _cell_forward(self, x, h):
-        p = self._params
-        return rnn_cell_forward(x, h, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), self.nonlinearity)
-
-    _cell_backward = staticmethod(rnn_cell_backward)
-
 
 class GRUCell(_CellBase):
     """torch.nn.GRUCell; gates r, z, n with b_hn inside the reset product."""
 
-    _gates = 3
-
-    def _cell_forward(self, x, h):
-        p = self._params
-        return gru_cell_forward(x, h, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
-
-    _cell_backward = staticmethod(gru_cell_backward)
+    _mode = "GRU"
 
 
 class LSTMCell(_CellBase):
     """torch.nn.LSTMCell; gates i, f, g, o; hx is the pair (h, c)."""
 
-    _gates = 4
-    _has_cell_state = True
+    _mode = "LSTM"
 
-    def _cell_forward(self, x, state):
-        p = self._params
-        return lstm_cell_forward(x, *state, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
+
+# -- the same step as plain functions ----------------------------------------------
+
+
+class CellCache(NamedTuple):
+    config: RNNConfig
+    placement: Any
+    stack: StackTape
+
+
+def _cell_forward(mode: str, x: Any, states: tuple, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> tuple:
+    place = placement_of(x=x, states=states, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+    xp = place.xp
+    cfg = RNNConfig(mode, w_ih.shape[1], w_hh.shape[1], bias=b_ih is not None)
+    params = {"weight_ih_l0": w_ih, "weight_hh_l0": w_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh}
+    weights = prepare_stack(place, cfg, {k: v for k, v in params.items() if v is not None})
+    with np.errstate(all="ignore"):
+        _, finals, stack = stack_forward(place, cfg, weights, xp.expand_dims(x, axis=0),
+                                         tuple(xp.expand_dims(s, axis=0) for s in states))
+    return tuple(f[0, ...] for f in finals), CellCache(cfg, place, stack)
+
+
+def _cell_backward(dstates: tuple, cache: CellCache) -> dict[str, Any]:
+    xp = cache.placement.xp
+    with np.errstate(all="ignore"):
+        g = stack_backward(cache.placement, cache.config, cache.stack, None,
+                           tuple(xp.expand_dims(d, axis=0) for d in dstates))
+    dh0 = tuple(d[0, ...] for d in g.dstates0)
+    grads = {"input": g.dx[0, ...], "hx": dh0 if len(dh0) == 2 else dh0[0]}
+    grads.update((name[: -len("_l0")], value) for name, value in g.params.items())
+    return grads
+
+
+def rnn_cell_forward(x: Any, h_prev: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None,
+                     nonlinearity: str = "tanh") -> tuple[Any, CellCache]:
+    """One RNN step on a batch. x (B, I), h_prev (B, H), w_ih (H, I), w_hh (H, H), b_ih, b_hh (H,) or
+    both None. Returns h (B, H) and the cache for ``rnn_cell_backward``."""
+    (h,), cache = _cell_forward("RNN_RELU" if nonlinearity == "relu" else "RNN_TANH", x, (h_prev,), w_ih, w_hh,
+                                b_ih, b_hh)
+    return h, cache
+
+
+def rnn_cell_backward(dh: Any, cache: CellCache) -> dict[str, Any]:
+    """"input" (B, I), "hx" (B, H), "weight_ih", "weight_hh" and, with biases, "bias_ih", "bias_hh"."""
+    return _cell_backward((dh,), cache)
+
+
+def gru_cell_forward(x: Any, h_prev: Any, w_ih: Any, w_hh: Any, b_ih: Any = None,
+                     b_hh: Any = None) -> tuple[Any, CellCache]:
+    """One GRU step on a batch. x (B, I), h_prev (B, H), w_ih (3H, I), w_hh (3H, H), b_ih, b_hh (3H,)
+    or both None. Returns h (B, H) and the cache for ``gru_cell_backward``."""
+    (h,), cache = _cell_forward("GRU", x, (h_prev,), w_ih, w_hh, b_ih, b_hh)
+    return h, cache
+
+
+def gru_cell_backward(dh: Any, cache: CellCache) -> dict[str, Any]:
+    """"input" (B, I), "hx" (B, H), "weight_ih", "weight_hh" and, with biases, "bias_ih", "bias_hh"."""
+    return _cell_backward((dh,), cache)
+
+
+def lstm_cell_forward(x: Any, h_prev: Any, c_prev: Any, w_ih: Any, w_hh: Any, b_ih: Any = None,
+                      b_hh: Any = None) -> tuple[tuple[Any, Any], CellCache]:
+    """One LSTM step on a batch. x (B, I), h_prev and c_prev (B, H), w_ih (4H, I), w_hh (4H, H), b_ih,
+    b_hh (4H,) or both None. Returns (h, c) and the cache for ``lstm_cell_backward``."""
+    hc, cache = _cell_forward("LSTM", x, (h_prev, c_prev), w_ih, w_hh, b_ih, b_hh)
+    return hc, cache
+
+
+def lstm_cell_backward(dh: Any, dc: Any, cache: CellCache) -> dict[str, Any]:
+    """"input" (B, I), "hx" = (dh_prev, dc_prev), "weight_ih", "weight_hh" and, with biases, "bias_ih", "bias_hh"."""
+    return _cell_backward((dh, dc), cache)

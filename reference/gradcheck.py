@@ -243,8 +243,8 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
 
     outputs = run(**arrays)
     cotangents = _structure_like(tuple(outputs), rng)
+    clone.load_state_dict({k: arrays[k] for k in clone.state_dict()})  # run() left the last perturbation's values
     tape = clone.forward(x, hx, **kwargs)[-1]
-    clone.load_state_dict({k: arrays[k] for k in clone.state_dict()})
     grads = clone.backward(tape, cotangents[0]) if is_cell else clone.backward(tape, *cotangents)
     dhx = grads["hx"] if isinstance(grads["hx"], tuple) else (grads["hx"],)
     analytic = {"input": grads["input"], **{f"hx[{k}]": d for k, d in enumerate(dhx)},

@@ -15,9 +15,8 @@ exploding) or shrink (< 1: vanishing) a gradient:
 For LSTM the recurrent state is the pair (h, c), so its step Jacobian is the
 (P + H) x (P + H) map of the pair; for RNN and GRU it is H x H.
 
-Both functions work on one layer and one direction of a reference module
-(``layer``, forward direction); ``hidden_gradient_norms`` needs the layer to be
-the top one, where grad_output arrives directly.
+Each function reads one layer and direction of a reference module through the
+public tape API (``tape.steps``, ``backward(..., carries=True)``).
 
 Shapes: T time, B batch, P output size, H hidden, S state size (P or P + H).
 """
@@ -28,68 +27,66 @@ from typing import Any
 
 import numpy as np
 
-from .jvp import step_jvp
-from .layer import CELLS
+from ._namespace import to_numpy
+from .layer import LayerWeights, cell_of
 
 
 def hidden_gradient_norms(module: Any, input: Any, hx: Any = None, grad_output: Any = None,
-                          grad_hidden: Any = None) -> np.ndarray:
-    """||dL/dh_t|| (T, B) for the top layer, forward direction.
+                          grad_hidden: Any = None, layer: int | None = None, direction: int = 0) -> np.ndarray:
+    """||dL/dh_t|| (T, B) for one layer and direction (default: the top layer, forward direction).
 
     dL/dh_t is the *total* gradient at h_t: from the output at t and from every
-    later step through the recurrence -- exactly the carry ``dh_next`` of the
-    BPTT loop in ``layer.layer_backward``, recorded at each step.
+    later step through the recurrence -- the carry of the BPTT loop, which
+    ``backward(..., carries=True)`` returns for every step.
 
     Args:
-        module: a reference RNN, GRU or LSTM, batch-major or time-major, no ``lengths``.
+        module: a reference RNN, GRU or LSTM.
         input, hx: as for ``module.forward``.
         grad_output: dL/d(output), shaped like output, or None.
         grad_hidden: dL/d(hidden) like hidden, or None; for LSTM a pair whose items may be None.
     """
     _output, _hidden, tape = module.forward(input, hx)
-    top = tape.layers[-1][0]
-    T, B, P = tape.T, tape.B, module.output_size
-    dout = np.zeros((T, B, P), dtype=module.dtype)  # (T, B, P) forward direction's slice
-    if grad_output is not None:
-        g = module._to_time_major(np.asarray(grad_output, dtype=module.dtype), tape.batched)  # (T, B, D*P)
-        dout = g[..., :P]
-    dstates = module._states("grad_hidden", grad_hidden if grad_hidden is not None else
-                             ((None, None) if module.mode == "LSTM" else None), B, tape.batched)
-    idx = (module.num_layers - 1) * module.num_directions
-    dstate = tuple(s[idx] for s in dstates)  # (dh_n,) or (dh_n, dc_n)
-    cell = CELLS[top.mode]
-    norms = np.empty((T, B))
-    for t in reversed(range(T)):
-        dstate = (dstate[0] + dout[t],) + dstate[1:]  # (B, P) total dL/dh_t
-        norms[t] = np.linalg.norm(dstate[0], axis=-1)
-        _, _, dstate = cell.step_backward(dstate, top.caches[t], top.weights)
-    return norms
+    grads = module.backward(tape, grad_output, grad_hidden, carries=True)
+    layer = module.num_layers - 1 if layer is None else layer
+    carries = grads["carries"][layer][direction]  # T x (dh_t,) or (dh_t, dc_t)
+    return np.stack([np.linalg.norm(to_numpy(c[0]), axis=-1) for c in carries])  # (T, B)
 
 
-def step_jacobians(module: Any, input: Any, hx: Any = None, layer: int = 0) -> np.ndarray:
-    """dstate_t/dstate_{t-1} (T, B, S, S) along the forward direction of ``layer``.
+def step_jacobians(module: Any, input: Any, hx: Any = None, layer: int = 0, direction: int = 0) -> np.ndarray:
+    """dstate_t/dstate_{t-1} (T, B, S, S) of one layer and direction, in time order.
 
     Built column by column in forward mode: the tangent of the previous state
     is each basis vector in turn (one broadcast call per step), input and
     weight tangents are zero. Row = output coordinate, column = input
     coordinate; for LSTM the state is the concatenation (h, c).
     """
-    _, _, tape = module.forward(input, hx)
-    lt = tape.layers[layer][0]
-    P, H = module.output_size, module.hidden_size
-    lstm = lt.mode == "LSTM"
+    _, _, tape = module.forward(np.asarray(input, dtype=module.dtype), hx)
+    lt = tape.layer(layer, direction)
+    cfg = tape.config
+    P, H, B = cfg.output_size, cfg.hidden_size, tape.B
+    lstm = cfg.mode == "LSTM"
     S = P + H if lstm else P
-    B = tape.B
     basis = np.broadcast_to(np.eye(S, dtype=module.dtype)[:, None, :], (S, B, S))  # (S, B, S): tangent k is e_k
     dstate = (basis[..., :P], basis[..., P:]) if lstm else (basis,)
+    no_tangent = LayerWeights(*[None] * len(LayerWeights._fields))
+    step_jvp = cell_of(cfg).step_jvp
+    zero_dxw = np.zeros(cfg.gates * H, dtype=module.dtype)  # (G*H,) no input tangent
     jac = np.empty((tape.T, B, S, S), dtype=module.dtype)
     for t in range(tape.T):
-        dnew = step_jvp(lt.mode, 0.0, dstate, lt.states[t], lt.caches[t], lt.weights)
+        dnew = step_jvp(np, zero_dxw, dstate, lt.state_before(t), lt.state(t), lt.caches[t], lt.weights, no_tangent)
         cols = np.concatenate(dnew, axis=-1) if lstm else dnew[0]  # (S, B, S): [k, b, :] = column k
         jac[t] = cols.transpose(1, 2, 0)  # (B, S, S)
     return jac
 
 
-def step_singular_values(module: Any, input: Any, hx: Any = None, layer: int = 0) -> np.ndarray:
+def step_singular_values(module: Any, input: Any, hx: Any = None, layer: int = 0, direction: int = 0) -> np.ndarray:
     """Singular values (T, B, S) of each step Jacobian, largest first."""
-    return np.linalg.svd(step_jacobians(module, input, hx, layer), compute_uv=False)
+    return np.linalg.svd(step_jacobians(module, input, hx, layer, direction), compute_uv=False)
+
+
+def gate_means(module: Any, input: Any, hx: Any = None, layer: int = 0, direction: int = 0) -> dict[str, np.ndarray]:
+    """Mean of each gate's activation over batch and units, per time step: {letter: (T,)}, in time order."""
+    _, _, tape = module.forward(input, hx)
+    steps = sorted(tape.steps(layer, direction), key=lambda s: s.t)
+    letters = [k for k in tape.config.gate_names if k in steps[0].gates]
+    return {k: np.array([float(np.mean(to_numpy(s.gates[k]))) for s in steps]) for k in letters}

@@ -1,238 +1,301 @@
-"""One direction of one recurrent layer over a whole sequence: the BPTT loop.
+"""One direction of one recurrent layer over a whole sequence: the time loop.
 
-This is the only time loop in the reference; the three cells plug into it
-through their step functions. Structure (the fast one is also the clear one):
+This is the only time loop in the project. ``scan`` walks the steps carrying a
+state; forward carries (h[, c]), backward carries (dh[, dc]) the other way, and
+forward mode (``reference.jvp``) carries tangents. The three cells plug in
+through their step functions. Structure (the fast one is also the clear one)::
 
-    forward:   xw = x W_ih^T + b            one matrix product for all T steps
-               for each step: state = step(xw[t], state)     only h W_hh^T inside
-    backward:  for each step, last first: carry dh (and dc) back through step
+    forward:   xw = x W_ih^T + b            input projection, a few steps per matrix product
+               for each step: state = step(xw_t, state)     only h W_hh^T inside
+    backward:  for each step, last first: carry dh (and dc) back through the step
                dW_ih = sum_t dxw_t^T x_t    one matrix product after the loop
                dW_hh = sum_t dhw_t^T h_{t-1}
 
-Variable lengths are a boolean ``mask`` (T, B, 1): where a step is padding the
-state is carried through unchanged, the output is zero, and in backward the
-incoming gradient passes straight to the previous state. Run in reverse
-(t = T-1 ... 0), the same rule makes each sequence start at its own last valid
-step, which is what torch's packed sequences do.
+Variable lengths are a boolean ``mask`` (T, B, 1): on a padded step the carry
+passes through unchanged -- the state in forward, the gradient in backward, the
+tangent in forward mode -- and the output there is zero. Run in reverse (t = T-1
+... 0), the same rule makes each sequence start at its own last valid step,
+which is what torch's packed sequences do.
 
-Shapes: T time, B batch, I input, H hidden, P output (= H without projection),
-G gates (1 RNN, 3 GRU, 4 LSTM).
+Every function takes ``xp``, the array namespace of its arrays.
+
+Shapes: T time, B batch, I input, H hidden, P output (proj_size or H), G gates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-import numpy as np
-
-from ._linear import affine, affine_backward
-from .gru_cell import gru_step_backward, gru_step_forward
-from .lstm_cell import lstm_projection_input, lstm_step_backward, lstm_step_forward
-from .rnn_cell import rnn_step_backward, rnn_step_forward
+from ._linear import affine, affine_backward, sum_rows, weight_grad
+from ._namespace import Placement, row_major_transpose
+from .config import RNNConfig
+from .gru_cell import gru_step, gru_step_backward, gru_step_jvp
+from .lstm_cell import lstm_projection_input, lstm_rows, lstm_step, lstm_step_backward, lstm_step_jvp
+from .rnn_cell import rnn_step, rnn_step_backward, rnn_step_jvp
 
 State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
 
 
 class LayerWeights(NamedTuple):
-    """Weights of one layer and direction, in torch's layout."""
+    """One layer and direction's weights as the loop uses them (LSTM rows in i, f, o, g order)."""
 
-    w_ih: np.ndarray  # (G*H, I)
-    w_hh: np.ndarray  # (G*H, P)
-    b_ih: np.ndarray | None  # (G*H,)
-    b_hh: np.ndarray | None  # (G*H,)
-    w_hr: np.ndarray | None = None  # (P, H), LSTM with proj_size > 0 only
-
-
-class _Cell(NamedTuple):
-    """How a cell plugs into the loop."""
-
-    gates: int
-    project: Callable  # (x, w) -> xw: the part of the pre-activation known before the loop
-    step: Callable  # (xw_t, state, w[, new, keep, work]) -> (state', cache); fills given buffers, may overwrite xw_t
-    step_backward: Callable  # (dstate, cache, w[, dxw_t, dhw_t]) -> (dxw_t, dhw_t, dstate_prev); fills given buffers
-    keep: int  # (B, H) arrays a step keeps besides its gates and the states (LSTM tanh(c'), GRU W_hn h + b_hn)
-    separate_dhw: bool  # does the hidden side get a different gradient from the input side?
+    w_ih: Any  # (G*H, I)
+    w_hh: Any  # (G*H, P) for dh_prev = dgates W_hh
+    w_hh_T: Any  # (P, G*H) row-major, for h W_hh^T in every forward step
+    b_x: Any  # (G*H,) biases added on the input side (b_ih, and b_hh where it enters the same sum), or None
+    b_hn: Any  # (H,) GRU in torch's form: b_hn stays inside the reset product; else None
+    w_hr: Any = None  # (P, H) LSTM projection
+    w_hr_T: Any = None  # (H, P)
 
 
-def _both_biases(x, w):
-    # RNN and LSTM add b_ih and b_hh to the same sum: fold both into the projection.
-    bias = None if w.b_ih is None else w.b_ih + w.b_hh  # (G*H,)
-    return affine(x, w.w_ih, bias)  # (T, B, G*H)
+def prepare_weights(place: Placement, cfg: RNNConfig, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
+                    w_hr: Any = None) -> LayerWeights:
+    """torch-layout weights (in the call's namespace) -> the loop's LayerWeights. Linear in
+    the weights, so it also prepares weight tangents (``reference.jvp``)."""
+    xp, H = place.xp, cfg.hidden_size
+    if cfg.mode == "LSTM":
+        w_ih, w_hh = lstm_rows(xp, w_ih, H), lstm_rows(xp, w_hh, H)
+        b_ih, b_hh = (None, None) if b_ih is None else (lstm_rows(xp, b_ih, H), lstm_rows(xp, b_hh, H))
+    b_x = b_hn = None
+    if b_ih is not None:
+        if cfg.mode == "GRU" and cfg.reset_after:  # b_hr, b_hz join the input side; b_hn must wait for r
+            b_x = b_ih + xp.concat([b_hh[: 2 * H], xp.zeros_like(b_hh[2 * H :])])  # (3H,)
+            b_hn = b_hh[2 * H :]  # (H,)
+        else:
+            b_x = b_ih + b_hh  # (G*H,)
+    w_hr_T = None if w_hr is None else row_major_transpose(place, w_hr)
+    return LayerWeights(w_ih, w_hh, row_major_transpose(place, w_hh), b_x, b_hn, w_hr, w_hr_T)
 
 
-def _rnn(nonlinearity: str) -> _Cell:
-    def step(xw, state, w, new=None, keep=(), work=None):
-        h, cache = rnn_step_forward(xw, state[0], w.w_hh, nonlinearity, out=None if new is None else new[0])
+class Cell(NamedTuple):
+    """How a cell plugs into the loop; every function takes ``xp`` first."""
+
+    step: Callable  # (xp, xw_t, state, w) -> (state', cache)
+    step_backward: Callable  # (xp, dstate', cache, state, state', w) -> (dxw_t, dhw_t, dstate)
+    step_jvp: Callable  # (xp, dxw_t, dstate, state, state', cache, w, dw) -> dstate'
+    gate_values: Callable  # (cache, state') -> {gate letter: (B, H)} in torch's letters
+    separate_dhw: bool = False  # does the hidden product get another gradient than xw? (GRU, torch's form)
+
+
+def _rnn_cell(nonlinearity: str) -> Cell:
+    def step(xp, xw, state, w):
+        h, cache = rnn_step(xp, xw, state[0], w, nonlinearity)
         return (h,), cache
 
-    def step_backward(dstate, cache, w, dxw=None, dhw=None):
-        dpre, dh_prev = rnn_step_backward(dstate[0], cache, w.w_hh, out=dxw)
-        return dpre, dpre, (dh_prev,)
+    def step_backward(xp, dnew, cache, prev, new, w):
+        da, dh_prev = rnn_step_backward(xp, dnew[0], new[0], w, nonlinearity)
+        return da, da, (dh_prev,)
 
-    return _Cell(1, _both_biases, step, step_backward, keep=0, separate_dhw=False)
+    def step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
+        return (rnn_step_jvp(xp, dxw, dprev[0], prev[0], new[0], w, dw, nonlinearity),)
 
-
-def _gru_step(xw, state, w, new=None, keep=None, work=None):
-    out = None if new is None else (xw, new[0], keep[0])
-    h, cache = gru_step_forward(xw, state[0], w.w_hh, w.b_hh, out=out, work=work)
-    return (h,), cache
+    return Cell(step, step_backward, step_jvp, lambda cache, new: {})
 
 
-def _gru_step_backward(dstate, cache, w, dxw=None, dhw=None):
-    dxw, dhw, dh_prev = gru_step_backward(dstate[0], cache, w.w_hh, out=None if dxw is None else (dxw, dhw))
-    return dxw, dhw, (dh_prev,)
+def _gru_cell(reset_after: bool) -> Cell:
+    def step(xp, xw, state, w):
+        h, cache = gru_step(xp, xw, state[0], w, reset_after)
+        return (h,), cache
+
+    def step_backward(xp, dnew, cache, prev, new, w):
+        dxw, dhw, dh_prev = gru_step_backward(xp, dnew[0], cache, prev[0], w)
+        return dxw, dhw, (dh_prev,)
+
+    def step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
+        return (gru_step_jvp(xp, dxw, dprev[0], prev[0], cache, w, dw, reset_after),)
+
+    def gate_values(cache, new):
+        H = cache.n.shape[-1]
+        gates = {"r": cache.rz[..., :H], "z": cache.rz[..., H:], "n": cache.n}
+        return gates if cache.hn is None else {**gates, "hn": cache.hn}
+
+    return Cell(step, step_backward, step_jvp, gate_values, separate_dhw=reset_after)
 
 
-def _lstm_step(xw, state, w, new=None, keep=None, work=None):
-    out = None if new is None else (xw, new[0], new[1], keep[0])
-    h, c, cache = lstm_step_forward(xw, state[0], state[1], w.w_hh, w.w_hr, out=out, work=work)
-    return (h, c), cache
+def _lstm_step(xp, xw, state, w):
+    return lstm_step(xp, xw, state[0], state[1], w)
 
 
-def _lstm_step_backward(dstate, cache, w, dxw=None, dhw=None):
-    dgates, dh_prev, dc_prev = lstm_step_backward(dstate[0], dstate[1], cache, w.w_hh, w.w_hr, out=dxw)
+def _lstm_step_backward(xp, dnew, cache, prev, new, w):
+    dgates, dh_prev, dc_prev = lstm_step_backward(xp, dnew[0], dnew[1], cache, prev[1], w)
     return dgates, dgates, (dh_prev, dc_prev)
 
 
-CELLS: dict[str, _Cell] = {
-    "RNN_TANH": _rnn("tanh"),
-    "RNN_RELU": _rnn("relu"),
-    # GRU keeps b_hh on the hidden side: b_hn sits inside the reset product.
-    "GRU": _Cell(3, lambda x, w: affine(x, w.w_ih, w.b_ih), _gru_step, _gru_step_backward, keep=1, separate_dhw=True),
-    "LSTM": _Cell(4, _both_biases, _lstm_step, _lstm_step_backward, keep=1, separate_dhw=False),
-}
+def _lstm_step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
+    return lstm_step_jvp(xp, dxw, dprev[0], dprev[1], prev[0], prev[1], cache, w, dw)
 
 
-class LayerTape(NamedTuple):
-    """Everything backward needs; nothing in it is written after forward."""
-
-    mode: str  # a key of CELLS
-    x: np.ndarray  # (T, B, I)
-    state0: State  # (h0,) or (h0, c0)
-    weights: LayerWeights
-    mask: np.ndarray | None  # (T, B, 1) bool, True on valid steps
-    reverse: bool
-    states: np.ndarray  # (T + 1, B, P) hidden states in processing order; states[0] = h0
-    caches: list  # T step caches in processing order (views into the layer's buffers)
+def _lstm_gate_values(cache, new):
+    H = cache.g.shape[-1]
+    return {"i": cache.ifo[..., :H], "f": cache.ifo[..., H : 2 * H], "g": cache.g, "o": cache.ifo[..., 2 * H :]}
 
 
-def _time_steps(T: int, reverse: bool) -> range:
+def cell_of(cfg: RNNConfig) -> Cell:
+    if cfg.mode == "LSTM":
+        return Cell(_lstm_step, _lstm_step_backward, _lstm_step_jvp, _lstm_gate_values)
+    if cfg.mode == "GRU":
+        return _gru_cell(cfg.reset_after)
+    return _rnn_cell(cfg.nonlinearity)
+
+
+# -- the loop ----------------------------------------------------------------------
+
+
+def time_steps(T: int, reverse: bool) -> range:
+    """Time indices in processing order."""
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def _in_time_order(per_step: np.ndarray | list, reverse: bool) -> np.ndarray:
-    """(T, ...) array of per-step values listed in processing order, in time order (a view when it can be)."""
-    stacked = per_step if isinstance(per_step, np.ndarray) else np.stack(per_step)  # (T, ...)
-    return stacked[::-1] if reverse else stacked
+def scan(xp: Any, step: Callable, carry: tuple, steps: Sequence[int], mask: Any = None) -> tuple[tuple, list]:
+    """carry' , out_t = step(carry, t) for t in ``steps``; where mask[t] is False the
+    carry passes through unchanged. Returns the last carry and [(t, carry after t, out_t)]."""
+    records = []
+    for t in steps:
+        new, out = step(carry, t)
+        if mask is not None:  # padded rows keep their carry
+            new = tuple(xp.where(mask[t, ...], n, c) for n, c in zip(new, carry, strict=True))
+        records.append((t, new, out))
+        carry = new
+    return carry, records
 
 
-def recurrent_layout(w: LayerWeights) -> LayerWeights:
-    """The same weights, with W_hh (and W_hr) stored column-major for the loop.
+def _projection_blocks(T: int, B: int, reverse: bool) -> list[range]:
+    """Time steps in processing order, cut into blocks whose input projections are
+    one matrix product each. One product for all T steps would hold the whole
+    (T, B, G*H) projection through the loop, next to the gates the tape keeps (for
+    LSTM that is 1.57x the tape); blocks of at least 256 rows and at most T/8 steps
+    keep the products efficient and that extra memory under a tenth."""
+    K = min(T, max(-(-T // 8), -(-256 // max(B, 1))))  # steps per block
+    blocks = [range(lo, min(lo + K, T)) for lo in range(0, T, K)]
+    return [range(b.stop - 1, b.start - 1, -1) for b in reversed(blocks)] if reverse else blocks
 
-    Each step forms h @ W_hh^T. Given W_hh^T as a row-major matrix, which is what
-    a column-major W_hh is, OpenBLAS's product on these shapes (B = 64, one
-    step) ran 5-19% faster than through the transposed view of a row-major W_hh,
-    in both dtypes and for every cell (measured at H = 256, 512, 1024, 2 threads),
-    and never slower. The copy is made once per sequence. Backward keeps the
-    row-major original: there the step forms dgates @ W_hh, which is fastest as is.
+
+class LayerTape(NamedTuple):
+    """What one layer and direction's forward recorded (public, read-only).
+
+    ``h`` and ``c`` are the states after each step, in time order (padded steps
+    carry the state); ``caches[t]`` is step t's cache (gate values); ``state0``
+    the initial state. For the reverse direction the state before step t is the
+    state after step t + 1.
     """
-    w_hr = None if w.w_hr is None else np.asfortranarray(w.w_hr)  # (P, H)
-    return w._replace(w_hh=np.asfortranarray(w.w_hh), w_hr=w_hr)  # (G*H, P)
+
+    x: Any  # (T, B, I) the layer's input, time-major
+    state0: State  # (h0,) or (h0, c0)
+    weights: LayerWeights
+    mask: Any  # (T, B, 1) bool or None
+    reverse: bool
+    h: Any  # (T, B, P) states after each step (also the output, before padding is zeroed)
+    c: list | None  # T arrays (B, H), LSTM only
+    caches: list  # T step caches, in time order
+
+    def state(self, t: int) -> State:
+        """The state after step t."""
+        return (self.h[t, ...],) if self.c is None else (self.h[t, ...], self.c[t])
+
+    def state_before(self, t: int) -> State:
+        """The state step t started from."""
+        k = t + 1 if self.reverse else t - 1
+        return self.state0 if k < 0 or k >= self.h.shape[0] else self.state(k)
 
 
-def layer_forward(
-    mode: str,
-    x: np.ndarray,
-    state0: State,
-    weights: LayerWeights,
-    mask: np.ndarray | None = None,
-    reverse: bool = False,
-) -> tuple[np.ndarray, State, LayerTape]:
+def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, mask: Any = None,
+                  reverse: bool = False) -> tuple[Any, State, LayerTape]:
     """Run one layer in one direction over time.
 
     Args:
-        mode: "RNN_TANH", "RNN_RELU", "GRU" or "LSTM".
         x: (T, B, I) time-major input, T >= 1.
         state0: (h0,) or (h0, c0); h0 (B, P), c0 (B, H).
+        w: the loop's weights (``prepare_weights``).
         mask: (T, B, 1) bool or None (every step valid).
         reverse: walk t = T-1 ... 0.
     Returns:
-        output (T, B, P) in time order (zero on padded steps), the final state
-        (each sequence's state after its own last valid step) and the tape.
+        h (T, B, P) the states after each step in time order (the output before
+        padding is zeroed; shared with the tape), the final state (each
+        sequence's state after its own last valid step) and the tape.
     """
-    cell = CELLS[mode]
-    T, B = x.shape[:2]
-    xw = cell.project(x, weights)  # (T, B, G*H); GRU and LSTM steps store their gates over it
-    step_weights = recurrent_layout(weights)
-    H = xw.shape[-1] // cell.gates
-    # Every step writes into slots allocated here, once: the state history (which is
-    # also the output), what the caches keep, and one scratch for the product W_hh h.
-    history = tuple(np.empty((T + 1,) + s.shape, dtype=xw.dtype) for s in state0)  # (T+1, B, P) [, (T+1, B, H)]
-    for hist, s in zip(history, state0):
-        hist[0] = s
-    keep = np.empty((T, cell.keep, B, H), dtype=xw.dtype)  # (T, K, B, H)
-    work = np.empty((B, xw.shape[-1]), dtype=xw.dtype)  # (B, G*H)
-    caches = []
-    for k, t in enumerate(_time_steps(T, reverse)):
-        prev, new = tuple(h[k] for h in history), tuple(h[k + 1] for h in history)
-        _, cache = cell.step(xw[t], prev, step_weights, new, keep[k], work)  # writes new, keep[k], xw[t]
-        caches.append(cache)
-        if mask is not None:  # padded rows keep their state
-            for n, p in zip(new, prev):
-                np.copyto(n, p, where=~mask[t])
-    out = _in_time_order(history[0][1:], reverse)  # (T, B, P) a view of the tape ...
-    out = np.where(mask, out, 0) if mask is not None else out.copy()  # ... so the caller gets a copy
-    final = tuple(h[T].copy() for h in history)
-    return out, final, LayerTape(mode, x, state0, weights, mask, reverse, history[0], caches)
+    T, B = x.shape[0], x.shape[1]
+    state, records = state0, []
+    for block in _projection_blocks(T, B, reverse):
+        lo = min(block)
+        xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H)
+        state, block_records = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state,
+                                    block, mask)
+        records += block_records
+    records.sort(key=lambda r: r[0])  # time order
+    h = xp.stack([new[0] for _, new, _ in records])  # (T, B, P)
+    c = [new[1] for _, new, _ in records] if len(state0) == 2 else None  # T x (B, H)
+    return h, state, LayerTape(x, state0, w, mask, reverse, h, c, [cache for _, _, cache in records])
 
 
-def layer_backward(
-    dout: np.ndarray | None, dstate_n: State, tape: LayerTape
-) -> tuple[np.ndarray, State, dict[str, np.ndarray | None]]:
+class LayerGrads(NamedTuple):
+    dx: Any  # (T, B, I)
+    dstate0: State  # gradient at the initial state
+    w_ih: Any  # (G*H, I), loop row order
+    w_hh: Any  # (G*H, P)
+    b_ih: Any  # (G*H,) or None
+    b_hh: Any  # (G*H,) or None
+    w_hr: Any  # (P, H) or None
+    carries: list | None  # T tuples in time order: the total gradient at the state after step t
+
+
+def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: State, tape: LayerTape,
+                   keep_carries: bool = False) -> LayerGrads:
     """Backpropagation through time for one layer and direction.
 
     Args:
-        dout: (T, B, P) gradient at the output, or None for zero; ignored on
-            padded steps (the output there is a constant zero).
-        dstate_n: gradients at the final state, (dh_n,) or (dh_n, dc_n); None
-            entries are zero.
-    Returns:
-        dx (T, B, I), the gradient at the initial state (same structure) and a
-        dict with "w_ih", "w_hh", "b_ih", "b_hh", "w_hr" (None where absent).
+        dout: (T, B, P) gradient at the output, or None; ignored on padded steps
+            (the output there is a constant zero).
+        dstate_n: gradient at the final state, (dh_n,) or (dh_n, dc_n).
     """
-    mode, x, state0, w, mask, reverse, states, caches = tape
-    cell = CELLS[mode]
-    T, B = x.shape[:2]
+    x, state0, w, mask, reverse, h, _, caches = tape
+    T = x.shape[0]
     if dout is not None and mask is not None:
-        dout = np.where(mask, dout, 0)  # (T, B, P) padded outputs are constants
-    dxw = np.empty((T, B, w.w_ih.shape[0]), dtype=x.dtype)  # (T, B, G*H)
-    dhw = np.empty_like(dxw) if cell.separate_dhw else dxw  # (T, B, G*H)
-    dh_steps = []  # gradient at each step's h, for dW_hr
-    dstate = tuple(np.zeros_like(s) if d is None else d for d, s in zip(dstate_n, state0))
-    for k, t in reversed(list(enumerate(_time_steps(T, reverse)))):
-        if dout is not None:
-            dstate = (dstate[0] + dout[t],) + dstate[1:]  # (B, P)
-        d_step = dstate if mask is None else tuple(np.where(mask[t], d, 0) for d in dstate)
-        _, _, d_prev = cell.step_backward(d_step, caches[k], w, dxw[t], dhw[t])  # fills dxw[t], dhw[t]
-        if w.w_hr is not None:
-            dh_steps.append(d_step[0])
-        if mask is not None:  # on padded steps the gradient passes straight through
-            d_prev = tuple(np.where(mask[t], dp, d) for dp, d in zip(d_prev, dstate))
-        dstate = d_prev
-    has_bias = w.b_ih is not None
-    dx, dw_ih, db_ih = affine_backward(dxw, x, w.w_ih, has_bias)  # (T, B, I), (G*H, I), (G*H,)
-    h_prev = _in_time_order(states[:-1], reverse)  # (T, B, P), aligned with dhw; a view of the tape
-    if mask is not None:  # padded steps get zero gradient; zero their operands too, so 0 * NaN cannot leak in
-        h_prev = np.where(mask, h_prev, 0)  # (T, B, P)
-    _, dw_hh, db_hh = affine_backward(dhw, h_prev, w.w_hh, has_bias and cell.separate_dhw, need_dx=False)
-    if has_bias and not cell.separate_dhw:
-        db_hh = db_ih.copy()  # both biases enter the same sum
-    grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b_ih": db_ih, "b_hh": db_hh, "w_hr": None}
-    if w.w_hr is not None:
-        dh = _in_time_order(dh_steps[::-1], reverse)  # (T, B, P)
-        m = _in_time_order([lstm_projection_input(c) for c in caches], reverse)  # (T, B, H)
+        dout = _zero_padding(xp, mask, dout)  # (T, B, P) padded outputs are constants
+
+    def step(dstate, t):
+        if dout is not None:  # h_t feeds the output and the next step: the two gradients add
+            dstate = (dstate[0] + dout[t, ...],) + dstate[1:]
+        dxw, dhw, dprev = cell.step_backward(xp, dstate, caches[t], tape.state_before(t), tape.state(t), w)
+        return dprev, (dxw, dhw, dstate)
+
+    dstate0, records = scan(xp, step, dstate_n, list(reversed(time_steps(T, reverse))), mask)
+    records.sort(key=lambda r: r[0])  # time order
+    dxw = xp.stack([out[0] for _, _, out in records])  # (T, B, G*H)
+    dhw = xp.stack([out[1] for _, _, out in records]) if cell.separate_dhw else dxw  # (T, B, G*H)
+    h0 = state0[0][None, ...]  # (1, B, P)
+    h_prev = xp.concat([h[1:, ...], h0]) if reverse else xp.concat([h0, h[:-1, ...]])  # (T, B, P)
+    if mask is not None:  # padded steps contribute nothing; zero their operands too, so 0 * NaN cannot leak in
+        dxw, h_prev = _zero_padding(xp, mask, dxw), _zero_padding(xp, mask, h_prev)
+        dhw = _zero_padding(xp, mask, dhw) if cell.separate_dhw else dxw
+    has_bias = w.b_x is not None
+    dx, dw_ih, db_ih = affine_backward(xp, dxw, x, w.w_ih, has_bias)  # (T, B, I), (G*H, I), (G*H,)
+    dw_hh = _hidden_weight_grad(xp, cfg, dhw, h_prev, caches)  # (G*H, P)
+    db_hh = None
+    if has_bias:  # b_hh enters the same sum as b_ih, except GRU's b_hn (inside the reset product)
+        db_hh = sum_rows(xp, xp.reshape(dhw, (-1, dhw.shape[-1]))) if cell.separate_dhw else xp.asarray(db_ih, copy=True)
+    dw_hr = None
+    if w.w_hr is not None:  # h' = m W_hr^T at every step: dW_hr = sum_t dh'_t^T m_t
+        dh = xp.stack([out[2][0] for _, _, out in records])  # (T, B, P)
+        m = xp.stack([lstm_projection_input(cache) for cache in caches])  # (T, B, H)
         if mask is not None:
-            m = np.where(mask, m, 0)  # (T, B, H)
-        _, grads["w_hr"], _ = affine_backward(dh, m, w.w_hr, False, need_dx=False)  # (P, H)
-    return dx, dstate, grads
+            dh, m = _zero_padding(xp, mask, dh), _zero_padding(xp, mask, m)
+        dw_hr = weight_grad(xp, dh, m)  # (P, H)
+    carries = [out[2] for _, _, out in records] if keep_carries else None
+    return LayerGrads(dx, dstate0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries)
+
+
+def _zero_padding(xp: Any, mask: Any, a: Any) -> Any:
+    """a (T, B, n) with the padded steps set to 0."""
+    return xp.where(mask, a, xp.zeros_like(a[:1, :1, :1]))
+
+
+def _hidden_weight_grad(xp: Any, cfg: RNNConfig, dhw: Any, h_prev: Any, caches: list) -> Any:
+    """dW_hh = sum_t dhw_t^T h_{t-1}: one product over all steps. In the paper's GRU
+    the n rows multiply r * h, not h."""
+    if cfg.mode == "GRU" and not cfg.reset_after:
+        H = cfg.hidden_size
+        r = xp.stack([cache.rz[..., :H] for cache in caches])  # (T, B, H)
+        dw_hrz = weight_grad(xp, dhw[..., : 2 * H], h_prev)  # (2H, H)
+        return xp.concat([dw_hrz, weight_grad(xp, dhw[..., 2 * H :], r * h_prev)], axis=0)  # (3H, H)
+    return weight_grad(xp, dhw, h_prev)  # (G*H, P)

@@ -1,188 +1,118 @@
-"""Long short-term memory cell (torch.nn.LSTMCell, and the step of nn.LSTM with
-projections): forward, cache, backward.
+"""Long short-term memory step (torch.nn.LSTM with projections, LSTMCell):
+forward, backward and forward-mode tangent.
 
-Equations (torch's, gate order i, f, g, o)::
+Convention: batches of rows; x_t (B, I), h (B, P), c (B, H); products read
+``x W^T``. The input side ``xw = x W_ih^T + b_ih + b_hh`` is computed for all
+steps before the loop.
 
-    i  = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input gate
-    f  = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget gate
-    g  = tanh   (W_ig x + b_ig + W_hg h + b_hg)      cell candidate
-    o  = sigmoid(W_io x + b_io + W_ho h + b_ho)      output gate
+Forward (torch's equations)::
+
+    a  = xw + h W_hh^T                  (B, 4H) pre-activations
+    i  = sigmoid(a_i)                   input gate
+    f  = sigmoid(a_f)                   forget gate
+    g  = tanh(a_g)                      cell candidate
+    o  = sigmoid(a_o)                   output gate
     c' = f * c + i * g
     m  = o * tanh(c')
-    h' = m                  (no projection)
-    h' = W_hr m             (proj_size P > 0: h is (B, P), c stays (B, H))
+    h' = m                              no projection (P = H)
+    h' = m W_hr^T                       proj_size P > 0: h is (B, P), c stays (B, H)
 
-Derivatives (a "d" prefix on a gate means the gradient at its pre-activation)::
+Inside the loop the gate rows are stored i, f, o, g (torch's are i, f, g, o): the
+three sigmoid gates are then one contiguous block and take one sigmoid call per
+step instead of two, and the tape keeps exactly i, f, o, g with no scratch. The
+layer converts weights in and gradients out (``lstm_rows``); nothing outside it
+sees that order.
 
-    dm  = dh' W_hr   (or dh')          dW_hr = dh'^T m
-    dc  = dc' + dm * o * (1 - tanh(c')^2)      total gradient at c'
-    di  = dc * g * i * (1 - i)
-    df  = dc * c * f * (1 - f)
-    dg  = dc * i * (1 - g^2)
-    do  = dm * tanh(c') * o * (1 - o)
-    dc_prev = dc * f
-    dh_prev = [di, df, dg, do] W_hh
+Backward (``dh'`` and ``dc'`` arrive; a "d" on a gate is the gradient at its pre-activation)::
 
-Shapes: B batch, I input, H hidden, P projection (P = H without one); the gate
-axis is 4H in (i, f, g, o) order.
+    h' = m W_hr^T            =>  dm = dh' W_hr                (no projection: dm = dh')
+    m  = o * tanh(c')        =>  do_out = dm * tanh(c'),  dc = dc' + dm * o * (1 - tanh(c')^2)
+    c' = f * c + i * g       =>  di_out = dc * g,  df_out = dc * c,  dg_out = dc * i,  dc_prev = dc * f
+    i, f, o = sigmoid(.)     =>  d(i, f, o) = d(i, f, o)_out * s * (1 - s)      s = the gate itself
+    g = tanh(a_g)            =>  dg = dg_out * (1 - g^2)
+    a = xw + h W_hh^T        =>  dxw = dhw = [di, df, do, dg],  dh_prev = dhw W_hh
+    dW_hr = sum_t dh'_t^T m_t                                  (one product, in the layer)
+
+Tangent::
+
+    a. = xw. + h. W_hh^T + h W_hh.^T
+    (i, f, o). = s (1 - s) a_(i, f, o).      g. = (1 - g^2) a_g.
+    c'. = f. c + f c. + i. g + i g.
+    m.  = o. tanh(c') + o (1 - tanh(c')^2) c'.
+    h'. = m.    or    m. W_hr^T + m W_hr.^T
+
+Shapes: B batch, H hidden, P output (proj_size or H); any leading axes K... before B broadcast.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
-
-from ._linear import affine, affine_backward
 from .activations import sigmoid, tanh
 
 
 class LSTMStepCache(NamedTuple):
-    c_prev: np.ndarray  # (B, H)
-    gates: np.ndarray  # (B, 4H) i, f, g, o after their nonlinearities
-    tanh_c: np.ndarray  # (B, H) tanh(c'), cached so backward needs no tanh
+    ifo: Any  # (B, 3H) input, forget and output gates, after the sigmoid
+    g: Any  # (B, H) cell candidate, after the tanh
+    tanh_c: Any  # (B, H) tanh(c'), kept so that backward needs no tanh
 
 
-def lstm_step_forward(
-    xw: np.ndarray,
-    h_prev: np.ndarray,
-    c_prev: np.ndarray,
-    w_hh: np.ndarray,
-    w_hr: np.ndarray | None = None,
-    out: tuple | None = None,
-    work: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, LSTMStepCache]:
-    """One LSTM step given the input side xw = W_ih x + b_ih + b_hh (B, 4H).
+def lstm_rows(xp: Any, a: Any, H: int) -> Any:
+    """Swap the last two gate blocks along axis 0: torch's i, f, g, o <-> the loop's i, f, o, g (its own inverse)."""
+    return xp.concat([a[: 2 * H, ...], a[3 * H :, ...], a[2 * H : 3 * H, ...]], axis=0)
 
-    Args:
-        xw: (B, 4H).  h_prev: (B, P).  c_prev: (B, H).
-        w_hh: (4H, P).  w_hr: (P, H) or None.
-        out: buffers (gates (B, 4H), h' (B, P), c' (B, H), tanh(c') (B, H)) or
-            None for new ones. ``gates`` may be xw itself: the layer passes its
-            slice of the input projection, which is not needed again, so the
-            cached gates cost no allocation per step.
-        work: (B, 4H) scratch for W_hh h, or None.
-    Returns:
-        h: (B, P), c: (B, H) and the step cache.
-    """
+
+def lstm_step(xp: Any, xw: Any, h_prev: Any, c_prev: Any, w: Any) -> tuple[tuple[Any, Any], LSTMStepCache]:
+    """One step given xw (B, 4H) in i, f, o, g rows: ((h', c'), cache)."""
     H = c_prev.shape[-1]
-    if out is None:
-        out = np.empty_like(xw), np.empty_like(h_prev), np.empty_like(c_prev), np.empty_like(c_prev)
-    gates, h, c, tanh_c = out
-    hw = np.matmul(h_prev, w_hh.T, out=work)  # (B, 4H)
-    np.add(xw, hw, out=gates)  # (B, 4H)
-    sigmoid(gates[:, : 2 * H], out=gates[:, : 2 * H])  # i, f
-    tanh(gates[:, 2 * H : 3 * H], out=gates[:, 2 * H : 3 * H])  # g
-    sigmoid(gates[:, 3 * H :], out=gates[:, 3 * H :])  # o
-    i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))  # 4 x (B, H)
-    np.multiply(f, c_prev, out=c)  # (B, H)
-    c += np.multiply(i, g, out=hw[:, :H])  # the scratch is free again: no temporary
-    tanh(c, out=tanh_c)  # (B, H)
-    if w_hr is None:
-        np.multiply(o, tanh_c, out=h)  # (B, H)
-    else:
-        np.matmul(np.multiply(o, tanh_c, out=hw[:, :H]), w_hr.T, out=h)  # (B, P)
-    return h, c, LSTMStepCache(c_prev, gates, tanh_c)
+    a = xw + h_prev @ w.w_hh_T  # (B, 4H)
+    ifo = sigmoid(xp, a[..., : 3 * H])  # (B, 3H)
+    g = tanh(xp, a[..., 3 * H :])  # (B, H)
+    c = ifo[..., H : 2 * H] * c_prev + ifo[..., :H] * g  # (B, H)   c' = f * c + i * g
+    tanh_c = tanh(xp, c)  # (B, H)
+    m = ifo[..., 2 * H :] * tanh_c  # (B, H)   m = o * tanh(c')
+    h = m if w.w_hr_T is None else m @ w.w_hr_T  # (B, P)
+    return (h, c), LSTMStepCache(ifo, g, tanh_c)
 
 
-def lstm_step_backward(
-    dh: np.ndarray, dc: np.ndarray, cache: LSTMStepCache, w_hh: np.ndarray,
-    w_hr: np.ndarray | None = None, out: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (dgates, dh_prev, dc_prev): the gradient at the gate
-    pre-activations (B, 4H) -- which is the gradient at xw and at h W_hh^T alike --
-    and at the previous hidden (B, P) and cell (B, H) states.
-
-    ``out``: (B, 4H) buffer for dgates (the layer passes its slice of dL/dxw), or None.
-    dL/dW_hr is not formed here: it is one product over all steps, taken by the
-    caller from dh and m = o * tanh(c') (see ``lstm_projection_input``).
-    """
-    c_prev, gates, tanh_c = cache
-    H = c_prev.shape[-1]
-    i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))  # 4 x (B, H)
-    dm = dh if w_hr is None else dh @ w_hr  # (B, H)
-    # Each product is built in place in its output slice: no temporaries per step.
-    dc_total = np.multiply(tanh_c, tanh_c)  # (B, H)
-    np.subtract(1, dc_total, out=dc_total)
-    dc_total *= o
-    dc_total *= dm
-    dc_total += dc  # dc' + dm * o * (1 - tanh(c')^2)
-    dgates = np.empty_like(gates) if out is None else out  # (B, 4H)
-    d_i, d_f, d_g, d_o = (dgates[:, k * H : (k + 1) * H] for k in range(4))  # 4 x (B, H)
-    np.subtract(1, i, out=d_i)
-    d_i *= i
-    d_i *= g
-    d_i *= dc_total  # dc * g * i * (1 - i)
-    np.subtract(1, f, out=d_f)
-    d_f *= f
-    d_f *= c_prev
-    d_f *= dc_total  # dc * c * f * (1 - f)
-    np.multiply(g, g, out=d_g)
-    np.subtract(1, d_g, out=d_g)
-    d_g *= i
-    d_g *= dc_total  # dc * i * (1 - g^2)
-    np.subtract(1, o, out=d_o)
-    d_o *= o
-    d_o *= tanh_c
-    d_o *= dm  # dm * tanh(c') * o * (1 - o)
-    dh_prev = dgates @ w_hh  # (B, P)
-    dc_total *= f  # dc_prev = dc * f, reusing the buffer
-    return dgates, dh_prev, dc_total
+def lstm_step_backward(xp: Any, dh: Any, dc: Any, cache: LSTMStepCache, c_prev: Any, w: Any) -> tuple[Any, Any, Any]:
+    """(dgates, dh_prev, dc_prev): the gradient at the pre-activations (B, 4H) in
+    i, f, o, g rows -- the gradient at xw and at h W_hh^T alike -- and at the
+    previous states, (B, P) and (B, H)."""
+    ifo, g, tanh_c = cache
+    H = g.shape[-1]
+    i, f, o = ifo[..., :H], ifo[..., H : 2 * H], ifo[..., 2 * H :]  # 3 x (B, H)
+    dm = dh if w.w_hr is None else dh @ w.w_hr  # (B, H)
+    dc = dc + dm * o * (1 - tanh_c * tanh_c)  # (B, H) total gradient at c'
+    d_ifo = xp.concat([dc * g, dc * c_prev, dm * tanh_c], axis=-1) * ifo * (1 - ifo)  # (B, 3H)
+    d_g = dc * i * (1 - g * g)  # (B, H)
+    dgates = xp.concat([d_ifo, d_g], axis=-1)  # (B, 4H)
+    return dgates, dgates @ w.w_hh, dc * f
 
 
-def lstm_projection_input(cache: LSTMStepCache) -> np.ndarray:
-    """m = o * tanh(c'), the (B, H) input of the projection, rebuilt from the cache
+def lstm_projection_input(cache: LSTMStepCache) -> Any:
+    """m = o * tanh(c') (B, H), the input of the projection, rebuilt from the cache
     (one product; cheaper than keeping another B*H floats per step)."""
-    H = cache.c_prev.shape[-1]
-    return cache.gates[:, 3 * H :] * cache.tanh_c  # (B, H)
+    H = cache.g.shape[-1]
+    return cache.ifo[..., 2 * H :] * cache.tanh_c
 
 
-class LSTMCellCache(NamedTuple):
-    x: np.ndarray  # (B, I)
-    h_prev: np.ndarray  # (B, H)
-    step: LSTMStepCache
-    w_ih: np.ndarray  # (4H, I)
-    w_hh: np.ndarray  # (4H, H)
-    has_bias: bool
-
-
-def lstm_cell_forward(
-    x: np.ndarray,
-    h_prev: np.ndarray,
-    c_prev: np.ndarray,
-    w_ih: np.ndarray,
-    w_hh: np.ndarray,
-    b_ih: np.ndarray | None = None,
-    b_hh: np.ndarray | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray], LSTMCellCache]:
-    """One LSTM cell step on a batch.
-
-    Args:
-        x: (B, I).  h_prev, c_prev: (B, H).  w_ih: (4H, I).  w_hh: (4H, H).
-        b_ih, b_hh: (4H,) or both None.
-    Returns:
-        (h, c): 2 x (B, H) and the cache for ``lstm_cell_backward``.
-    """
-    bias = None if b_ih is None else b_ih + b_hh  # (4H,)
-    xw = affine(x, w_ih, bias)  # (B, 4H)
-    h, c, step = lstm_step_forward(xw, h_prev, c_prev, w_hh)
-    return (h, c), LSTMCellCache(x, h_prev, step, w_ih, w_hh, b_ih is not None)
-
-
-def lstm_cell_backward(
-    dh: np.ndarray, dc: np.ndarray, cache: LSTMCellCache
-) -> dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]]:
-    """Gradients of one LSTM cell step given dL/dh' and dL/dc', each (B, H).
-
-    Returns "input" (B, I), "hx" = (dh_prev, dc_prev), "weight_ih", "weight_hh"
-    and, with biases, "bias_ih", "bias_hh" (equal: both enter the same sum).
-    """
-    x, h_prev, step, w_ih, w_hh, has_bias = cache
-    dgates, dh_prev, dc_prev = lstm_step_backward(dh, dc, step, w_hh)
-    dx, dw_ih, db = affine_backward(dgates, x, w_ih, has_bias)  # (B, I), (4H, I), (4H,)
-    _, dw_hh, _ = affine_backward(dgates, h_prev, w_hh, False, need_dx=False)  # (4H, H)
-    grads = {"input": dx, "hx": (dh_prev, dc_prev), "weight_ih": dw_ih, "weight_hh": dw_hh}
-    if has_bias:
-        grads["bias_ih"] = db
-        grads["bias_hh"] = db.copy()
-    return grads
+def lstm_step_jvp(xp: Any, dxw: Any, dh_prev: Any, dc_prev: Any, h_prev: Any, c_prev: Any, cache: LSTMStepCache,
+                  w: Any, dw: Any) -> tuple[Any, Any]:
+    """(h'., c'.) given the tangents of xw, (h, c) and the weights (dw entries None = 0)."""
+    ifo, g, tanh_c = cache
+    H = g.shape[-1]
+    i, f, o = ifo[..., :H], ifo[..., H : 2 * H], ifo[..., 2 * H :]  # 3 x (B, H)
+    da = dxw + dh_prev @ w.w_hh_T  # (K..., B, 4H)
+    if dw.w_hh_T is not None:
+        da = da + h_prev @ dw.w_hh_T
+    d_ifo = ifo * (1 - ifo) * da[..., : 3 * H]  # (K..., B, 3H)
+    d_g = (1 - g * g) * da[..., 3 * H :]  # (K..., B, H)
+    dc = d_ifo[..., H : 2 * H] * c_prev + f * dc_prev + d_ifo[..., :H] * g + i * d_g  # (K..., B, H)
+    dm = d_ifo[..., 2 * H :] * tanh_c + o * (1 - tanh_c * tanh_c) * dc  # (K..., B, H)
+    if w.w_hr_T is None:
+        return dm, dc
+    dh = dm @ w.w_hr_T  # (K..., B, P)
+    if dw.w_hr_T is not None:
+        dh = dh + lstm_projection_input(cache) @ dw.w_hr_T
+    return dh, dc

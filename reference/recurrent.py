@@ -4,16 +4,11 @@
     output, (h_n, c_n), tape = lstm.forward(x, lengths=[5, 3, 4])
     grads = lstm.backward(tape, grad_output, (dh_n, dc_n))
 
-Stacking (what this module adds to ``layer.py``)::
-
-    x_0 = input
-    x_{l+1} = dropout_l( concat_d layer_{l,d}(x_l) )        l < L - 1, training only
-    output = concat_d layer_{L-1,d}(x_{L-1})
-    h_n[l * D + d] = final state of layer l, direction d     (taken before dropout)
-
-Backward walks the layers top-down: the gradient at x_{l+1} goes back through
-the dropout mask, is split by direction, and each direction's input gradient is
-summed into the gradient at x_l.
+This module is torch's argument handling (batch_first, unbatched input, hx,
+lengths, dropout masks) and validation around the functional core in
+``stack.py``. A call runs in the array library and on the device of the arrays
+it is given: NumPy in, NumPy out; torch tensors (CPU or CUDA) or
+array-api-strict arrays in, the same out.
 
 Shapes: T time, B batch, I input, H hidden, P output size (proj_size or H),
 L layers, D directions (1 or 2).
@@ -21,39 +16,17 @@ L layers, D directions (1 or 2).
 
 from __future__ import annotations
 
-import numbers
 import warnings
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ._checks import (
-    as_float_array,
-    check_bool,
-    check_lengths,
-    check_ndim,
-    check_nonlinearity,
-    check_positive_int,
-    check_probability,
-    check_shape,
-    check_tape,
-)
-from .layer import LayerWeights, layer_backward, layer_forward
+from ._checks import check_bool, check_lengths, check_nonlinearity, check_probability, check_tape
+from ._namespace import Placement, as_float, contiguous, from_numpy, library, placement_of, to_numpy
+from .config import RNNConfig
 from .module import ParameterModule
-
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
-
-
-class RecurrentTape(NamedTuple):
-    """What forward recorded: read-only, reusable, tied to the module that made it."""
-
-    owner: object
-    layers: list  # [layer][direction] -> LayerTape
-    dropout: list  # per layer boundary: (T, B, D*P) scaled keep mask, or None
-    batched: bool
-    batch_first: bool
-    T: int
-    B: int
+from .stack import stack_backward, stack_forward
+from .tape import RecurrentTape
 
 
 class RNNBase(ParameterModule):
@@ -61,64 +34,43 @@ class RNNBase(ParameterModule):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, dtype: Any = np.float64, seed: Any = None):
-        self.mode = mode
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.num_layers = check_positive_int("num_layers", num_layers)
-        self.bias = check_bool("bias", bias)
-        self.batch_first = check_bool("batch_first", batch_first)
-        self.dropout = check_probability("dropout", dropout)
-        self.bidirectional = check_bool("bidirectional", bidirectional)
-        if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral):
-            raise TypeError(f"proj_size: expected an int, got {type(proj_size).__name__}")
-        if proj_size < 0:
-            raise ValueError(f"proj_size: expected a non-negative int, got {proj_size}")
-        if proj_size and mode != "LSTM":
-            raise ValueError(f"proj_size: only LSTM supports projections, got proj_size={proj_size} for {mode}")
-        if proj_size >= hidden_size:
-            raise ValueError(f"proj_size: expected proj_size < hidden_size ({hidden_size}), got {proj_size}")
-        self.proj_size = int(proj_size)
-        if self.dropout > 0 and self.num_layers == 1:
+                 *, reset_after: bool = True, dtype: Any = np.float64, seed: Any = None):
+        self.config = RNNConfig(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                                proj_size, reset_after)
+        if self.config.dropout > 0 and self.config.num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
                 f"num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}", UserWarning, stacklevel=3)
         self.training = True
         self._init_parameters(dtype, seed)
 
-    # -- configuration -----------------------------------------------------
+    # -- configuration (read from the one RNNConfig) ---------------------------------
+
+    mode = property(lambda self: self.config.mode)
+    input_size = property(lambda self: self.config.input_size)
+    hidden_size = property(lambda self: self.config.hidden_size)
+    num_layers = property(lambda self: self.config.num_layers)
+    bias = property(lambda self: self.config.bias)
+    bidirectional = property(lambda self: self.config.bidirectional)
+    proj_size = property(lambda self: self.config.proj_size)
+    num_directions = property(lambda self: self.config.num_directions)
+    output_size = property(lambda self: self.config.output_size, doc="P: proj_size when projecting, else hidden_size")
 
     @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
+    def batch_first(self) -> bool:
+        return self.config.batch_first
+
+    @batch_first.setter
+    def batch_first(self, value: bool) -> None:
+        self.config = self.config.replace(batch_first=check_bool("batch_first", value))
 
     @property
-    def output_size(self) -> int:
-        """P: the size of h (proj_size when projecting, else hidden_size)."""
-        return self.proj_size or self.hidden_size
+    def dropout(self) -> float:
+        return self.config.dropout
 
-    def _suffixes(self) -> list[str]:
-        return ["", "_reverse"][: self.num_directions]
-
-    def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        GH, H, P, D = _GATES[self.mode] * self.hidden_size, self.hidden_size, self.output_size, self.num_directions
-        shapes = {}
-        for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else D * P
-            for sfx in self._suffixes():
-                shapes[f"weight_ih_l{layer}{sfx}"] = (GH, layer_input)
-                shapes[f"weight_hh_l{layer}{sfx}"] = (GH, P)
-                if self.bias:
-                    shapes[f"bias_ih_l{layer}{sfx}"] = (GH,)
-                    shapes[f"bias_hh_l{layer}{sfx}"] = (GH,)
-                if self.proj_size:
-                    shapes[f"weight_hr_l{layer}{sfx}"] = (P, H)
-        return shapes
-
-    def _weights(self, layer: int, sfx: str) -> LayerWeights:
-        p, k = self._params, f"l{layer}{sfx}"
-        return LayerWeights(p[f"weight_ih_{k}"], p[f"weight_hh_{k}"], p.get(f"bias_ih_{k}"), p.get(f"bias_hh_{k}"),
-                            p.get(f"weight_hr_{k}"))
+    @dropout.setter
+    def dropout(self, value: float) -> None:
+        self.config = self.config.replace(dropout=check_probability("dropout", value))
 
     def train(self, mode: bool = True) -> RNNBase:
         self.training = check_bool("mode", mode)
@@ -144,27 +96,31 @@ class RNNBase(ParameterModule):
 
     # -- argument handling -------------------------------------------------
 
-    def _input(self, input: Any) -> tuple[np.ndarray, bool]:
+    def _input(self, place: Placement, input: Any) -> tuple[Any, bool]:
         """(T, B, I) time-major input and whether the caller's input was batched."""
-        x = as_float_array("input", input, self.dtype)
-        check_ndim("input", x, (2, 3), "2-D (unbatched, T x I) or 3-D (batched) input")
+        x = as_float(place, "input", input, self.dtype)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"input: expected 2-D (unbatched, T x I) or 3-D (batched) input, got a {x.ndim}-D array "
+                             f"of shape {tuple(x.shape)}")
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected {self.input_size} features (input_size) in the last dimension, got shape {x.shape}")
+            raise ValueError(f"input: expected {self.input_size} features (input_size) in the last dimension, "
+                             f"got shape {tuple(x.shape)}")
         batched = x.ndim == 3
-        if not batched:
-            x = x[:, None]  # (T, 1, I)
-        elif self.batch_first:
-            x = np.ascontiguousarray(x.swapaxes(0, 1))  # (T, B, I)
-        if x.shape[0] == 0:
-            raise ValueError(f"input: expected at least one time step, got shape {tuple(input.shape) if hasattr(input, 'shape') else x.shape}")
-        return x, batched
+        if (x.shape[1] if batched and self.batch_first else x.shape[0]) == 0:
+            raise ValueError(f"input: expected at least one time step, got shape {tuple(x.shape)}")
+        return self._to_time_major(place, x, batched, self.batch_first), batched
 
-    def _state_shapes(self, B: int) -> list[tuple[int, ...]]:
-        DL = self.num_directions * self.num_layers
-        shapes = [(DL, B, self.output_size)]
-        if self.mode == "LSTM":
-            shapes.append((DL, B, self.hidden_size))
-        return shapes
+    @staticmethod
+    def _to_time_major(place: Placement, a: Any, batched: bool, batch_first: bool) -> Any:
+        if not batched:
+            return place.xp.expand_dims(a, axis=1)  # (T, 1, .)
+        return contiguous(place, place.xp.permute_dims(a, (1, 0, 2))) if batch_first else a  # (T, B, .)
+
+    @staticmethod
+    def _from_time_major(place: Placement, a: Any, batched: bool, batch_first: bool) -> Any:
+        if not batched:
+            return a[:, 0, :]  # (T, .)
+        return contiguous(place, place.xp.permute_dims(a, (1, 0, 2))) if batch_first else a  # (B, T, .) or (T, B, .)
 
     def _pair_or_array(self, name: str, value: Any) -> list:
         """Split hx-like arguments into their parts: [h] or [h, c] (None = zeros)."""
@@ -179,36 +135,41 @@ class RNNBase(ParameterModule):
             raise TypeError(f"{name}: expected one array for {type(self).__name__}, got a {type(value).__name__}")
         return [value]
 
-    def _states(self, name: str, value: Any, B: int, batched: bool, none_ok: bool = True) -> list:
-        """hx or grad_hidden as [h (D*L, B, P)] or [h, c (D*L, B, H)]; None entries -> zeros."""
+    def _states(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> tuple:
+        """hx or grad_hidden as (h (D*L, B, P),) or (h, c (D*L, B, H)); None entries -> zeros."""
         parts = self._pair_or_array(name, value)
         if self.mode == "LSTM" and name == "hx" and (parts[0] is None) != (parts[1] is None):
             raise TypeError("hx: expected both h_0 and c_0, or hx=None; got one of them None")
         out = []
-        for k, (part, shape) in enumerate(zip(parts, self._state_shapes(B))):
+        for k, (part, shape) in enumerate(zip(parts, self.config.state_shapes(B), strict=True)):
             label = f"{name}[{k}]" if self.mode == "LSTM" else name
             if part is None:
-                out.append(np.zeros(shape, dtype=self.dtype))
+                out.append(from_numpy(place, np.zeros(shape, dtype=self.dtype)))
                 continue
-            arr = as_float_array(label, part, self.dtype)
+            arr = as_float(place, label, part, self.dtype)
             expected = shape if batched else (shape[0], shape[2])
             if arr.ndim != len(expected):
                 raise ValueError(f"{label}: expected a {len(expected)}-D array {expected} for "
-                                 f"{'batched 3-D' if batched else 'unbatched 2-D'} input, got shape {arr.shape}")
-            check_shape(label, arr, expected, "(num_layers * num_directions, batch, size)" if batched
-                        else "(num_layers * num_directions, size)")
-            out.append(arr if batched else arr[:, None])
-        return out
+                                 f"{'batched 3-D' if batched else 'unbatched 2-D'} input, got shape {tuple(arr.shape)}")
+            if tuple(arr.shape) != expected:
+                hint = "(num_layers * num_directions, batch, size)" if batched else "(num_layers * num_directions, size)"
+                raise ValueError(f"{label}: expected shape {expected} {hint}, got {tuple(arr.shape)}")
+            out.append(arr if batched else place.xp.expand_dims(arr, axis=1))
+        return tuple(out)
 
-    def _mask(self, lengths: Any, T: int, B: int, batched: bool) -> np.ndarray | None:
+    def _mask(self, place: Placement, lengths: Any, T: int, B: int, batched: bool) -> tuple[Any, Any]:
+        """(lengths as NumPy ints, mask (T, B, 1) bool in the call's library) or (None, None)."""
         if lengths is None:
-            return None
+            return None, None
         if not batched:
             raise ValueError("lengths: not supported with unbatched (2-D) input; add a batch dimension")
+        if library(lengths) not in (None, "numpy"):
+            lengths = to_numpy(lengths)  # torch keeps lengths on the CPU; any device is accepted here
         lengths = check_lengths(lengths, T, B)
-        return (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+        mask = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+        return lengths, from_numpy(place, mask)
 
-    def _dropout_masks(self, masks: Any, T: int, B: int, batched: bool) -> list:
+    def _dropout_masks(self, place: Placement, masks: Any, T: int, B: int, batched: bool) -> list:
         """Scaled keep masks (T, B, D*P), one per layer boundary, or [None, ...]."""
         boundaries = self.num_layers - 1
         active = self.training and self.dropout > 0 and boundaries > 0
@@ -220,7 +181,8 @@ class RNNBase(ParameterModule):
         shape = (T, B, self.num_directions * self.output_size)
         scale = 0.0 if self.dropout == 1 else 1.0 / (1.0 - self.dropout)
         if masks is None:  # torch's Bernoulli(1 - p) keep mask, drawn per element
-            return [(self._rng.random(shape) >= self.dropout).astype(self.dtype) * scale for _ in range(boundaries)]
+            return [from_numpy(place, (self._rng.random(shape) >= self.dropout).astype(self.dtype) * scale)
+                    for _ in range(boundaries)]
         if not isinstance(masks, (list, tuple)) or len(masks) != boundaries:
             raise ValueError(f"dropout_masks: expected a list of {boundaries} arrays (one per layer boundary), got "
                              f"{type(masks).__name__}" + (f" of length {len(masks)}" if isinstance(masks, (list, tuple)) else ""))
@@ -228,29 +190,20 @@ class RNNBase(ParameterModule):
         user_shape = user_shape if batched else (T, shape[2])
         out = []
         for k, mask in enumerate(masks):
-            arr = np.asarray(mask)
+            arr = np.asarray(to_numpy(mask))
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"dropout_masks[{k}]: expected an array of 0s and 1s, got {arr.dtype}")
-            check_shape(f"dropout_masks[{k}]", arr, user_shape, "the layer's output")
+            if arr.shape != user_shape:
+                raise ValueError(f"dropout_masks[{k}]: expected shape {user_shape} (the layer's output), got {arr.shape}")
             if not np.isin(arr, (0, 1)).all():
                 raise ValueError(f"dropout_masks[{k}]: expected keep masks of 0s and 1s (the 1/(1-p) scale is applied for you)")
-            arr = arr.astype(self.dtype) * scale
-            out.append(self._to_time_major(arr, batched))
+            scaled = from_numpy(place, arr.astype(self.dtype) * scale)
+            out.append(self._to_time_major(place, scaled, batched, self.batch_first))
         return out
 
-    def _to_time_major(self, arr: np.ndarray, batched: bool) -> np.ndarray:
-        if not batched:
-            return arr[:, None]
-        return np.ascontiguousarray(arr.swapaxes(0, 1)) if self.batch_first else arr
-
-    def _from_time_major(self, arr: np.ndarray, batched: bool) -> np.ndarray:
-        if not batched:
-            return arr[:, 0]
-        return np.ascontiguousarray(arr.swapaxes(0, 1)) if self.batch_first else arr
-
-    def _hidden(self, states: list, batched: bool):
-        states = [s if batched else s[:, 0] for s in states]
-        return tuple(states) if self.mode == "LSTM" else states[0]
+    def _hidden(self, place: Placement, states: tuple, batched: bool):
+        states = tuple(s if batched else s[:, 0, :] for s in states)
+        return states if self.mode == "LSTM" else states[0]
 
     # -- forward / backward ------------------------------------------------
 
@@ -267,116 +220,114 @@ class RNNBase(ParameterModule):
                 layer's output; only in training mode with dropout > 0. Drawn
                 from the module's generator when omitted.
 
-        Real floating arrays of any precision (input, hx) are cast to the
-        module's dtype; integer, bool, complex or object arrays raise TypeError.
-        Bad shapes and values raise ValueError; nothing is changed on error and
-        the caller's arrays are never written. Values at padded steps (t >=
-        lengths[b]) are ignored, NaN and Inf included, as torch's packing does.
+        Arrays may come from NumPy, torch (any device; not requiring grad) or any
+        array API library; the call runs there and returns arrays from there.
+        Real floating arrays of any precision are cast to the module's dtype;
+        integer, bool, complex or object arrays raise TypeError. Bad shapes and
+        values raise ValueError; nothing is changed on error and the caller's
+        arrays are never written. Values at padded steps (t >= lengths[b]) are
+        ignored, NaN and Inf included, as torch's packing does. A NumPy output
+        that is a view of the tape is read-only; a torch one is checked at
+        backward for in-place changes.
         """
-        x, batched = self._input(input)  # (T, B, I)
-        T, B = x.shape[:2]
-        states0 = self._states("hx", hx, B, batched)  # [(D*L, B, P)] or [.., (D*L, B, H)]
-        mask = self._mask(lengths, T, B, batched)  # (T, B, 1) or None
-        drop = self._dropout_masks(dropout_masks, T, B, batched)
+        place = placement_of(input=input, hx=hx, dropout_masks=dropout_masks)
+        x, batched = self._input(place, input)  # (T, B, I)
+        T, B = x.shape[0], x.shape[1]
+        states0 = self._states(place, "hx", hx, B, batched)  # ((D*L, B, P),) or with (D*L, B, H)
+        lengths, mask = self._mask(place, lengths, T, B, batched)  # (B,), (T, B, 1) or None
+        drop = self._dropout_masks(place, dropout_masks, T, B, batched)
+        version, weights = self._snapshot(place)  # one consistent set of weights for the whole call
+        xp = place.xp
         if mask is not None:  # torch's packing never reads padding: NaN or Inf there must not reach a gradient
-            x = np.where(mask, x, 0)  # (T, B, I)
-        # Inf and NaN follow IEEE arithmetic, as in torch, which does not warn either.
-        with np.errstate(all="ignore"):
-            return self._forward(x, states0, mask, drop, batched)
+            x = xp.where(mask, x, xp.zeros_like(x[:1, :1, :1]))  # (T, B, I)
+        with np.errstate(all="ignore"):  # Inf and NaN follow IEEE arithmetic, as in torch, which does not warn
+            out, finals, stack = stack_forward(place, self.config, weights, x, states0, mask, drop)
+        shared = out is stack.layers[-1][0].h  # the output *is* the tape's state history
+        output = self._from_time_major(place, out, batched, self.batch_first)
+        guard = None
+        if shared and place.is_numpy:
+            output = output.view()
+            output.flags.writeable = False
+        elif shared and place.library == "torch":
+            guard = (out, out._version)
+        elif shared:
+            output = xp.asarray(output, copy=True)
+        tape = RecurrentTape(self._owner, version, self.config, place, stack, batched, T, B, lengths, guard)
+        return output, self._hidden(place, finals, batched), tape
 
-    def _forward(self, x: np.ndarray, states0: list, mask: np.ndarray | None, drop: list, batched: bool):
-        T, B = x.shape[:2]
-        D = self.num_directions
-        final = [np.empty_like(s) for s in states0]  # h_n, c_n
-        tapes = []
-        for layer in range(self.num_layers):
-            outs, layer_tapes = [], []
-            for d, sfx in enumerate(self._suffixes()):
-                idx = layer * D + d
-                state0 = tuple(s[idx] for s in states0)
-                out, state_n, tape = layer_forward(self.mode, x, state0, self._weights(layer, sfx), mask, reverse=d == 1)
-                for f, s in zip(final, state_n):
-                    f[idx] = s
-                outs.append(out)
-                layer_tapes.append(tape)
-            tapes.append(layer_tapes)
-            x = outs[0] if D == 1 else np.concatenate(outs, axis=-1)  # (T, B, D*P)
-            if layer < self.num_layers - 1 and drop[layer] is not None:
-                x = x * drop[layer]  # (T, B, D*P); h_n was taken before this
-        output = self._from_time_major(x, batched)
-        tape = RecurrentTape(self._owner, tapes, drop, batched, self.batch_first, T, B)
-        return output, self._hidden(final, batched), tape
-
-    def backward(self, tape: RecurrentTape, grad_output: Any = None, grad_hidden: Any = None) -> dict[str, Any]:
+    def backward(self, tape: RecurrentTape, grad_output: Any = None, grad_hidden: Any = None, *,
+                 carries: bool = False) -> dict[str, Any]:
         """Backpropagation through time, through every layer and direction.
 
         Args:
             grad_output: dL/d(output), shaped like output, or None (zero).
             grad_hidden: dL/d(hidden), shaped like hidden (for LSTM a pair whose
                 items may be None), or None (zero).
+            carries: also return "carries": carries[layer][direction][t] = (dh_t,)
+                or (dh_t, dc_t), the total gradient at the state after step t.
         Returns:
             "input" (shaped like input), "hx" (shaped like hidden), and one entry
-            per state_dict key.
+            per state_dict key; arrays from the library forward ran in.
         """
         check_tape(tape, self._owner, RecurrentTape)
-        T, B, batched, D = tape.T, tape.B, tape.batched, self.num_directions
-        P = self.output_size
+        _check_version(tape, self.weights_version)
+        place = _placement_for(tape, grad_output=grad_output, grad_hidden=grad_hidden)
+        T, B, batched, D, P = tape.T, tape.B, tape.batched, self.num_directions, self.output_size
         dout = None
         if grad_output is not None:
-            out_shape = (T, B, D * P)
-            if batched and self.batch_first:
+            out_shape = (T, B, D * P) if batched else (T, D * P)
+            if batched and tape.config.batch_first:
                 out_shape = (B, T, D * P)
-            elif not batched:
-                out_shape = (T, D * P)
-            g = as_float_array("grad_output", grad_output, self.dtype)
-            check_shape("grad_output", g, out_shape, "the shape of output")
-            dout = self._to_time_major(g, batched)  # (T, B, D*P)
+            g = as_float(place, "grad_output", grad_output, self.dtype)
+            if tuple(g.shape) != out_shape:
+                raise ValueError(f"grad_output: expected shape {out_shape} (the shape of output), got {tuple(g.shape)}")
+            dout = self._to_time_major(place, g, batched, tape.config.batch_first)  # (T, B, D*P)
         if grad_hidden is None:
             grad_hidden = (None, None) if self.mode == "LSTM" else None
-        dstates = self._states("grad_hidden", grad_hidden, B, batched)  # zeros where None
+        dstates = self._states(place, "grad_hidden", grad_hidden, B, batched)  # zeros where None
         with np.errstate(all="ignore"):  # IEEE Inf/NaN arithmetic, silently, as in torch
-            return self._backward(tape, dout, dstates)
-
-    def _backward(self, tape: RecurrentTape, dout: np.ndarray | None, dstates: list) -> dict[str, Any]:
-        batched, D, P = tape.batched, self.num_directions, self.output_size
-        d_initial = [np.empty_like(s) for s in dstates]
-        grads: dict[str, Any] = {}
-        for layer in reversed(range(self.num_layers)):
-            dx = None
-            for d, sfx in enumerate(self._suffixes()):
-                idx = layer * D + d
-                d_dir = None if dout is None else dout[..., d * P:(d + 1) * P]  # (T, B, P)
-                dxd, dstate0, g = layer_backward(d_dir, tuple(s[idx] for s in dstates), tape.layers[layer][d])
-                for dst, src in zip(d_initial, dstate0):
-                    dst[idx] = src
-                dx = dxd if dx is None else dx + dxd  # both directions read the same input
-                k = f"l{layer}{sfx}"
-                grads[f"weight_ih_{k}"], grads[f"weight_hh_{k}"] = g["w_ih"], g["w_hh"]
-                if self.bias:
-                    grads[f"bias_ih_{k}"], grads[f"bias_hh_{k}"] = g["b_ih"], g["b_hh"]
-                if self.proj_size:
-                    grads[f"weight_hr_{k}"] = g["w_hr"]
-            if layer > 0 and tape.dropout[layer - 1] is not None:
-                dx = dx * tape.dropout[layer - 1]  # (T, B, D*P)
-            dout = dx
-        mask = tape.layers[0][0].mask  # (T, B, 1) or None
-        if mask is not None:  # padding is never read (torch: exactly 0), even where a carried NaN state sits
-            dout = np.where(mask, dout, 0)  # (T, B, I)
-        result = {"input": self._from_time_major(dout, batched), "hx": self._hidden(d_initial, batched)}
-        result.update((name, grads[name]) for name in self._params)  # torch's order
+            g = stack_backward(place, tape.config, tape.stack, dout, dstates, keep_carries=carries)
+        dx = self._from_time_major(place, g.dx, batched, tape.config.batch_first)
+        result: dict[str, Any] = {"input": dx, "hx": self._hidden(place, g.dstates0, batched)}
+        result.update(g.params)
+        if carries:
+            result["carries"] = g.carries
         return result
 
 
+def _placement_for(tape: RecurrentTape, **named: Any) -> Placement:
+    """The tape's library and device; cotangents given as arrays must be there too."""
+    place = placement_of(**named)
+    if any(library(v) is not None or (isinstance(v, (tuple, list)) and any(library(p) is not None for p in v))
+           for v in named.values()) and place.key != tape.placement.key:
+        raise TypeError(f"grad_output/grad_hidden: arrays from {place.library} on {place.device}, but forward ran on "
+                        f"{tape.placement.library} on {tape.placement.device}: pass gradients from the same library "
+                        "and device")
+    return tape.placement
+
+
+def _check_version(tape: Any, version: int) -> None:
+    if tape.version != version:
+        raise ValueError("tape: the module's weights have changed since this tape was recorded (load_state_dict or a "
+                         "parameter assignment); its gradients would be for the old weights. Run forward again.")
+    guard = getattr(tape, "output_guard", None)
+    if guard is not None and guard[0]._version != guard[1]:
+        raise ValueError("tape: forward's output was modified in place after forward, and the tape shares its "
+                         "memory; clone the output before writing into it, and run forward again")
+
+
 class RNN(RNNBase):
-    """torch.nn.RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu."""
+    """torch.nn.RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, dtype: Any = np.float64, seed: Any = None):
-        self.nonlinearity = check_nonlinearity(nonlinearity)
+        nonlinearity = check_nonlinearity(nonlinearity)
         # proj_size is accepted only to reject it by name (torch: ValueError), not as an unknown keyword
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
                          bias, batch_first, dropout, bidirectional, proj_size, dtype=dtype, seed=seed)
+
+    nonlinearity = property(lambda self: self.config.nonlinearity)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -384,18 +335,26 @@ class RNN(RNNBase):
 
 
 class GRU(RNNBase):
-    """torch.nn.GRU (gates r, z, n; b_hn inside the reset product)."""
+    """torch.nn.GRU (gates r, z, n; b_hn inside the reset product). ``reset_after=False``
+    gives the paper's form, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn), which torch
+    does not ship (ONNX's default, Keras ``reset_after=False``)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, dtype: Any = np.float64, seed: Any = None):
+                 *, reset_after: bool = True, dtype: Any = np.float64, seed: Any = None):
         # proj_size is accepted only to reject it by name (torch: ValueError), not as an unknown keyword
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype=dtype, seed=seed)
+                         proj_size, reset_after=reset_after, dtype=dtype, seed=seed)
+
+    reset_after = property(lambda self: self.config.reset_after)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.reset_after else s + ", reset_after=False"
 
 
 class LSTM(RNNBase):
-    """torch.nn.LSTM (gates i, f, g, o; optional projection h = W_hr (o * tanh(c)))."""
+    """torch.nn.LSTM (gates i, f, g, o; optional projection h = (o * tanh(c)) W_hr^T)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,

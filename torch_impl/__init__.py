@@ -1,18 +1,14 @@
-"""Everything torch: converters, explicit torch equations, the hand-written BPTT as an autograd Function."""
+"""Everything torch: converters, the core on torch tensors as an autograd Function (and under autograd), the verifier's torch candidates."""
 
-from .bptt import RNNBPTTFunction, rnn_bptt
+from .bptt import RNNBPTTFunction, module_config, rnn_bptt, rnn_forward
 from .convert import from_torch, load_into, to_torch
-from .equations import gru_cell, lstm_cell, module_config, rnn_cell, rnn_forward
 
 __all__ = [
     "RNNBPTTFunction",
     "from_torch",
-    "gru_cell",
     "load_into",
-    "lstm_cell",
     "module_config",
     "rnn_bptt",
-    "rnn_cell",
     "rnn_forward",
     "to_torch",
 ]

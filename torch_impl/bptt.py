@@ -1,34 +1,16 @@
-"""The reference's hand-written BPTT in torch tensor ops, as a torch.autograd.Function.
+"""The reference's core on torch tensors: as an autograd Function, and under autograd.
 
-Forward is ``equations.stack_forward`` run without autograd; backward is the
-reference's (``reference/layer.py``, ``reference/recurrent.py``) line for line,
-so the hand-written maths runs on any device torch runs on::
+    output, h_n = rnn_bptt("GRU", x, h0, dict(gru.named_parameters()), num_layers=2)       # hand-written backward
+    output, h_n = rnn_forward("GRU", x, h0, dict(gru.named_parameters()), num_layers=2)    # autograd's backward
 
-    output, h_n = rnn_bptt("GRU", x, h0, dict(gru.named_parameters()), num_layers=2)
-
-Derivatives of one step (a "d" prefix on a gate: the gradient at its pre-activation)::
-
-    RNN   dpre = dh' * (1 - h'^2)   (tanh)     dpre = dh' * [h' > 0]   (relu)
-          dxw = dhw = dpre                     dh = dpre W_hh
-    GRU   dn = dh' * (1 - z) * (1 - n^2)       dz = dh' * (h - n) * z * (1 - z)
-          dr = dn * hw_n * r * (1 - r)         hw_n = W_hn h + b_hn
-          dxw = [dr, dz, dn]                   dhw = [dr, dz, dn * r]   (b_hn is inside the reset product)
-          dh = dh' * z + dhw W_hh
-    LSTM  dm = dh' W_hr  (or dh')              dW_hr = sum_t dh'_t^T m_t,  m = o * tanh(c')
-          dc = dc' + dm * o * (1 - tanh(c')^2)
-          di = dc * g * i * (1 - i)            df = dc * c * f * (1 - f)
-          dg = dc * i * (1 - g^2)              do = dm * tanh(c') * o * (1 - o)
-          dxw = dhw = [di, df, dg, do]         dh = dhw W_hh,   dc_prev = dc * f
-
-and after the loop, one product each over all steps::
-
-    dx = dxw W_ih     dW_ih = sum_t dxw_t^T x_t     dW_hh = sum_t dhw_t^T h_{t-1}
-    db_ih = sum dxw   db_hh = sum dhw  (= db_ih for RNN and LSTM: both biases enter one sum)
-
-On padded steps (lengths) the incoming gradient passes straight to the previous
-state and the output's gradient is ignored. Layers are walked top-down; the
-gradient at a layer's input goes back through the dropout mask and is summed
-over the two directions that read it.
+Both run ``reference.stack`` -- the one copy of the maths, written against the
+array API -- on torch tensors, on any device torch runs on. ``rnn_bptt`` wraps
+the core's forward and its hand-written backward in a ``torch.autograd.Function``;
+``rnn_forward`` lets autograd differentiate the core's forward ops instead
+(twice, if asked). Autograd through the same forward is the independent check of
+the hand-written backward; torch.nn is the independent check of the forward.
+This module only moves arguments (torch.nn's layouts, lengths, dropout masks)
+in and out; it holds no maths.
 
 Shapes: T time, B batch, I input, H hidden, P output (proj_size or H), G gates,
 L layers, D directions.
@@ -36,195 +18,164 @@ L layers, D directions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import array_api_compat
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .equations import (
-    GRUStepCache,
-    LayerTape,
-    LSTMStepCache,
-    RNNStepCache,
-    finish,
-    in_time_order,
-    prepare,
-    stack_forward,
-    suffixes,
-    time_steps,
-)
-
-# -- one step backward -------------------------------------------------------------
+from reference import RNNConfig
+from reference._namespace import Placement
+from reference.stack import prepare_stack, stack_backward, stack_forward
 
 
-def rnn_step_backward(dh: Tensor, cache: RNNStepCache, w_hh: Tensor, nonlinearity: str) -> tuple[Tensor, Tensor]:
-    """Returns (dpre, dh_prev): the gradient at the pre-activation (at xw and at
-    h W_hh^T alike), (B, H), and at the previous hidden state, (B, H)."""
-    h = cache.h
-    dpre = dh * (1 - h * h) if nonlinearity == "tanh" else torch.where(h > 0, dh, 0.0)  # (B, H)
-    return dpre, dpre @ w_hh  # (B, H), (B, H)
+class Inputs(NamedTuple):
+    """One call's arguments, time-major, as the core takes them."""
+
+    config: RNNConfig
+    place: Placement
+    x: Tensor  # (T, B, I), zero on padded steps
+    states0: tuple  # ((D*L, B, P),) or with (D*L, B, H)
+    mask: Tensor | None  # (T, B, 1) bool
+    dropout: list  # L - 1 scaled keep masks (T, B, D*P), or Nones
+    batched: bool
 
 
-def gru_step_backward(dh: Tensor, cache: GRUStepCache, w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Returns (dxw, dhw, dh_prev): gradients at W_ih x + b_ih (B, 3H), at
-    W_hh h + b_hh (B, 3H) and at the previous hidden state (B, H)."""
-    h_prev, rz, n, hw_n = cache
-    r, z = rz.chunk(2, dim=-1)  # 2 x (B, H)
-    d_n = dh * (1 - z) * (1 - n * n)  # (B, H)
-    d_z = dh * (h_prev - n) * z * (1 - z)  # (B, H)
-    d_r = d_n * hw_n * r * (1 - r)  # (B, H)
-    dxw = torch.cat([d_r, d_z, d_n], dim=-1)  # (B, 3H)
-    dhw = torch.cat([d_r, d_z, d_n * r], dim=-1)  # (B, 3H) the n row passes through the reset product
-    dh_prev = dhw @ w_hh + dh * z  # (B, H)
-    return dxw, dhw, dh_prev
+def _config(mode: str, params: Mapping[str, Tensor], num_layers: int, bidirectional: bool, batch_first: bool,
+            proj_size: int, dropout: float, reset_after: bool) -> RNNConfig:
+    if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
+        raise ValueError(f"params: expected torch's names (weight_ih_l0, weight_hh_l0, ...), got {sorted(params)}")
+    gates = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}.get(mode)
+    if gates is None:
+        raise ValueError(f"mode: expected RNN_TANH, RNN_RELU, GRU or LSTM, got {mode!r}")
+    cfg = RNNConfig(mode, params["weight_ih_l0"].shape[1], params["weight_hh_l0"].shape[0] // gates, num_layers,
+                    "bias_ih_l0" in params, batch_first, dropout, bidirectional, proj_size, reset_after)
+    expected = cfg.parameter_shapes()
+    if set(params) != set(expected):
+        raise ValueError(f"params: expected the keys {list(expected)}, got {list(params)}")
+    for name, shape in expected.items():
+        if tuple(params[name].shape) != shape:
+            raise ValueError(f"params[{name!r}]: expected shape {shape}, got {tuple(params[name].shape)}")
+    return cfg
 
 
-def lstm_step_backward(dh: Tensor, dc: Tensor, cache: LSTMStepCache, w_hh: Tensor,
-                       w_hr: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """Returns (dgates, dh_prev, dc_prev): the gradient at the gate pre-activations
-    (B, 4H) -- at xw and at h W_hh^T alike -- and at the previous h (B, P) and c (B, H)."""
-    c_prev, gates, tanh_c = cache
-    i, f, g, o = gates.chunk(4, dim=-1)  # 4 x (B, H)
-    dm = dh if w_hr is None else dh @ w_hr  # (B, H)
-    dc_total = dc + dm * o * (1 - tanh_c * tanh_c)  # (B, H) total gradient at c'
-    dgates = torch.cat([dc_total * g * i * (1 - i),  # d_i
-                        dc_total * c_prev * f * (1 - f),  # d_f
-                        dc_total * i * (1 - g * g),  # d_g
-                        dm * tanh_c * o * (1 - o)], dim=-1)  # d_o; (B, 4H)
-    return dgates, dgates @ w_hh, dc_total * f  # (B, 4H), (B, P), (B, H)
+def _time_major(a: Tensor, batched: bool, batch_first: bool) -> Tensor:
+    if not batched:
+        return a.unsqueeze(1)  # (T, 1, .)
+    return a.transpose(0, 1) if batch_first else a  # (T, B, .)
 
 
-class _CellBackward(NamedTuple):
-    step_backward: Callable  # (dstate, cache, w) -> (dxw_t, dhw_t, dstate_prev)
-    separate_dhw: bool  # does the hidden side get a different gradient from the input side?
+def prepare(mode: str, input: Tensor, hx: Any, params: Mapping[str, Tensor], *, num_layers: int = 1,
+            bidirectional: bool = False, batch_first: bool = False, proj_size: int = 0, lengths: Any = None,
+            dropout: float = 0.0, dropout_masks: Sequence[Tensor] | None = None, training: bool = False,
+            reset_after: bool = True) -> Inputs:
+    """Validate torch.nn's arguments and bring them into the core's form (time-major, masks, scaled dropout)."""
+    cfg = _config(mode, params, num_layers, bidirectional, batch_first, proj_size, dropout, reset_after)
+    place = Placement(array_api_compat.array_namespace(input), input.device, "torch")
+    if input.dim() not in (2, 3):
+        raise ValueError(f"input: expected 2-D (unbatched) or 3-D input, got shape {tuple(input.shape)}")
+    batched = input.dim() == 3
+    x = _time_major(input, batched, batch_first)  # (T, B, I)
+    T, B = x.shape[0], x.shape[1]
+    shapes = cfg.state_shapes(B)
+    if hx is None:
+        given: list = [None] * len(shapes)
+    elif isinstance(hx, (tuple, list)) == (mode == "LSTM") and (mode != "LSTM" or len(hx) == 2):
+        given = list(hx) if mode == "LSTM" else [hx]
+    else:
+        raise TypeError(f"hx: expected {'a pair (h_0, c_0)' if mode == 'LSTM' else 'one tensor'} for {mode}")
+    states0 = []
+    for h, shape in zip(given, shapes, strict=True):
+        if h is None:
+            states0.append(x.new_zeros(shape))
+            continue
+        h = h if batched else h.unsqueeze(1)
+        if tuple(h.shape) != shape:
+            raise ValueError(f"hx: expected shape {shape if batched else (shape[0], shape[2])}, got {tuple(h.shape)}")
+        states0.append(h)
+    mask = None
+    if lengths is not None:
+        if not batched:
+            raise ValueError("lengths: not supported with unbatched (2-D) input")
+        lens = torch.as_tensor(lengths, device=x.device).reshape(-1)
+        if lens.numel() != B or bool((lens < 1).any()) or bool((lens > T).any()):
+            raise ValueError(f"lengths: expected {B} ints in [1, {T}], got {lens.tolist()}")
+        mask = (torch.arange(T, device=x.device)[:, None] < lens[None, :])[:, :, None]  # (T, B, 1)
+        x = torch.where(mask, x, x.new_zeros(()))  # padding is never read
+    active = training and dropout > 0 and num_layers > 1
+    drop = _keep_masks(dropout_masks, dropout, active, (T, B, cfg.num_directions * cfg.output_size), batched,
+                       batch_first, x, num_layers - 1)
+    return Inputs(cfg, place, x, tuple(states0), mask, drop, batched)
 
 
-def _rnn(nonlinearity: str) -> _CellBackward:
-    def step_backward(dstate, cache, w):
-        dpre, dh_prev = rnn_step_backward(dstate[0], cache, w.w_hh, nonlinearity)
-        return dpre, dpre, (dh_prev,)
-
-    return _CellBackward(step_backward, separate_dhw=False)
-
-
-def _gru_step_backward(dstate, cache, w):
-    dxw, dhw, dh_prev = gru_step_backward(dstate[0], cache, w.w_hh)
-    return dxw, dhw, (dh_prev,)
-
-
-def _lstm_step_backward(dstate, cache, w):
-    dgates, dh_prev, dc_prev = lstm_step_backward(dstate[0], dstate[1], cache, w.w_hh, w.w_hr)
-    return dgates, dgates, (dh_prev, dc_prev)
-
-
-CELLS: dict[str, _CellBackward] = {
-    "RNN_TANH": _rnn("tanh"),
-    "RNN_RELU": _rnn("relu"),
-    "GRU": _CellBackward(_gru_step_backward, separate_dhw=True),
-    "LSTM": _CellBackward(_lstm_step_backward, separate_dhw=False),
-}
+def _keep_masks(masks: Sequence[Tensor] | None, p: float, active: bool, shape: tuple, batched: bool,
+                batch_first: bool, like: Tensor, count: int) -> list:
+    """Scaled keep masks (T, B, D*P): given 0/1 masks in the output's layout, or drawn like torch."""
+    if masks is not None and not active:
+        raise ValueError("dropout_masks: given, but no dropout is applied (needs training, dropout > 0, num_layers > 1)")
+    if not active:
+        return [None] * count
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    if masks is None:  # Bernoulli(1 - p) per element, from torch's generator
+        return [torch.bernoulli(torch.full(shape, 1.0 - p, dtype=like.dtype, device=like.device)) * scale
+                for _ in range(count)]
+    if len(masks) != count:
+        raise ValueError(f"dropout_masks: expected {count} masks (one per layer boundary), got {len(masks)}")
+    out = []
+    for k, m in enumerate(masks):
+        m = _time_major(torch.as_tensor(m, device=like.device).to(like.dtype), batched, batch_first)  # (T, B, D*P)
+        if tuple(m.shape) != shape:
+            raise ValueError(f"dropout_masks[{k}]: expected the shape of the layer's output, got {tuple(masks[k].shape)}")
+        if not bool(((m == 0) | (m == 1)).all()):
+            raise ValueError(f"dropout_masks[{k}]: expected keep masks of 0s and 1s (the 1/(1-p) scale is applied for you)")
+        out.append(m * scale)
+    return out
 
 
-# -- one layer, one direction --------------------------------------------------------
+def finish(mode: str, output: Tensor, finals: Sequence[Tensor], batched: bool, batch_first: bool):
+    """(output, hidden) in torch.nn's layout."""
+    if not batched:
+        output, finals = output.squeeze(1), [f.squeeze(1) for f in finals]
+    elif batch_first:
+        output = output.transpose(0, 1)
+    return output, (tuple(finals) if mode == "LSTM" else finals[0])
 
 
-def _weight_grad(dy: Tensor, x: Tensor) -> Tensor:
-    """sum over all leading axes of dy_n^T x_n: one product for all steps."""
-    return dy.reshape(-1, dy.shape[-1]).T @ x.reshape(-1, x.shape[-1])  # (out, in)
-
-
-def layer_backward(dout: Tensor, dstate_n: tuple, tape: LayerTape) -> tuple[Tensor, tuple, dict[str, Tensor | None]]:
-    """Backpropagation through time for one layer and direction.
-
-    Args:
-        dout: (T, B, P) gradient at the output (ignored on padded steps).
-        dstate_n: (dh_n (B, P),) or (dh_n, dc_n (B, H)).
-    Returns:
-        dx (T, B, I), the gradient at the initial state (same structure) and a
-        dict with "w_ih", "w_hh", "b_ih", "b_hh", "w_hr" (None where absent).
-    """
-    mode, x, _, w, mask, reverse, states, caches = tape
-    cell = CELLS[mode]
-    T = x.shape[0]
-    if mask is not None:
-        dout = torch.where(mask, dout, 0.0)  # (T, B, P) padded outputs are constants
-    dxw, dhw, dh_steps = [None] * T, [None] * T, [None] * T  # per time step: (B, G*H), (B, G*H), (B, P)
-    dstate = dstate_n
-    for k, t in reversed(list(enumerate(time_steps(T, reverse)))):
-        dstate = (dstate[0] + dout[t],) + dstate[1:]  # (B, P)
-        d_step = dstate if mask is None else tuple(torch.where(mask[t], d, 0.0) for d in dstate)
-        dxw[t], dhw[t], d_prev = cell.step_backward(d_step, caches[k], w)
-        dh_steps[t] = d_step[0]
-        if mask is not None:  # on padded steps the gradient passes straight through
-            d_prev = tuple(torch.where(mask[t], dp, d) for dp, d in zip(d_prev, dstate))
-        dstate = d_prev
-    dxw_all = torch.stack(dxw)  # (T, B, G*H)
-    dhw_all = torch.stack(dhw) if cell.separate_dhw else dxw_all  # (T, B, G*H)
-    h_prev = in_time_order(states[:-1], reverse)  # (T, B, P), aligned with dhw
-    # One product each after the loop: the same weights are used at every step.
-    grads: dict[str, Tensor | None] = {"w_ih": _weight_grad(dxw_all, x), "w_hh": _weight_grad(dhw_all, h_prev),
-                                       "b_ih": None, "b_hh": None, "w_hr": None}
-    if w.b_ih is not None:
-        grads["b_ih"] = dxw_all.sum(dim=(0, 1))  # (G*H,)
-        grads["b_hh"] = dhw_all.sum(dim=(0, 1))  # (G*H,)
-    if w.w_hr is not None:
-        m = in_time_order([c.gates.chunk(4, dim=-1)[3] * c.tanh_c for c in caches], reverse)  # (T, B, H)
-        grads["w_hr"] = _weight_grad(torch.stack(dh_steps), m)  # (P, H)
-    dx = dxw_all @ w.w_ih  # (T, B, I)
-    return dx, dstate, grads
-
-
-def stack_backward(dout: Tensor, dstates: list, tapes: list, dropout: list,
-                   bidirectional: bool) -> tuple[Tensor, list, dict[str, Tensor]]:
-    """Backward through every layer and direction, top layer first.
+def rnn_forward(mode: str, input: Tensor, hx: Any, params: Mapping[str, Tensor], **kwargs: Any):
+    """torch.nn.RNN / GRU / LSTM forward, the core's ops traced by autograd (differentiable twice).
 
     Args:
-        dout: (T, B, D*P).  dstates: [dh_n (D*L, B, P)] or [dh_n, dc_n (D*L, B, H)].
-        tapes: [layer][direction] from ``stack_forward``.  dropout: L - 1 scaled keep masks or Nones.
+        mode: "RNN_TANH", "RNN_RELU", "GRU" or "LSTM" (torch's ``module.mode``).
+        input: (T, B, I), (B, T, I) with batch_first, or unbatched (T, I).
+        hx: h_0 (D*L, B, P); for LSTM (h_0, c_0 (D*L, B, H)); unbatched without B; None = zeros.
+        params: torch's parameter names -> tensors (``dict(module.named_parameters())``).
+        kwargs: num_layers, bidirectional, batch_first, proj_size, lengths (B ints in [1, T], as
+            pack_padded_sequence(enforce_sorted=False) -> module -> pad_packed_sequence(total_length=T)),
+            dropout, training, dropout_masks (L - 1 keep masks of 0s and 1s shaped like the output,
+            scaled by 1/(1-p) here), reset_after (GRU: False for the paper's form).
     Returns:
-        dx (T, B, I), [dh_0] or [dh_0, dc_0], and the gradients keyed by torch's parameter names.
+        (output, h_n) or (output, (h_n, c_n)), shaped as torch.nn's.
     """
-    D = 2 if bidirectional else 1
-    P = dstates[0].shape[-1]
-    d_initial: list[list] = [[None] * dstates[0].shape[0] for _ in dstates]
-    grads: dict[str, Tensor] = {}
-    for layer in reversed(range(len(tapes))):
-        dx = None
-        for d, sfx in enumerate(suffixes(bidirectional)):
-            idx = layer * D + d
-            d_dir = dout[..., d * P : (d + 1) * P]  # (T, B, P)
-            dxd, dstate0, g = layer_backward(d_dir, tuple(s[idx] for s in dstates), tapes[layer][d])
-            for dst, src in zip(d_initial, dstate0):
-                dst[idx] = src
-            dx = dxd if dx is None else dx + dxd  # both directions read the same input
-            k = f"l{layer}{sfx}"
-            names = {"w_ih": f"weight_ih_{k}", "w_hh": f"weight_hh_{k}", "b_ih": f"bias_ih_{k}",
-                     "b_hh": f"bias_hh_{k}", "w_hr": f"weight_hr_{k}"}
-            grads.update((names[key], v) for key, v in g.items() if v is not None)
-        if layer > 0 and dropout[layer - 1] is not None:
-            dx = dx * dropout[layer - 1]  # (T, B, D*P)
-        dout = dx
-    return dout, [torch.stack(s) for s in d_initial], grads
-
-
-# -- the autograd Function ------------------------------------------------------------
+    inp = prepare(mode, input, hx, params, **kwargs)
+    weights = prepare_stack(inp.place, inp.config, params)
+    output, finals, _ = stack_forward(inp.place, inp.config, weights, inp.x, inp.states0, inp.mask, inp.dropout)
+    return finish(mode, output, finals, inp.batched, inp.config.batch_first)
 
 
 class BPTTSpec(NamedTuple):
     """The non-differentiable arguments of ``RNNBPTTFunction``."""
 
-    mode: str
-    num_layers: int
-    bidirectional: bool
+    config: RNNConfig
+    place: Placement
     names: tuple  # parameter names, in the order of the weight arguments
     mask: Tensor | None  # (T, B, 1) bool
     dropout: list  # L - 1 scaled keep masks (T, B, D*P), or Nones
 
 
 class RNNBPTTFunction(torch.autograd.Function):
-    """Time-major stack of layers with the hand-written backward.
+    """Time-major stack of layers with the core's hand-written backward.
 
     ``apply(spec, x (T, B, I), h0 (D*L, B, P), c0 (D*L, B, H) or None, *weights)``
     returns (output (T, B, D*P), h_n) or, for LSTM, (output, h_n, c_n).
@@ -232,43 +183,47 @@ class RNNBPTTFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: BPTTSpec, x: Tensor, h0: Tensor, c0: Tensor | None, *weights: Tensor):
-        states0 = [h0] if c0 is None else [h0, c0]
-        params = dict(zip(spec.names, weights))
-        output, finals, tapes = stack_forward(spec.mode, x, states0, params, spec.num_layers, spec.bidirectional,
-                                              spec.mask, spec.dropout)
-        # The inputs go through save_for_backward so that torch detects in-place changes made after
-        # forward; the tapes (intermediates, never seen by the caller) are kept on ctx.
-        ctx.save_for_backward(x, h0, c0, *weights)
-        ctx.spec, ctx.tapes = spec, tapes
+        params = {n: w.detach() for n, w in zip(spec.names, weights, strict=True)}
+        states0 = (h0.detach(),) if c0 is None else (h0.detach(), c0.detach())
+        prepared = prepare_stack(spec.place, spec.config, params)
+        output, finals, tape = stack_forward(spec.place, spec.config, prepared, x.detach(), states0, spec.mask,
+                                             spec.dropout)
+        # The inputs and the output go through save_for_backward, so torch detects in-place changes made
+        # after forward (the output may share memory with the tape); the tape itself is kept on ctx.
+        ctx.save_for_backward(x, h0, c0, output, *weights)
+        ctx.spec, ctx.tape = spec, tape
         return (output, *finals)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dout: Tensor, *dstates: Tensor):
-        ctx.saved_tensors  # noqa: B018 -- raises if an input was modified in place since forward
+        ctx.saved_tensors  # noqa: B018 -- raises if an input or the output was modified in place since forward
         spec = ctx.spec
-        dx, d_initial, grads = stack_backward(dout, list(dstates), ctx.tapes, spec.dropout, spec.bidirectional)
-        dc0 = d_initial[1] if len(d_initial) == 2 else None
-        return (None, dx, d_initial[0], dc0, *(grads[n] for n in spec.names))
+        g = stack_backward(spec.place, spec.config, ctx.tape, dout, tuple(dstates))
+        dc0 = g.dstates0[1] if len(g.dstates0) == 2 else None
+        return (None, g.dx, g.dstates0[0], dc0, *(g.params[n] for n in spec.names))
 
 
-def rnn_bptt(mode: str, input: Tensor, hx: Any, params: dict[str, Tensor], *, num_layers: int = 1,
-             bidirectional: bool = False, batch_first: bool = False, proj_size: int = 0, lengths: Any = None,
-             dropout: float = 0.0, dropout_masks: Sequence[Tensor] | None = None, training: bool = False):
-    """``equations.rnn_forward`` with the hand-written backward instead of autograd's.
+def rnn_bptt(mode: str, input: Tensor, hx: Any, params: Mapping[str, Tensor], **kwargs: Any):
+    """``rnn_forward`` with the core's hand-written backward instead of autograd's.
 
-    Same arguments and results as ``rnn_forward`` (torch.nn's layouts): mode
-    "RNN_TANH", "RNN_RELU", "GRU" or "LSTM"; input (T, B, I), (B, T, I) with
-    batch_first or (T, I); hx h_0 (D*L, B, P) or (h_0, c_0 (D*L, B, H)) or None;
-    params keyed by torch's names; lengths B ints in [1, T]; dropout_masks L - 1
-    keep masks of 0s and 1s shaped like the output, scaled by 1/(1-p) here.
-    Differentiable once (the backward is not itself differentiable).
+    Same arguments and results as ``rnn_forward``. Differentiable once (the
+    backward is not itself differentiable).
     """
-    inp = prepare(mode, input, hx, params, num_layers=num_layers, bidirectional=bidirectional,
-                  batch_first=batch_first, proj_size=proj_size, lengths=lengths, dropout=dropout,
-                  dropout_masks=dropout_masks, training=training)
-    names = tuple(params)
-    spec = BPTTSpec(mode, num_layers, bidirectional, names, inp.mask, inp.dropout)
+    inp = prepare(mode, input, hx, params, **kwargs)
+    names = tuple(inp.config.parameter_shapes())
+    spec = BPTTSpec(inp.config, inp.place, names, inp.mask, inp.dropout)
     c0 = inp.states0[1] if mode == "LSTM" else None
     output, *finals = RNNBPTTFunction.apply(spec, inp.x, inp.states0[0], c0, *(params[n] for n in names))
-    return finish(mode, output, finals, inp.batched, batch_first)
+    return finish(mode, output, finals, inp.batched, inp.config.batch_first)
+
+
+def module_config(module: Any) -> dict[str, Any]:
+    """The keyword arguments of ``rnn_forward`` / ``rnn_bptt`` for a torch.nn or reference RNN/GRU/LSTM:
+
+        rnn_forward(m.mode, x, hx, params, **module_config(m))
+    """
+    cfg = RNNConfig.of(module)
+    return {"num_layers": cfg.num_layers, "bidirectional": cfg.bidirectional, "batch_first": cfg.batch_first,
+            "proj_size": cfg.proj_size, "dropout": cfg.dropout, "training": bool(getattr(module, "training", False)),
+            "reset_after": cfg.reset_after}

@@ -52,14 +52,14 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     Returns:
         y (..., O) and the cache for ``linear_backward``.
     """
-    y = affine(x, weight, bias)  # (..., O)
+    y = affine(np, x, weight, bias)  # (..., O)
     return y, LinearCache(x, weight, bias is not None)
 
 
 def linear_backward(dy: np.ndarray, cache: LinearCache) -> dict[str, np.ndarray]:
     """Gradients given dL/dy (..., O): "input" (..., I), "weight" (O, I), "bias" (O,)."""
     x, weight, has_bias = cache
-    dx, dweight, dbias = affine_backward(dy, x, weight, has_bias)  # (..., I), (O, I), (O,)
+    dx, dweight, dbias = affine_backward(np, dy, x, weight, has_bias)  # (..., I), (O, I), (O,)
     grads = {"input": dx, "weight": dweight}
     if has_bias:
         grads["bias"] = dbias
