@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from reference.tolerances import compare_arrays
+
 
 def to_numpy(value: Any) -> np.ndarray:
     """An ndarray from an ndarray or a torch tensor on any device."""
@@ -31,19 +33,16 @@ def assert_close(name: str, actual: Any, desired: Any, rtol: float, atol: float,
         raise AssertionError(f"{name}: dtype {a.dtype} != expected {d.dtype}{where}")
     if a.size == 0:
         return 0.0
-    a64, d64 = a.astype(np.float64), d.astype(np.float64)
-    finite = np.isfinite(d64)
-    if not np.array_equal(np.isnan(a64), np.isnan(d64)) or not np.array_equal(a64[~finite & ~np.isnan(d64)],
-                                                                             d64[~finite & ~np.isnan(d64)]):
-        raise AssertionError(f"{name}: non-finite values differ from expected{where}")
-    err = np.abs(a64[finite] - d64[finite])
-    scale = np.abs(d64[finite]).max(initial=0.0)
-    max_err = err.max(initial=0.0)
-    rel = max_err / scale if scale > 0 else max_err
-    if max_err > atol + rtol * scale:
+    ok, max_err, rel = compare_arrays(a, d, rtol, atol)  # the one rule, shared with the verifier and benchmarks
+    if not ok:
+        a64, d64 = a.astype(np.float64), d.astype(np.float64)
+        if not np.array_equal(np.isnan(a64), np.isnan(d64)) or not np.array_equal(np.isinf(a64), np.isinf(d64)):
+            raise AssertionError(f"{name}: non-finite values differ from expected{where}")
+        finite = np.isfinite(d64)
+        scale = np.abs(d64[finite]).max(initial=0.0)
         worst = np.unravel_index(int(np.argmax(np.where(finite, np.abs(a64 - d64), -1))), a.shape)
         raise AssertionError(
             f"{name}: max abs error {max_err:.3e} > atol {atol:.1e} + rtol {rtol:.1e} * max|expected| {scale:.3e} "
             f"(relative {rel:.3e}); worst at {tuple(int(i) for i in worst)}: got {a64[worst]!r}, expected "
             f"{d64[worst]!r}{where}")
-    return float(rel)
+    return rel

@@ -63,3 +63,26 @@ def candidate_tol(dtype, device: str = "cpu", kind: str = "gradient") -> tuple[f
     rtol_atol = TOLERANCES.get(("float32-vs-float64", device, kind)) if _name(dtype) == "float32" else None
     return rtol_atol or tol(dtype, device, kind)
 
+
+
+def compare_arrays(actual, desired, rtol: float, atol: float) -> tuple[bool, float, float]:
+    """The one tolerance rule: (ok, max abs error, norm-wise relative error).
+
+    ok when max|a - d| <= atol + rtol * max|d| over the finite entries of
+    ``desired`` (the trusted side: the rule is asymmetric), and the non-finite
+    entries agree exactly (NaN where NaN, the same infinities). Shapes must
+    match; arrays of any library convert through NumPy (``np.asarray``).
+    """
+    import numpy as np
+
+    a = np.asarray(actual, dtype=np.float64)
+    d = np.asarray(desired, dtype=np.float64)
+    if a.shape != d.shape:
+        raise ValueError(f"compare_arrays: shapes differ, {a.shape} and {d.shape}")
+    finite = np.isfinite(d)
+    same_nonfinite = np.array_equal(np.isnan(a), np.isnan(d)) and np.array_equal(a[~finite & ~np.isnan(d)],
+                                                                                  d[~finite & ~np.isnan(d)])
+    err = np.abs(a[finite] - d[finite]).max(initial=0.0)
+    scale = np.abs(d[finite]).max(initial=0.0)
+    rel = err / scale if scale > 0 else err
+    return bool(same_nonfinite and err <= atol + rtol * scale), float(err), float(rel)
