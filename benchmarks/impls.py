@@ -4,11 +4,17 @@ Each ``prepare_<impl>(row)`` returns a ``Prepared``: closures for the three time
 phases and ``results()`` (one forward + backward as NumPy arrays, keyed like the
 reference's backward) for validation. Nothing is timed here.
 
-    reference        the NumPy reference (CPU only); its forward always records a tape,
+    torch-nn         torch.nn.RNN/GRU/LSTM (oneDNN or torch's CPU kernels; cuDNN on CUDA)
+    reference        the reference on NumPy arrays; its forward always records a tape,
                      so "inference" is the same call as "forward"
-    torch-nn         torch.nn.RNN/GRU/LSTM (cuDNN on CUDA)
-    torch-equations  the same equations written as torch ops, differentiated by autograd
-    torch-function   hand-written BPTT as a torch.autograd.Function (CUDA rows)
+    reference@REV    the same, imported from a previous revision (--baseline-ref REV)
+    reference-torch  the reference module called on torch tensors of the row's device:
+                     the same maths computed by torch ops
+    gemm-floor       the reference's matrix products alone (floor.py): NumPy on the CPU,
+                     torch on CUDA; computes no RNN, so nothing to validate
+    torch-function   the hand-written BPTT as a torch.autograd.Function (torch_impl.rnn_bptt)
+    torch-equations  explicit torch ops differentiated by autograd (torch_impl.equations)
+    jax              lax.scan + jax.vjp, jit-compiled (jax_impl.py), where jax is installed
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import Row
+from .config import FLOOR, Row
 from .problem import as_hidden, make_problem
 
 
@@ -27,9 +33,11 @@ class Prepared(NamedTuple):
     infer: Callable[[], Any]  # forward without keeping anything for backward
     forward: Callable[[], Any]  # forward that records what backward needs; returns it
     backward: Callable[[Any], Any]  # backward from what forward returned (repeatable)
-    results: Callable[[], dict]  # name -> np.ndarray after one forward + backward
+    results: Callable[[], dict] | None  # name -> array after one forward + backward; None: nothing to validate
     sync: Callable[[], None]  # wait for the device
     tape: Callable[[Any], Any] | None = None  # what forward returned -> the reference's tape
+    caller: tuple = ()  # what the caller owns (module, input, states): not counted in the tape's bytes
+    step: Callable[[], Any] | None = None  # a fused forward + backward; default backward(forward())
 
 
 class Unavailable(Exception):
@@ -40,31 +48,67 @@ def _no_sync() -> None:
     return None
 
 
-def prepare_reference(row: Row) -> Prepared:
-    if row.device != "cpu":
-        raise Unavailable("the reference runs on the CPU only")
-    p = make_problem(row)
-    m, hx, dhx = p.module, as_hidden(p.hx), as_hidden(p.dhx)
+def _module_results(m, x, hx, dout, dhx) -> tuple[Callable, Callable, Callable]:
+    """forward, backward and results of a reference module on any library's arrays."""
+    lstm = isinstance(hx, tuple)
 
     def forward():
-        return m.forward(p.x, hx)  # (output, hidden, tape)
+        return m.forward(x, hx)  # (output, hidden, tape)
 
     def backward(fwd):
-        return m.backward(fwd[2], p.dout, dhx)
+        return m.backward(fwd[2], dout, dhx)
 
     def results():
         out, hidden, tape = forward()
-        grads = backward((out, hidden, tape))
-        res = {"output": out, "h_n": hidden[0] if len(p.hx) == 2 else hidden}
-        if len(p.hx) == 2:
+        grads = dict(backward((out, hidden, tape)))
+        res = {"output": out, "h_n": hidden[0] if lstm else hidden}
+        if lstm:
             res["c_n"] = hidden[1]
         res["d_input"] = grads.pop("input")
         dh = grads.pop("hx")
-        res.update({"d_h0": dh[0], "d_c0": dh[1]} if len(p.hx) == 2 else {"d_h0": dh})
-        res.update({f"d_{k}": v for k, v in grads.items()})
+        res.update({"d_h0": dh[0], "d_c0": dh[1]} if lstm else {"d_h0": dh})
+        res.update({f"d_{k}": v for k, v in grads.items() if k in m.state_dict()})
         return res
 
-    return Prepared(forward, forward, backward, results, _no_sync, tape=lambda fwd: fwd[2])
+    return forward, backward, results
+
+
+def prepare_reference(row: Row) -> Prepared:
+    if row.device != "cpu":
+        raise Unavailable("the reference on NumPy runs on the CPU only (reference-torch runs it on CUDA)")
+    p = make_problem(row)
+    forward, backward, results = _module_results(p.module, p.x, as_hidden(p.hx), p.dout, as_hidden(p.dhx))
+    return Prepared(forward, forward, backward, results, _no_sync, tape=lambda fwd: fwd[2],
+                    caller=(p.module, p.x, p.hx))
+
+
+def _sync(device: str) -> Callable[[], None]:
+    import torch
+
+    return torch.cuda.synchronize if device == "cuda" else _no_sync
+
+
+def prepare_reference_torch(row: Row) -> Prepared:
+    """The reference module on torch tensors: computes in torch where the module supports it."""
+    _check_device(row)
+    import torch
+
+    p = make_problem(row)
+
+    def tensor(a):
+        return torch.tensor(a, dtype=getattr(torch, row.dtype), device=row.device)
+
+    x, dout = tensor(p.x), tensor(p.dout)
+    hx, dhx = as_hidden(tuple(tensor(h) for h in p.hx)), as_hidden(tuple(tensor(h) for h in p.dhx))
+    forward, backward, results = _module_results(p.module, x, hx, dout, dhx)
+    try:
+        out = forward()[0]
+    except (TypeError, ValueError) as e:
+        raise Unavailable(f"the reference module rejects {row.device} torch tensors: {e}") from None
+    if not isinstance(out, torch.Tensor):
+        raise Unavailable(f"the reference module computes torch input in {type(out).__module__} "
+                          f"(returned {type(out).__name__}), not in torch")
+    return Prepared(forward, forward, backward, results, _sync(row.device))
 
 
 def _torch_runner(row: Row, run: Callable, params: dict) -> Prepared:
@@ -79,7 +123,6 @@ def _torch_runner(row: Row, run: Callable, params: dict) -> Prepared:
 
     x, hx = leaf(p.x), tuple(leaf(h) for h in p.hx)
     cot = [torch.tensor(a, dtype=dtype, device=row.device) for a in (p.dout, *p.dhx)]
-    sync = torch.cuda.synchronize if row.device == "cuda" else _no_sync
 
     def forward():
         out, hidden = run(x, as_hidden(hx))
@@ -103,9 +146,9 @@ def _torch_runner(row: Row, run: Callable, params: dict) -> Prepared:
         res["d_input"] = x.grad
         res.update({"d_h0": hx[0].grad, "d_c0": hx[1].grad} if len(hx) == 2 else {"d_h0": hx[0].grad})
         res.update({f"d_{k}": v.grad for k, v in params.items()})
-        return {k: v.detach().cpu().numpy() for k, v in res.items()}
+        return res
 
-    return Prepared(infer, forward, backward, results, sync)
+    return Prepared(infer, forward, backward, results, _sync(row.device))
 
 
 def _check_device(row: Row) -> None:
@@ -135,17 +178,18 @@ def _weights(row: Row) -> dict:
     import torch
 
     state = make_problem(row).module.state_dict()
-    return {k: torch.tensor(v, device=row.device, requires_grad=True) for k, v in state.items()}
+    return {k: torch.tensor(np.asarray(v), device=row.device, requires_grad=True) for k, v in state.items()}
 
 
 def _prepare_functional(row: Row, module_name: str, fn_name: str) -> Prepared:
-    """fn(mode, x, hx, params) -> (output, hidden), torch.nn's layouts; mode is the row's cell."""
+    """fn(mode, x, hx, params, proj_size=...) -> (output, hidden), torch.nn's layouts; mode is the row's cell."""
     _check_device(row)
     fn = getattr(_optional(module_name), fn_name, None)
     if fn is None:
         raise Unavailable(f"torch_impl.{module_name} has no {fn_name}")
     params = _weights(row)
-    return _torch_runner(row, lambda x, hx: fn(row.cell, x, hx, params), params)
+    kw = {"proj_size": row.P} if row.P else {}
+    return _torch_runner(row, lambda x, hx: fn(row.cell, x, hx, params, **kw), params)
 
 
 def prepare_torch_equations(row: Row) -> Prepared:
@@ -156,13 +200,49 @@ def prepare_torch_function(row: Row) -> Prepared:
     return _prepare_functional(row, "bptt", "rnn_bptt")
 
 
-PREPARE = {"reference": prepare_reference, "torch-nn": prepare_torch_nn,
-           "torch-equations": prepare_torch_equations, "torch-function": prepare_torch_function}
+def prepare_floor(row: Row) -> Prepared:
+    """The matrix products alone: NumPy on the CPU, torch on CUDA (floor.py)."""
+    from . import floor
+
+    rng = np.random.default_rng(2)
+    if row.device == "cpu":
+        def make(shape):
+            return rng.uniform(-1, 1, shape).astype(row.dtype)
+        sync = _no_sync
+    else:
+        _check_device(row)
+        import torch
+
+        def make(shape):
+            return torch.tensor(rng.uniform(-1, 1, shape), dtype=getattr(torch, row.dtype), device=row.device)
+        sync = _sync(row.device)
+    a = floor.floor_arrays(row, make)
+    return Prepared(lambda: floor.forward(a), lambda: floor.forward(a), lambda _: floor.backward(a), None, sync)
+
+
+def prepare_jax(row: Row) -> Prepared:
+    try:
+        from . import jax_impl
+    except ImportError as e:
+        raise Unavailable(f"jax is not installed ({e})") from None
+    return jax_impl.prepare(row)
+
+
+PREPARE = {"reference": prepare_reference, "torch-nn": prepare_torch_nn, FLOOR: prepare_floor,
+           "reference-torch": prepare_reference_torch, "torch-equations": prepare_torch_equations,
+           "torch-function": prepare_torch_function, "jax": prepare_jax}
 
 
 def prepare(impl: str, row: Row) -> Prepared:
-    return PREPARE[impl](row)
+    """``reference@REV`` is the reference imported from that revision (the worker's sys.path)."""
+    return PREPARE[impl.split("@")[0]](row)
 
 
 def as_numpy(results: dict) -> dict:
-    return {k: np.asarray(v) for k, v in results.items()}
+    """Arrays of any library (NumPy, torch on any device, jax) as NumPy arrays."""
+    out = {}
+    for k, v in results.items():
+        if hasattr(v, "detach"):  # torch
+            v = v.detach().cpu()
+        out[k] = np.asarray(v)
+    return out

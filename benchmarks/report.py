@@ -6,8 +6,10 @@ import csv
 import json
 from pathlib import Path
 
+from .kernel import describe
+
 COLUMNS = ("cell", "size", "dtype", "device", "impl", "infer ms", "fwd ms", "bwd ms", "step ms", "spread",
-           "step GF/s", "% peak", "fwd x", "step x", "tape/min", "status")
+           "step GF/s", "% peak", "fwd x", "step x", "floor x", "us/t", "mem MB", "tape/min", "status")
 
 
 def _fmt(v, spec: str) -> str:
@@ -15,24 +17,34 @@ def _fmt(v, spec: str) -> str:
 
 
 def summary_lines(results: list[dict]) -> list[list[str]]:
-    """One line per (row, implementation): the four phases side by side.
+    """One line per (row, implementation): the phases side by side.
 
-    "x" columns are the ratio to torch nn on the same device (below 1 is faster).
+    "x" columns are ratios on the same device (below 1 is faster): over torch nn's time
+    ("fwd x", "step x") and over the GEMM floor's ("floor x", the step's). "us/t" is the
+    step's (else the inference's) microseconds per time step; "mem MB" the peak resident
+    memory of one forward + backward over what the process held before it.
     """
     lines, groups = [], {}
     for r in results:
-        key = (r["cell"], r["T"], r["B"], r["I"], r["H"], r["dtype"], r["device"], r["impl"])
+        key = (r["cell"], r["T"], r["B"], r["I"], r["H"], r.get("P", 0), r["dtype"], r.get("tf32"), r["device"],
+               r["impl"])
         groups.setdefault(key, {})[r["phase"]] = r
-    for (cell, T, B, I, H, dtype, device, impl), phases in groups.items():
+    for (cell, T, B, I, H, P, dtype, tf32, device, impl), phases in groups.items():
         any_r = next(iter(phases.values()))
         step, fwd = phases.get("step", {}), phases.get("forward", {})
-        spread = max((p.get("spread") or 0) for p in phases.values()) if phases.get("inference") else None
-        lines.append([cell, f"T{T} B{B} I{I} H{H}", dtype, device, impl,
+        main = step or phases.get("inference", {})
+        spreads = [p.get("spread") for p in phases.values() if p.get("spread") is not None]
+        mem = any_r.get("step_peak_rss_bytes")
+        lines.append([cell, f"T{T} B{B} I{I} H{H}" + (f" P{P}" if P else ""),
+                      dtype + (" tf32" if tf32 else ""),
+                      device, impl,
                       _fmt(phases.get("inference", {}).get("ms"), ".1f"), _fmt(fwd.get("ms"), ".1f"),
                       _fmt(phases.get("backward", {}).get("ms"), ".1f"), _fmt(step.get("ms"), ".1f"),
-                      _fmt(None if spread is None else 100 * spread, ".0f") + ("%" if spread is not None else ""),
+                      f"{100 * max(spreads):.0f}%" if spreads else "-",
                       _fmt(step.get("gflops"), ".1f"), _fmt(step.get("pct_peak"), ".0f"),
                       _fmt(fwd.get("ratio_to_torch"), ".2f"), _fmt(step.get("ratio_to_torch"), ".2f"),
+                      _fmt(step.get("ratio_to_floor"), ".2f"), _fmt(main.get("us_per_step"), ".1f"),
+                      _fmt(None if mem is None else mem / 2 ** 20, ".1f"),
                       _fmt(fwd.get("tape_ratio"), ".2f"), any_r.get("status") or ""])
     return lines
 
@@ -41,6 +53,11 @@ def format_table(results: list[dict]) -> str:
     lines = [list(COLUMNS)] + summary_lines(results)
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1] for line in lines)
+
+
+def format_processes(processes: dict[str, dict]) -> str:
+    """One line per implementation process: the kernels it loaded."""
+    return "\n".join(f"  {impl:<16} {describe(block)}" for impl, block in processes.items())
 
 
 def write_json(path: Path, env: dict, peaks: dict, settings: dict, results: list[dict]) -> None:
