@@ -1,4 +1,4 @@
-"""Candidates for ``torch_impl.compare``: one correct hand-written torch module and
+"""Candidates for the verifier (``reference.verify.compare``): one correct hand-written torch module and
 deliberately broken variants of it, each a one-line change behind a class flag
 (localisation builds smaller modules of the same class, so the bug travels with it).
 
@@ -28,18 +28,23 @@ class HandRNN(nn.Module):
     proj_on_c = False  # LSTM with proj_size: h = (W_hr o) * tanh(W_hr c)
     reverse_off_by_one = False  # reverse direction starts one step late: at t = length, not length - 1
     dropout_scale_bug = False  # multiplies by (1 - p) instead of dividing
+    no_bias_ih = False  # bias_ih is never added
+    reset_tanh = False  # GRU: r = tanh(...) instead of sigmoid(...)
     buggy_directions = (0, 1)  # the gate_order bug only in these directions
+    expose_mode = True  # False: no .mode attribute (a user class; the CLI's --mode says what it is)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, nonlinearity="tanh"):
         super().__init__()
-        self.mode = self.MODE
-        if self.mode.startswith("RNN"):
-            self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        self.cell = self.MODE
+        if self.cell.startswith("RNN"):
+            self.cell = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        if self.expose_mode:
+            self.mode = self.cell
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
-        G = {"GRU": 3, "LSTM": 4}.get(self.mode, 1)
+        G = {"GRU": 3, "LSTM": 4}.get(self.cell, 1)
         P, D, k = proj_size or hidden_size, 2 if bidirectional else 1, 1 / math.sqrt(hidden_size)
         for layer in range(num_layers):
             for sfx in ["", "_reverse"][:D]:
@@ -58,15 +63,15 @@ class HandRNN(nn.Module):
     def _step(self, x, h, c, layer, sfx):
         w_ih, w_hh = self._w(layer, sfx, "weight_ih"), self._w(layer, sfx, "weight_hh")
         b_ih, b_hh = self._w(layer, sfx, "bias_ih"), self._w(layer, sfx, "bias_hh")
-        xw = x @ w_ih.T + (b_ih if b_ih is not None else 0)  # (B, G*H)
-        if self.mode == "GRU":
+        xw = x @ w_ih.T + (b_ih if b_ih is not None and not self.no_bias_ih else 0)  # (B, G*H)
+        if self.cell == "GRU":
             H = self.hidden_size
             bh = b_hh if b_hh is not None else torch.zeros(3 * H, dtype=h.dtype, device=h.device)
             order = self.gate_order or "rzn"
             xr, xz, xn = (dict(zip(order, xw.split(H, dim=1)))[k] for k in "rzn")
             wr, wz, wn = (dict(zip(order, w_hh.split(H, dim=0)))[k] for k in "rzn")
             br, bz, bn = (dict(zip(order, bh.split(H)))[k] for k in "rzn")
-            r = torch.sigmoid(xr + h @ wr.T + br)
+            r = (torch.tanh if self.reset_tanh else torch.sigmoid)(xr + h @ wr.T + br)
             z = torch.sigmoid(xz + h @ wz.T + bz)
             if self.paper_reset:
                 n = torch.tanh(xn + (r * h) @ wn.T + bn)
@@ -76,8 +81,8 @@ class HandRNN(nn.Module):
                 n = torch.tanh(xn + r * (h @ wn.T + bn))
             return (1 - z) * n + z * h, None
         pre = xw + h @ w_hh.T + (b_hh if b_hh is not None else 0)
-        if self.mode.startswith("RNN"):
-            return (torch.tanh(pre) if self.mode == "RNN_TANH" else torch.relu(pre)), None
+        if self.cell.startswith("RNN"):
+            return (torch.tanh(pre) if self.cell == "RNN_TANH" else torch.relu(pre)), None
         H = self.hidden_size
         order = self.gate_order if self.gate_order and (1 if sfx else 0) in self.buggy_directions else "ifgo"
         blocks = dict(zip(order, pre.split(H, dim=1)))
@@ -94,7 +99,7 @@ class HandRNN(nn.Module):
         x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
         T, B = x.shape[:2]
         D, P, H = 2 if self.bidirectional else 1, self.proj_size or self.hidden_size, self.hidden_size
-        lstm = self.mode == "LSTM"
+        lstm = self.cell == "LSTM"
         if hx is None:
             z = torch.zeros(self.num_layers * D, B, P, dtype=x.dtype, device=x.device)
             hx = (z, torch.zeros(self.num_layers * D, B, H, dtype=x.dtype, device=x.device)) if lstm else z
@@ -191,6 +196,30 @@ class ReverseOffByOneLSTM(HandLSTM):
     reverse_off_by_one = True
 
 
+class NoBiasIhLSTM(HandLSTM):
+    """Drops bias_ih: the pre-activation is W_ih x + W_hh h + b_hh."""
+
+    no_bias_ih = True
+
+
+class NoBiasIhGRU(HandGRU):
+    """Drops bias_ih."""
+
+    no_bias_ih = True
+
+
+class TanhResetGRU(HandGRU):
+    """The reset gate through tanh instead of sigmoid."""
+
+    reset_tanh = True
+
+
+class MyLSTM(HandLSTM):
+    """A user's class as the README's CLI example has it: no .mode attribute."""
+
+    expose_mode = False
+
+
 class DropoutScaleLSTM(HandLSTM):
     """Scales kept units by (1 - p) instead of 1 / (1 - p)."""
 
@@ -261,3 +290,17 @@ def broken_factory(input_size, hidden_size, **kwargs):
 def numpy_factory(input_size, hidden_size, **kwargs):
     """For the CLI tests (--layout ifog): the NumPy function candidate."""
     return numpy_lstm
+
+
+class FixedLengthSwappedLSTM(SwappedGatesLSTM):
+    """Swapped gates, and runs only sequences of 6 steps (like a model exported at one shape)."""
+
+    def forward(self, input, hx=None, **kwargs):
+        if input.shape[1 if self.batch_first else 0] != 6:
+            raise RuntimeError("this model was exported for 6 steps only")
+        return super().forward(input, hx, **kwargs)
+
+
+def fixed_length_broken_factory(input_size, hidden_size, **kwargs):
+    """For the CLI tests: localisation cannot pose its T=1 steps."""
+    return FixedLengthSwappedLSTM(input_size, hidden_size, **kwargs).double()

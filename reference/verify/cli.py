@@ -1,0 +1,242 @@
+"""rnn-check: check a recurrent implementation, a model file or two weight sets against the reference.
+
+    rnn-check --candidate mypkg.rnn:MyLSTM --mode LSTM --input-size 8 --hidden-size 16 \\
+        --num-layers 2 --bidirectional --lengths 6,4,5 --dtype float32
+    rnn-check --candidate path/to/my_rnn.py:make --mode GRU --input-size 3 --hidden-size 4
+    rnn-check --model exported.onnx
+    rnn-check --diff-weights exported.onnx trained.npz
+
+``python -m torch_impl.check`` is the same program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from typing import Any
+
+from .candidates import CandidateError, FunctionCandidate
+from .layouts import LAYOUTS
+from .spec import Spec
+
+EPILOG = """\
+factory protocol (--candidate MODULE:FACTORY or path/to/file.py:FACTORY):
+  FACTORY(input_size, hidden_size, num_layers=, bias=, batch_first=False, dropout=,
+          bidirectional=[, proj_size=][, nonlinearity=])
+  is called with torch's constructor arguments (from --mode, --input-size, ...) and
+  returns either
+    * a torch module with torch's parameter names (weight_ih_l0, ...) and call
+      signature module(input, hx) -> (output, hidden); a torch.nn class itself
+      works (--candidate torch.nn:LSTM), and so does a class without a .mode
+      attribute: --mode says what it is; or
+    * a function fn(spec, params, input, hx, grad_output, grad_hidden, *,
+      lengths=None, dropout_masks=None) -> {"output", "hidden", "input", "hx",
+      <parameter gradients>} (see reference.verify.candidates), with its weights in
+      --layout.
+  A FACTORY whose first parameter is named `spec` is taken as that function itself.
+
+--model FILE checks a file as it is: .onnx (ONNX Runtime, forward only), .pt/.pth
+(a pickled torch module, or a state_dict run in torch.nn), .npz (weights in the
+torch, keras, onnx or ifog layout, run in torch.nn or in --candidate).
+
+exit status:
+  0  match (no difference, for --diff-weights)
+  1  mismatch (also when localisation stopped; differences, for --diff-weights)
+  2  usage error: bad arguments, a candidate that cannot be imported, built or run
+     as the protocol says, or an unavailable device
+"""
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnn-check", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--candidate", metavar="MODULE:FACTORY", help="module.path:factory or path/to/file.py:factory")
+    what.add_argument("--model", metavar="FILE", help="check a model file as it is (.onnx, .pt/.pth, .npz)")
+    what.add_argument("--diff-weights", nargs=2, metavar=("A", "B"),
+                      help="compare two weight sets (files in any supported layout) per layer, direction and gate")
+    p.add_argument("--with-weights", metavar="FILE", help="with --candidate: run it on these weights (.npz, ...)")
+    cfg = p.add_argument_group("configuration (required with --candidate)")
+    cfg.add_argument("--mode", choices=["RNN", "RNN_TANH", "RNN_RELU", "GRU", "LSTM"])
+    cfg.add_argument("--input-size", type=int)
+    cfg.add_argument("--hidden-size", type=int)
+    cfg.add_argument("--num-layers", type=int, default=1)
+    cfg.add_argument("--bidirectional", action="store_true")
+    cfg.add_argument("--proj-size", type=int, default=0)
+    cfg.add_argument("--no-bias", action="store_true")
+    cfg.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="for --mode RNN")
+    cfg.add_argument("--reset-after", action=argparse.BooleanOptionalAction, default=True,
+                     help="GRU: torch's form (default); --no-reset-after: the paper's, W_hn (r * h)")
+    cfg.add_argument("--dropout", type=float, default=0.0, help="with --train: masks are drawn, passed as dropout_masks=")
+    cfg.add_argument("--train", action="store_true", help="training mode (dropout between layers)")
+    run = p.add_argument_group("the check")
+    run.add_argument("--seq-len", type=int, default=5)
+    run.add_argument("--batch", type=int, default=3)
+    run.add_argument("--lengths", type=_ints, default=None, help="comma-separated, one per batch row, e.g. 5,3,4")
+    run.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                     help="the candidate's dtype (default: float64, or a model file's own)")
+    run.add_argument("--device", default="cpu", help="torch device for torch module candidates")
+    run.add_argument("--layout", choices=LAYOUTS, default=None, help="weight layout of a function candidate or .npz")
+    run.add_argument("--weights", choices=["candidate", "reference", "draw"], default=None,
+                     help="whose weights both sides run on (default: the candidate's own, else drawn)")
+    run.add_argument("--cotangents", type=_names, default=None,
+                     help="outputs carrying a gradient, e.g. output or output,h_n (default: all)")
+    run.add_argument("--gradients", type=_names, default=None,
+                     help="gradients the candidate provides, among input,h_0,c_0,weights,weight_ih,... (default: all)")
+    run.add_argument("--no-gradients", action="store_true", help="forward only")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--plot", metavar="PATH", default=None, help="write error per time step as a PNG")
+    return p
+
+
+def load_object(target: str) -> Any:
+    """``module.path:attr`` or ``path/to/file.py:attr`` -> the object."""
+    where, sep, attr = target.rpartition(":")
+    if not sep or not where or not attr:
+        raise ValueError(f"--candidate: expected MODULE:FACTORY or path/to/file.py:FACTORY, got {target!r}")
+    if where.endswith(".py"):
+        if not os.path.isfile(where):
+            raise ValueError(f"--candidate: no such file {where!r}")
+        name = "_rnn_check_" + os.path.splitext(os.path.basename(where))[0]
+        spec = importlib.util.spec_from_file_location(name, where)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"--candidate: {where} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _spec(args: argparse.Namespace) -> Spec:
+    missing = [f"--{n.replace('_', '-')}" for n in ("mode", "input_size", "hidden_size") if getattr(args, n) is None]
+    if missing:
+        raise ValueError(f"--candidate needs {', '.join(missing)}")
+    mode = args.mode
+    if mode == "RNN":
+        mode = "RNN_TANH" if args.nonlinearity == "tanh" else "RNN_RELU"
+    return Spec(mode, args.input_size, args.hidden_size, args.num_layers, not args.no_bias, args.bidirectional,
+                args.proj_size, args.dropout, args.train, args.reset_after)
+
+
+def _check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    try:
+        import torch
+
+        dev = torch.device(device)
+    except (ImportError, RuntimeError) as e:
+        raise ValueError(f"--device: {device!r} is not a device here: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {device!r} is not available (torch.cuda.is_available() is False)")
+
+
+def _candidate(args, spec: Spec, factory: Any):
+    """(candidate object, factory for other Specs or None) from the user's factory."""
+    params = list(inspect.signature(factory).parameters) if callable(factory) else []
+    if params[:1] == ["spec"]:
+        return FunctionCandidate(factory, args.layout or "torch", args.dtype or "float64"), None
+    build = lambda s: factory(s.input_size, s.hidden_size, **s.torch_kwargs())
+    made = build(spec)
+    if hasattr(made, "named_parameters"):
+        import torch
+
+        dtype = getattr(torch, args.dtype or "float64")
+        made = made.to(device=args.device, dtype=dtype).train(args.train)
+        return made, lambda s: build(s).to(device=args.device, dtype=dtype)
+    if callable(made):
+        return FunctionCandidate(made, args.layout or "torch", args.dtype or "float64"), None
+    raise CandidateError(f"the factory returned {type(made).__name__}; expected a torch module or a function "
+                         "fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks)")
+
+
+def _diff(args) -> int:
+    from .diff import diff_weights
+
+    mode = None if args.mode is None else _spec_mode(args)
+    diffs = diff_weights(*args.diff_weights, mode=mode, reset_after=None if args.reset_after else False)
+    for d in diffs:
+        print(d)
+    print(f"RESULT: {'SAME' if not diffs else 'DIFFERENT'} ({len(diffs)} difference{'s' if len(diffs) != 1 else ''})")
+    return 1 if diffs else 0
+
+
+def _spec_mode(args) -> str:
+    if args.mode == "RNN":
+        return "RNN_TANH" if args.nonlinearity == "tanh" else "RNN_RELU"
+    return args.mode
+
+
+def _run(args) -> int:
+    from .compare import compare
+    from .models import load_model, load_weights
+    from .report import plot_errors
+
+    if args.diff_weights:
+        return _diff(args)
+    _check_device(args.device)
+    common = dict(lengths=args.lengths, seed=args.seed, seq_len=args.seq_len, weights=args.weights,
+                  cotangents=args.cotangents, gradients=False if args.no_gradients else args.gradients)
+    if args.lengths is not None:
+        common["batch"] = len(args.lengths)
+        common["seq_len"] = max(args.seq_len, max(args.lengths))
+    if args.model:
+        mode = None if args.mode is None else _spec_mode(args)
+        candidate = load_model(args.model, mode=mode, layout=args.layout)
+        if args.device != "cpu" and hasattr(candidate, "module"):
+            candidate = type(candidate)(candidate.module.to(args.device), name=candidate.name)
+        report = compare(candidate, dtype=args.dtype, **common)
+    else:
+        if args.with_weights:
+            state, spec, _ = load_weights(args.with_weights, layout=None if args.layout in (None, "torch") else
+                                          args.layout, mode=None if args.mode is None else _spec_mode(args))
+            reference_module: Any = spec.reference(state)
+            common["weights"] = args.weights or "reference"
+        else:
+            spec = _spec(args)
+            spec.reference()  # validates the configuration
+            reference_module = spec
+        candidate, factory = _candidate(args, spec, load_object(args.candidate))
+        report = compare(candidate, reference_module, factory=factory,
+                         dtype=None if hasattr(candidate, "named_parameters") else args.dtype, **common)
+    print(report)
+    if args.plot:
+        print(f"plot: {plot_errors(report, args.plot)}")
+    return 0 if report.passed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script: returns the exit status (argparse exits 2 itself on bad arguments)."""
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CandidateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ImportError, AttributeError, TypeError, ValueError, OSError) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

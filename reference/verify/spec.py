@@ -1,0 +1,246 @@
+"""The configuration a candidate is checked at: torch's constructor arguments plus training and GRU's form.
+
+A :class:`Spec` is what a function candidate receives (localisation varies it:
+one layer alone, T=1 steps), what the report prints, and what builds the
+float64 reference module, the truth every candidate is measured against.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+GATES = {"RNN_TANH": (), "RNN_RELU": (), "GRU": ("r", "z", "n"), "LSTM": ("i", "f", "g", "o")}
+MODES = tuple(GATES)
+_G = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A recurrent configuration in torch's terms (``mode`` as torch's ``RNNBase.mode``).
+
+    ``reset_after=False`` is GRU's paper form, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)
+    (ONNX ``linear_before_reset=0``, Keras ``reset_after=False``); torch's form is the default.
+    """
+
+    mode: str  # "RNN_TANH", "RNN_RELU", "GRU", "LSTM"
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    bidirectional: bool = False
+    proj_size: int = 0
+    dropout: float = 0.0
+    training: bool = False
+    reset_after: bool = True
+
+    def __post_init__(self):
+        if self.mode not in GATES:
+            raise ValueError(f"mode: expected one of {list(MODES)}, got {self.mode!r}")
+        for name in ("input_size", "hidden_size", "num_layers"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        if not isinstance(self.proj_size, (int, np.integer)) or self.proj_size < 0:
+            raise ValueError(f"proj_size: expected a non-negative int, got {self.proj_size!r}")
+        if self.proj_size and (self.mode != "LSTM" or self.proj_size >= self.hidden_size):
+            raise ValueError(f"proj_size: expected 0, or 0 < proj_size < hidden_size ({self.hidden_size}) for LSTM; "
+                             f"got {self.proj_size} for {self.mode}")
+        if not 0.0 <= float(self.dropout) <= 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {self.dropout!r}")
+        if not self.reset_after and self.mode != "GRU":
+            raise ValueError(f"reset_after: only GRU has the reset_after=False form, got it for {self.mode}")
+
+    # -- derived sizes -----------------------------------------------------------
+
+    @property
+    def D(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def P(self) -> int:
+        """The size of h: proj_size when projecting, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def G(self) -> int:
+        return _G[self.mode]
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        return GATES[self.mode]
+
+    @property
+    def lstm(self) -> bool:
+        return self.mode == "LSTM"
+
+    @property
+    def dropout_active(self) -> bool:
+        return self.training and self.dropout > 0 and self.num_layers > 1
+
+    @property
+    def torch_class(self) -> str:
+        return {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(self.mode, self.mode)
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """Keywords of torch.nn.<torch_class>(input_size, hidden_size, **kw) (batch_first=False)."""
+        kw: dict[str, Any] = {"num_layers": self.num_layers, "bias": self.bias, "batch_first": False,
+                              "dropout": self.dropout, "bidirectional": self.bidirectional}
+        if self.lstm:
+            kw["proj_size"] = self.proj_size
+        if self.torch_class == "RNN":
+            kw["nonlinearity"] = "tanh" if self.mode == "RNN_TANH" else "relu"
+        return kw
+
+    def state_shapes(self, B: int) -> list[tuple[int, ...]]:
+        """[h_0 (L*D, B, P)] or [h_0, c_0 (L*D, B, H)]."""
+        LD = self.num_layers * self.D
+        return [(LD, B, self.P)] + ([(LD, B, self.hidden_size)] if self.lstm else [])
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """state_dict name -> shape, in torch's order."""
+        GH, P = self.G * self.hidden_size, self.P
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.num_layers):
+            for sfx in ["", "_reverse"][:self.D]:
+                shapes[f"weight_ih_l{layer}{sfx}"] = (GH, self.input_size if layer == 0 else self.D * P)
+                shapes[f"weight_hh_l{layer}{sfx}"] = (GH, P)
+                if self.bias:
+                    shapes[f"bias_ih_l{layer}{sfx}"] = (GH,)
+                    shapes[f"bias_hh_l{layer}{sfx}"] = (GH,)
+                if self.proj_size:
+                    shapes[f"weight_hr_l{layer}{sfx}"] = (P, self.hidden_size)
+        return shapes
+
+    def layer(self, layer: int) -> Spec:
+        """Layer ``layer`` alone: one layer, both directions, no dropout."""
+        return replace(self, input_size=self.input_size if layer == 0 else self.D * self.P, num_layers=1,
+                       dropout=0.0, training=False)
+
+    def differences(self, other: Spec) -> list[str]:
+        """'field: a != b' for every configuration field that differs (training excluded)."""
+        return [f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}" for f in fields(self)
+                if f.name != "training" and getattr(self, f.name) != getattr(other, f.name)]
+
+    # -- the reference ---------------------------------------------------------------
+
+    @property
+    def config(self) -> Any:
+        """The core's ``reference.RNNConfig`` of this configuration (time-major)."""
+        from reference import RNNConfig
+
+        return RNNConfig(self.mode, int(self.input_size), int(self.hidden_size), int(self.num_layers), bool(self.bias),
+                         False, float(self.dropout), bool(self.bidirectional), int(self.proj_size),
+                         bool(self.reset_after))
+
+    def reference(self, params: Mapping[str, Any] | None = None, seed: Any = 0, dtype: Any = np.float64) -> Any:
+        """A reference module of this configuration (weights from ``params``, else drawn at torch's scale)."""
+        import warnings
+
+        with warnings.catch_warnings():  # dropout with one layer: a warning, as torch gives
+            warnings.simplefilter("ignore", UserWarning)
+            m = self.config.module(dtype=dtype, seed=seed)
+        if params is not None:
+            m.load_state_dict(params)
+        return m.train(self.training)
+
+    # -- printing and construction -------------------------------------------------
+
+    def __str__(self) -> str:
+        s = f"{self.torch_class}({self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "bidirectional": False, "proj_size": 0, "dropout": 0.0}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.mode == "RNN_RELU":
+            s += ", nonlinearity='relu'"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        return s + (", training)" if self.dropout_active else ")")
+
+    @classmethod
+    def coerce(cls, value: Any) -> Spec:
+        """A Spec from a Spec, a dict of its fields, or anything with a ``.config`` / RNNConfig-like fields."""
+        if isinstance(value, Spec):
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {f.name for f in fields(cls)})
+            if unknown:
+                raise ValueError(f"spec: unknown fields {unknown}; expected some of {[f.name for f in fields(cls)]}")
+            return cls(**value)
+        config = getattr(value, "config", value)
+        if all(hasattr(config, k) for k in ("mode", "input_size", "hidden_size", "num_layers")):
+            return cls(config.mode, int(config.input_size), int(config.hidden_size), int(config.num_layers),
+                       bool(getattr(config, "bias", True)), bool(getattr(config, "bidirectional", False)),
+                       int(getattr(config, "proj_size", 0)), float(getattr(config, "dropout", 0.0)),
+                       bool(getattr(value, "training", False)), bool(getattr(config, "reset_after", True)))
+        raise TypeError(f"spec: expected a Spec, a dict of Spec fields or an RNNConfig, got {type(value).__name__}")
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, Any], mode: str | None = None, **overrides: Any) -> Spec:
+        """The configuration that torch-named parameter shapes imply.
+
+        ``mode`` is needed only where shapes cannot tell: a one-gate RNN is tanh
+        unless ``mode="RNN_RELU"``. Other fields (``dropout``, ``training``,
+        ``reset_after``) come from ``overrides``. Raises ValueError naming the
+        key when the shapes are not those of one torch recurrent module.
+        """
+        names = {}
+        for key in state_dict:
+            m = _NAME.match(key)
+            if m is None:
+                raise ValueError(f"state_dict: unexpected key {key!r}; expected torch's recurrent parameter names "
+                                 "(weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_hr_l0, ..._reverse)")
+            names[key] = m.groups()
+        shape = {k: tuple(np.shape(v)) for k, v in state_dict.items()}
+        if "weight_ih_l0" not in shape or "weight_hh_l0" not in shape:
+            raise ValueError(f"state_dict: expected weight_ih_l0 and weight_hh_l0, got keys {sorted(state_dict)}")
+        num_layers = 1 + max(int(g[1]) for g in names.values())
+        bidirectional = any(g[2] for g in names.values())
+        GH, P = shape["weight_hh_l0"]
+        hidden = shape["weight_hr_l0"][1] if "weight_hr_l0" in shape else P
+        if GH % hidden:
+            raise ValueError(f"state_dict: weight_hh_l0 has {GH} rows, not a multiple of hidden_size {hidden}")
+        by_g = {1: "RNN_TANH", 3: "GRU", 4: "LSTM"}
+        if mode is None:
+            mode = by_g.get(GH // hidden)
+            if mode is None:
+                raise ValueError(f"state_dict: weight_hh_l0 has {GH // hidden} gate blocks of {hidden} rows; "
+                                 "expected 1 (RNN), 3 (GRU) or 4 (LSTM)")
+        mode = {"RNN": "RNN_TANH"}.get(mode, mode)
+        spec = cls(mode, int(shape["weight_ih_l0"][1]), int(hidden), num_layers, "bias_ih_l0" in shape,
+                   bidirectional, int(P if "weight_hr_l0" in shape else 0), **overrides)
+        expected = spec.parameter_shapes()
+        wrong = [f"{k}: expected {expected[k]}, got {shape.get(k)}" for k in expected if shape.get(k) != expected[k]]
+        extra = sorted(set(shape) - set(expected))
+        if wrong or extra:
+            raise ValueError(f"state_dict: shapes do not form one {spec}: " + "; ".join(wrong + [f"unexpected {extra}"]
+                                                                                           if extra else wrong))
+        return spec
+
+
+def split_name(name: str) -> tuple[str, int, int]:
+    """'weight_hh_l1_reverse' -> ('weight_hh', 1, 1): base name, layer, direction."""
+    m = _NAME.match(name)
+    if m is None:
+        raise ValueError(f"parameter name: expected torch's recurrent names like 'weight_ih_l0', got {name!r}")
+    return m.group(1), int(m.group(2)), 1 if m.group(3) else 0
+
+
+def layer_params(params: Mapping[str, Any], layer: int) -> dict[str, Any]:
+    """Layer ``layer``'s parameters, renamed to layer 0 (a one-layer problem's names)."""
+    out = {}
+    for k, v in params.items():
+        base, lay, d = split_name(k)
+        if lay == layer:
+            out[f"{base}_l0{'_reverse' if d else ''}"] = v
+    return out
+
+
+def direction_name(d: int) -> str:
+    return "reverse" if d else "forward"
