@@ -134,14 +134,17 @@ def main(argv=None) -> int:
             print(note, flush=True)
         session = stack.enter_context(contextlib.closing(
             runner.Session(args.threads, env, not args.system_allocator, impl_env)))
-        machine, peaks = runner.check(session, rows, _on_record("check"))
+        progress = Progress(runner.check_cost(rows) + runner.total_cost(rows, impls_of, s.phases, repeat, rounds),
+                            len(rows))
+        machine, peaks = runner.check(session, rows, _on_record("check"), progress)
         if not machine.get("cuda_available") and any(r.device == "cuda" for r in rows):
             if args.suite == "gpu":
+                progress.close()
                 print(GPU_SKIP, flush=True)
                 return 0
             print(f"CUDA not available: {sum(r.device == 'cuda' for r in rows)} GPU rows skipped", flush=True)
             rows = [r for r in rows if r.device != "cuda"]
-        progress = Progress(runner.total_cost(rows, impls_of, s.phases, repeat, rounds), len(rows))
+            progress.resize(progress.done + runner.total_cost(rows, impls_of, s.phases, repeat, rounds), len(rows))
         valid, processes = runner.validate_all(session, rows, impls_of, _on_record("check"), progress)
         print("kernels per implementation process:\n" + report.format_processes(processes), flush=True)
         timed = runner.time_all(session, rows, impls_of, valid, repeat, rounds, _on_record("time"), s.phases, progress)

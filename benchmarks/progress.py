@@ -40,6 +40,11 @@ def validation_cost(row: Row) -> float:
     return 2 * call_cost(row, "step")
 
 
+def desired_cost(row: Row) -> float:
+    """torch.nn's results (and, for CUDA rows, the reference's on the CPU) in the check process."""
+    return call_cost(row, "step") * (2 if row.device == "cuda" else 1)
+
+
 def _clock(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -54,6 +59,10 @@ class Progress:
         self.start = time.perf_counter()
         self.stream = stream if stream is not None else sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def resize(self, total_cost: float, total_rows: int) -> None:
+        """New totals once the work is known better (rows dropped, e.g. GPU rows without CUDA)."""
+        self.total, self.rows = max(total_cost, self.done, 1e-9), total_rows
 
     def eta(self, elapsed: float) -> float | None:
         """Seconds left: the remaining estimated work at the rate observed so far."""

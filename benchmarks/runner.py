@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .config import BASELINE, FLOOR, PHASES, Row
 from .measure import matmul_flops, summary
-from .progress import STARTUP_S, Progress, job_cost, validation_cost
+from .progress import STARTUP_S, Progress, desired_cost, job_cost, validation_cost
 from .worker import THREAD_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,12 +108,14 @@ class Session:
             self._tmp.cleanup()
 
 
-def check(session: Session, rows: list[Row], on_record: Callable[[dict], None]) -> tuple[dict, dict]:
+def check(session: Session, rows: list[Row], on_record: Callable[[dict], None],
+          progress: Progress | None = None) -> tuple[dict, dict]:
     """(environment block, {(device, dtype): matrix-product peak}); leaves torch.nn's results per
     row in the session's directory for the workers to validate against."""
     job = {"kind": "check", "threads": session.threads, "peaks": sorted({(r.device, r.dtype) for r in rows}),
            "rows": [r.as_dict() for r in rows], "dir": session.dir}
     env, peaks = {}, {}
+    startup = 2 * STARTUP_S  # start-up and peaks: counted with the first row
     worker = Worker(session.env_for(None))
     for rec in worker.run(job):
         if rec["type"] == "env":
@@ -121,8 +123,12 @@ def check(session: Session, rows: list[Row], on_record: Callable[[dict], None]) 
         elif rec["type"] == "peak":
             peaks[(rec["device"], rec["dtype"])] = rec
             on_record(rec)
-        elif rec["type"] == "desired" and rec.get("error"):
-            session.desired_errors[Row(**rec["row"]).name] = rec["error"]
+        elif rec["type"] == "desired":
+            if rec.get("error"):
+                session.desired_errors[Row(**rec["row"]).name] = rec["error"]
+            if progress:
+                progress.advance(startup + desired_cost(Row(**rec["row"])), label="torch.nn results")
+                startup = 0.0
         elif rec["type"] == "crash":
             raise RuntimeError(f"the check process exited with code {rec['returncode']}")
     worker.close()
@@ -198,6 +204,11 @@ def time_all(session: Session, rows: list[Row], impls_of: Callable[[Row], tuple[
         if progress:
             progress.advance(0.0, rows=1, label="time")
     return out
+
+
+def check_cost(rows: list[Row]) -> float:
+    """The estimated seconds of the check process: start-up, peaks, torch.nn's results per row."""
+    return 2 * STARTUP_S + sum(desired_cost(r) for r in rows)
 
 
 def total_cost(rows: list[Row], impls_of: Callable[[Row], tuple[str, ...]], phases: tuple[str, ...],
