@@ -6,11 +6,16 @@ Model (parameter names are the torch model's state_dict keys)::
 
     x     = embedding.weight[tokens]          or float inputs as they are
     out, h_n = rnn(x, hx, lengths)             RNN, GRU or LSTM from ``reference``
-    feats = out (head "all")  or  h_n[-1] (head "last", many-to-one)
+    feats = out (head "all")  or  concat_d h_n[last layer, d] (head "last", many-to-one)
     y     = feats fc.weight^T + fc.bias
     loss  = cross_entropy(y, target)  or  mse(y[..., 0], target)
 
-Shapes: T time, B batch, V vocabulary, E embedding, H hidden, C classes.
+The torch twin is built from the same weights: ``torch_impl.to_torch`` converts
+the reference RNN, and the embedding and linear layers load the same arrays.
+With ``lengths`` the torch side packs (``pack_padded_sequence``) and the NumPy
+side passes ``lengths=``.
+
+Shapes: T time, B batch, V vocabulary, E embedding, H hidden, D directions, C classes.
 """
 
 from __future__ import annotations
@@ -36,8 +41,13 @@ class Spec:
     out_features: int
     embedding_dim: int | None = None  # None: float inputs, no embedding
     num_layers: int = 1
-    head: str = "all"  # "all": a prediction per step; "last": one per sequence, from h_n[-1]
+    head: str = "all"  # "all": a prediction per step; "last": one per sequence, from the last layer's h_n
     loss: str = "ce"  # "ce" or "mse"
+    bidirectional: bool = False
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,8 @@ class Batch:
 
 def rnn_module(spec: Spec, seed: int = 0):
     feat = spec.embedding_dim or spec.input_size
-    return getattr(reference, spec.cell)(feat, spec.hidden_size, num_layers=spec.num_layers, seed=seed)
+    return getattr(reference, spec.cell)(feat, spec.hidden_size, num_layers=spec.num_layers,
+                                         bidirectional=spec.bidirectional, seed=seed)
 
 
 def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
@@ -71,12 +82,15 @@ def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
     if spec.embedding_dim:
         params["embedding.weight"] = nt.init_embedding(spec.input_size, spec.embedding_dim, rng=rng)["weight"]
     params.update({f"rnn.{k}": v for k, v in rnn_module(spec, seed).state_dict().items()})
-    params.update({f"fc.{k}": v for k, v in nt.init_linear(spec.hidden_size, spec.out_features, rng=rng).items()})
+    fc = nt.init_linear(spec.directions * spec.hidden_size, spec.out_features, rng=rng)
+    params.update({f"fc.{k}": v for k, v in fc.items()})
     return params
 
 
-def _top_h(hidden):
-    return (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]  # (B, H)
+def last_layer_state(hidden, directions: int):
+    """(B, D*H): the last layer's final h, directions side by side (torch: cat(h_n[-2], h_n[-1]))."""
+    h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (L*D, B, H)
+    return np.concatenate(list(h_n[-directions:]), axis=-1)  # (B, D*H)
 
 
 # -- NumPy ---------------------------------------------------------------------
@@ -89,7 +103,7 @@ def numpy_loss_and_grads(spec: Spec, rnn, params: dict, batch: Batch, hx: Any):
     if spec.embedding_dim:
         x, emb_cache = nt.embedding_forward(batch.input, params["embedding.weight"])  # (T, B, E)
     out, hidden, tape = rnn.forward(x, hx, lengths=batch.lengths)  # (T, B, H)
-    feats = out if spec.head == "all" else _top_h(hidden)  # (T, B, H) or (B, H)
+    feats = out if spec.head == "all" else last_layer_state(hidden, spec.directions)  # (T, B, D*H) or (B, D*H)
     logits, fc_cache = nt.linear_forward(feats, params["fc.weight"], params["fc.bias"])  # (..., C)
     if spec.loss == "ce":
         flat = logits.reshape(-1, logits.shape[-1])  # (N, C)
@@ -102,8 +116,10 @@ def numpy_loss_and_grads(spec: Spec, rnn, params: dict, batch: Batch, hx: Any):
     if spec.head == "all":
         g = rnn.backward(tape, g_fc["input"], None)  # the carried state's gradient stops here: detached
     else:
-        dh_n = np.zeros_like(hidden[0] if isinstance(hidden, tuple) else hidden)  # (L, B, H)
-        dh_n[-1] = g_fc["input"]
+        dh_n = np.zeros_like(hidden[0] if isinstance(hidden, tuple) else hidden)  # (L*D, B, H)
+        D, H = spec.directions, spec.hidden_size
+        for d in range(D):  # the head read the last D rows of h_n side by side
+            dh_n[-D + d] = g_fc["input"][:, d * H:(d + 1) * H]  # (B, H)
         g = rnn.backward(tape, None, (dh_n, None) if isinstance(hidden, tuple) else dh_n)
     grads = {f"rnn.{k}": v for k, v in g.items() if k not in ("input", "hx")}
     grads["fc.weight"], grads["fc.bias"] = g_fc["weight"], g_fc["bias"]
@@ -118,11 +134,16 @@ def _numpy_optimizer(recipe: Recipe):
     return nt.SGD(lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
 
 
-def train_numpy(spec: Spec, params: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe):
-    """Returns (losses, final params, grad norms before clipping)."""
+def train_numpy(spec: Spec, params: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe,
+                snapshot_every: int = 0):
+    """Returns (losses, final params, grad norms before clipping, snapshots).
+
+    ``snapshots``: the parameters after every ``snapshot_every``-th step (none when 0),
+    for curves measured during training (perplexity, accuracy).
+    """
     rnn = rnn_module(spec)
     opt = _numpy_optimizer(recipe)
-    losses, norms, hidden = [], [], None
+    losses, norms, snapshots, hidden = [], [], [], None
     for step in range(steps):
         batch = batches(step)
         hx = nt.detach(hidden) if batch.carry else None
@@ -133,7 +154,9 @@ def train_numpy(spec: Spec, params: dict, batches: Callable[[int], Batch], steps
             norms.append(nt.clip_grad_norm_(grads, recipe.clip_norm))
         params = opt.step(params, grads)
         losses.append(loss)
-    return np.array(losses), params, np.array(norms)
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshots.append(dict(params))
+    return np.array(losses), params, np.array(norms), snapshots
 
 
 # -- torch ---------------------------------------------------------------------
@@ -154,17 +177,22 @@ def one_torch_thread():
 
 
 def torch_model(spec: Spec, params: dict):
-    """The torch twin, float64, loaded with ``params``."""
+    """The torch twin, float64, loaded with ``params``: the RNN converted from the
+    reference (``torch_impl.to_torch``), embedding and linear layers from the same arrays."""
     import torch
+
+    from torch_impl import to_torch
+
+    rnn = rnn_module(spec)
+    rnn.load_state_dict({k[4:]: v for k, v in params.items() if k.startswith("rnn.")})
 
     class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            feat = spec.embedding_dim or spec.input_size
             if spec.embedding_dim:
                 self.embedding = torch.nn.Embedding(spec.input_size, spec.embedding_dim)
-            self.rnn = getattr(torch.nn, spec.cell)(feat, spec.hidden_size, num_layers=spec.num_layers)
-            self.fc = torch.nn.Linear(spec.hidden_size, spec.out_features)
+            self.rnn = to_torch(rnn)
+            self.fc = torch.nn.Linear(spec.directions * spec.hidden_size, spec.out_features)
 
         def forward(self, inp, hx=None, lengths=None):
             x = self.embedding(inp) if spec.embedding_dim else inp
@@ -174,12 +202,17 @@ def torch_model(spec: Spec, params: dict):
                 out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
             else:
                 out, hidden = self.rnn(x, hx)
-            feats = out if spec.head == "all" else (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]
+            h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (L*D, B, H)
+            feats = out if spec.head == "all" else torch.cat(list(h_n[-spec.directions:]), dim=-1)
             return self.fc(feats), hidden
 
     model = Model().double()
     model.load_state_dict({k: torch.as_tensor(v) for k, v in params.items()})
     return model
+
+
+def torch_params(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
 
 
 def torch_loss(spec: Spec, logits, target):
@@ -192,8 +225,9 @@ def torch_loss(spec: Spec, logits, target):
     return F.mse_loss(logits[..., 0], target)
 
 
-def train_torch(spec: Spec, params: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe):
-    """torch.optim and torch.nn.utils doing what ``train_numpy`` does. Returns (losses, final params, norms)."""
+def train_torch(spec: Spec, params: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe,
+                snapshot_every: int = 0):
+    """torch.optim and torch.nn.utils doing what ``train_numpy`` does; returns the same four things."""
     import torch
 
     model = torch_model(spec, params)
@@ -202,7 +236,7 @@ def train_torch(spec: Spec, params: dict, batches: Callable[[int], Batch], steps
     else:
         opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                               weight_decay=recipe.weight_decay)
-    losses, norms, hidden = [], [], None
+    losses, norms, snapshots, hidden = [], [], [], None
     for step in range(steps):
         batch = batches(step)
         hx = None
@@ -219,20 +253,23 @@ def train_torch(spec: Spec, params: dict, batches: Callable[[int], Batch], steps
             norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)))
         opt.step()
         losses.append(loss.item())
-    final = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-    return np.array(losses), final, np.array(norms)
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshots.append(torch_params(model))
+    return np.array(losses), torch_params(model), np.array(norms), snapshots
 
 
 # -- comparison and reporting -----------------------------------------------------
 
 
-def compare(spec: Spec, params0: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe) -> dict:
+def compare(spec: Spec, params0: dict, batches: Callable[[int], Batch], steps: int, recipe: Recipe,
+            snapshot_every: int = 0) -> dict:
     """Train both from ``params0``; the largest step-by-step loss difference and final-weight difference."""
-    np_losses, np_params, np_norms = train_numpy(spec, dict(params0), batches, steps, recipe)
+    np_losses, np_params, np_norms, np_snaps = train_numpy(spec, dict(params0), batches, steps, recipe, snapshot_every)
     with one_torch_thread():
-        t_losses, t_params, t_norms = train_torch(spec, dict(params0), batches, steps, recipe)
+        t_losses, t_params, t_norms, t_snaps = train_torch(spec, dict(params0), batches, steps, recipe, snapshot_every)
     return {
         "numpy": np_losses, "torch": t_losses, "params_numpy": np_params, "params_torch": t_params,
+        "norms_numpy": np_norms, "norms_torch": t_norms, "snapshots_numpy": np_snaps, "snapshots_torch": t_snaps,
         "max_loss_diff": float(np.abs(np_losses - t_losses).max()),
         "max_param_diff": float(max(np.abs(np_params[k] - t_params[k]).max() for k in t_params)),
         "max_norm_diff": float(np.abs(np_norms - t_norms).max(initial=0.0)),
@@ -245,32 +282,51 @@ def report(name: str, result: dict, steps: int) -> None:
           f"largest final-weight difference: {result['max_param_diff']:.3e}")
 
 
+def plot_pair(ax, np_curve: np.ndarray, t_curve: np.ndarray, label: str, x: np.ndarray | None = None, **kw):
+    """NumPy's curve as a line, torch's as dots on top, in the same colour."""
+    x = np.arange(len(np_curve)) if x is None else x
+    (line,) = ax.plot(x, np_curve, label=f"{label} (NumPy)", **kw)
+    every = max(1, len(t_curve) // 40)
+    ax.plot(x[::every], t_curve[::every], ".", color=line.get_color(), label=f"{label} (torch)")
+    return line
+
+
 def plot_losses(path: Path, title: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: str = "loss") -> None:
     """One panel: each curve's NumPy losses (line) and torch's (dots on top)."""
+    fig, ax = pyplot().subplots(figsize=(7, 4))
+    for label, (np_curve, t_curve) in curves.items():
+        plot_pair(ax, np_curve, t_curve, label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    print(f"saved {path}")
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only backend (the examples never open a window)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, (np_curve, t_curve) in curves.items():
-        (line,) = ax.plot(np_curve, label=f"{label} (NumPy)")
-        every = max(1, len(t_curve) // 40)
-        ax.plot(np.arange(len(t_curve))[::every], t_curve[::every], ".", color=line.get_color(), label=f"{label} (torch)")
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"saved {path}")
+    return plt
 
 
-def parse_args(description: str, steps: int) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--steps", type=int, default=steps, help="training steps (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("examples_out"), help="where plots go (default %(default)s)")
-    return parser.parse_args()
+def parser(description: str, steps: int) -> argparse.ArgumentParser:
+    """The options every example has: --steps (a quick run takes few), --seed, --out."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--steps", type=int, default=steps, help="training steps (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("examples_out"), help="where plots go (default %(default)s)")
+    return p

@@ -29,7 +29,7 @@ from examples._common import (
     compare,
     init_params,
     numpy_loss_and_grads,
-    parse_args,
+    parser,
     plot_losses,
     report,
     rnn_module,
@@ -81,6 +81,10 @@ def run(steps: int = 200, seed: int = 0, out: Path | None = None) -> dict:
     return result
 
 
+def main(argv: list[str] | None = None) -> dict:
+    args = parser(__doc__.splitlines()[0], steps=200).parse_args(argv)
+    return run(args.steps, args.seed, args.out)
+
+
 if __name__ == "__main__":
-    args = parse_args(__doc__.splitlines()[0], steps=200)
-    run(args.steps, args.seed, args.out)
+    main()
