@@ -18,6 +18,12 @@ cell by ``torch_impl.to_torch``) with autograd. Both print the predicted string
 each epoch; the script prints the largest step-by-step loss difference and
 saves a loss plot for each form.
 
+The cell form has a floor: its logits are a tanh, in [-1, 1], so no character
+can get a probability above e / (e + 3/e) = 0.71 and the summed loss stays above
+5 * 0.34 = 1.7. Some starts also stall in a local minimum: from ``--seed 0``
+the cell keeps predicting 'oholl' (two l's in a row need the state, not the
+input, to tell them apart); the default ``--seed 1`` reaches 'ohlol' by epoch 10.
+
     python examples/hello_ohlol.py --steps 30 --out examples_out
 """
 
@@ -162,6 +168,7 @@ def run_cell(epochs: int, seed: int, out: Path | None) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], steps=30)
     p.add_argument("--form", choices=["layer", "cell", "both"], default="both")
+    p.set_defaults(seed=1)  # seed 0 stalls the cell form at 'oholl' (see the docstring)
     args = p.parse_args(argv)
     results = {}
     if args.form in ("cell", "both"):

@@ -67,3 +67,24 @@ def test_one_convention_rows():
     for pattern in (r"W_hh h_", r"W_hr m\b", r"W_ih x_", r"W_hn h\b", r"W_hn \(", r"W_hrᵀ dh", r"W_hhᵀ dh"):
         hits = re.findall(pattern, text)
         assert not hits, f"docs/bptt.md uses the column convention: {hits}"
+
+
+def test_debugging_walkthrough_finds_the_planted_bug(capsys):
+    """docs/debugging.md's worked example, as the page prints it: the cell check fails,
+    the verifier names (gradient step, layer 0, forward, t = T-1, gate n); fixed, both pass."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("debugging_walkthrough", ROOT / "docs" / "debugging_walkthrough.py")
+    walkthrough = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(walkthrough)
+    cell, report = walkthrough.main([])
+    assert not cell and not report.passed
+    d = report.gradient
+    assert report.forward is None and (d.kind, d.layer, d.direction, d.time, d.gate) == ("gradient step", 0, 0, 4, "n")
+    page = (ROOT / "docs" / "debugging.md").read_text()
+    for line in str(cell).splitlines()[2:] + ["RESULT: MISMATCH (2/8 tensors within tolerance)",
+                                              "gradient step: layer 0, forward direction, time step 4, n: backward"]:
+        assert line in page, f"docs/debugging.md no longer shows what the walkthrough prints: {line!r}"
+    cell, report = walkthrough.main(["--fixed"])
+    assert cell and report.passed
+    capsys.readouterr()
