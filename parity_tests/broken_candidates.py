@@ -30,6 +30,8 @@ class HandRNN(nn.Module):
     dropout_scale_bug = False  # multiplies by (1 - p) instead of dividing
     no_bias_ih = False  # bias_ih is never added
     reset_tanh = False  # GRU: r = tanh(...) instead of sigmoid(...)
+    wrong_sigmoid_grad = None  # a gate letter: its sigmoid's backward forgets the (1 - s) factor
+    detached_reverse = False  # the reverse direction detaches h before every step
     buggy_directions = (0, 1)  # the gate_order bug only in these directions
     expose_mode = True  # False: no .mode attribute (a user class; the CLI's --mode says what it is)
 
@@ -60,6 +62,9 @@ class HandRNN(nn.Module):
     def _w(self, layer, sfx, name):
         return getattr(self, f"{name}_l{layer}{sfx}", None)
 
+    def _sigmoid(self, gate):
+        return _SigmoidWithoutOneMinus.apply if gate == self.wrong_sigmoid_grad else torch.sigmoid
+
     def _step(self, x, h, c, layer, sfx):
         w_ih, w_hh = self._w(layer, sfx, "weight_ih"), self._w(layer, sfx, "weight_hh")
         b_ih, b_hh = self._w(layer, sfx, "bias_ih"), self._w(layer, sfx, "bias_hh")
@@ -71,8 +76,8 @@ class HandRNN(nn.Module):
             xr, xz, xn = (dict(zip(order, xw.split(H, dim=1)))[k] for k in "rzn")
             wr, wz, wn = (dict(zip(order, w_hh.split(H, dim=0)))[k] for k in "rzn")
             br, bz, bn = (dict(zip(order, bh.split(H)))[k] for k in "rzn")
-            r = (torch.tanh if self.reset_tanh else torch.sigmoid)(xr + h @ wr.T + br)
-            z = torch.sigmoid(xz + h @ wz.T + bz)
+            r = (torch.tanh if self.reset_tanh else self._sigmoid("r"))(xr + h @ wr.T + br)
+            z = self._sigmoid("z")(xz + h @ wz.T + bz)
             if self.paper_reset:
                 n = torch.tanh(xn + (r * h) @ wn.T + bn)
             elif self.merged_bias:
@@ -86,7 +91,7 @@ class HandRNN(nn.Module):
         H = self.hidden_size
         order = self.gate_order if self.gate_order and (1 if sfx else 0) in self.buggy_directions else "ifgo"
         blocks = dict(zip(order, pre.split(H, dim=1)))
-        i, f, o = torch.sigmoid(blocks["i"]), torch.sigmoid(blocks["f"]), torch.sigmoid(blocks["o"])
+        i, f, o = (self._sigmoid(g)(blocks[g]) for g in "ifo")
         g = torch.tanh(blocks["g"])
         c = f * c + i * g
         w_hr = self._w(layer, sfx, "weight_hr")
@@ -117,6 +122,8 @@ class HandRNN(nn.Module):
                 out = [None] * T
                 for t in (range(T - 1, -1, -1) if d else range(T)):
                     m = late[t] if d else valid[t]  # padded rows keep their state
+                    if d and self.detached_reverse:
+                        h = h.detach()
                     h_new, c_new = self._step(x[t], h, c, layer, sfx)
                     h = m * h_new + (1 - m) * h
                     c = m * c_new + (1 - m) * c if lstm else None
@@ -133,6 +140,21 @@ class HandRNN(nn.Module):
         output = x.transpose(0, 1) if self.batch_first else x
         h_n = torch.stack(h_n)
         return output, ((h_n, torch.stack(c_n)) if lstm else h_n)
+
+
+class _SigmoidWithoutOneMinus(torch.autograd.Function):
+    """sigmoid, whose backward returns dy * s instead of dy * s * (1 - s)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        s = torch.sigmoid(a)
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, dy):
+        (s,) = ctx.saved_tensors
+        return dy * s
 
 
 class HandLSTM(HandRNN):
@@ -212,6 +234,24 @@ class TanhResetGRU(HandGRU):
     """The reset gate through tanh instead of sigmoid."""
 
     reset_tanh = True
+
+
+class WrongUpdateGradGRU(HandGRU):
+    """Backward only: the update gate's sigmoid derivative misses its (1 - z) factor."""
+
+    wrong_sigmoid_grad = "z"
+
+
+class WrongForgetGradLSTM(HandLSTM):
+    """Backward only: the forget gate's sigmoid derivative misses its (1 - f) factor."""
+
+    wrong_sigmoid_grad = "f"
+
+
+class DetachedReverseLSTM(HandLSTM):
+    """Backward only: the reverse direction detaches its carry (no gradient to earlier states)."""
+
+    detached_reverse = True
 
 
 class MyLSTM(HandLSTM):

@@ -209,6 +209,24 @@ def test_wrong_dropout_scaling_is_localised_to_the_layer_boundary():
     assert compare(bc.HandLSTM(3, 4, num_layers=3, dropout=0.3).double(), seq_len=6).passed
 
 
+GRADIENT_BUGS = [
+    # (candidate class, constructor kwargs, lengths, expected): BPTT order, top layer first; per row, the
+    # last processed step first (forward: t = length - 1, reverse: t = 0)
+    (bc.WrongUpdateGradGRU, {"num_layers": 2, "bidirectional": True}, None, ("gradient step", 1, 0, 5, "z")),
+    (bc.WrongForgetGradLSTM, {"num_layers": 2, "proj_size": 2}, LENGTHS, ("gradient step", 1, 0, 2, "f")),  # row 2
+    (bc.DetachedReverseLSTM, {"num_layers": 2, "bidirectional": True}, LENGTHS, ("gradient step", 1, 1, 0, "h")),
+]
+
+
+@pytest.mark.parametrize("cls,kw,lengths,expected", GRADIENT_BUGS, ids=[b[0].__name__ for b in GRADIENT_BUGS])
+def test_backward_bug_is_localised_to_its_gate_layer_and_direction(cls, kw, lengths, expected):
+    report = compare(cls(3, 4, **kw).double(), lengths=lengths, seq_len=6)
+    assert all(t.passed for t in report.tensors if t.kind == "forward") and not report.passed
+    assert where(report.gradient) == expected, str(report)
+    if lengths is not None and expected[2] == 0:  # the forward direction's row of length 3 ends at t = 2
+        assert LENGTHS[report.gradient.batch] - 1 == expected[3], str(report)
+
+
 def test_gradient_bug_is_localised_to_the_cell_carry():
     report = compare(bc.numpy_lstm_forget_carry_bug, Spec("LSTM", 3, 4), layout="ifog", seq_len=6)
     assert not [t for t in report.tensors if not t.passed and t.kind == "forward"]

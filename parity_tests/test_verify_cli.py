@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,13 +32,26 @@ def _subprocess(*args):
     return subprocess.run(list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_readme_example_a_class_without_mode(tmp_path, capsys):
-    png = tmp_path / "err.png"
-    code, out, err = run(["--candidate", "parity_tests.broken_candidates:MyLSTM", "--mode", "LSTM", "--input-size",
-                          "8", "--hidden-size", "16", "--num-layers", "2", "--bidirectional", "--lengths", "6,4,5",
-                          "--dtype", "float32", "--plot", str(png)], capsys)
+def _readme_commands() -> list[list[str]]:
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    section = text[text.index("## Checking your own implementation"):]
+    block = section[section.index("```bash") + 7:]
+    block = block[:block.index("```")].replace("\\\n", " ")
+    return [shlex.split(line) for line in block.strip().splitlines()]
+
+
+def test_readme_example_as_written_a_class_without_mode(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "rnn.py").write_text("from parity_tests.broken_candidates import MyLSTM  # no .mode\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    command = _readme_commands()[0]
+    assert command[:3] == ["rnn-check", "--candidate", "mypkg.rnn:MyLSTM"] and "--mode" in command
+    code, out, err = run(command[1:], capsys)
     assert code == 0, out + err
-    assert "RESULT: MATCH" in out and "candidate float32" in out and png.read_bytes()[:4] == b"\x89PNG"
+    assert "RESULT: MATCH" in out and "candidate float32" in out and (tmp_path / "err.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_help_lists_the_factory_protocol_and_exit_codes_and_python_m_is_the_same_program():
@@ -99,6 +113,9 @@ def test_model_files(tmp_path, capsys):
     np.savez(tmp_path / "w.npz", **{k: v.numpy() for k, v in m.state_dict().items()})
     code, out, err = run(["--model", str(tmp_path / "w.npz"), "--no-gradients"], capsys)
     assert code == 0 and "RESULT: MATCH" in out, out + err
+    code, out, err = run(["--candidate", "parity_tests.broken_candidates:broken_factory", "--with-weights",
+                          str(tmp_path / "w.npz")], capsys)  # configuration and weights from the file
+    assert code == 1 and "LSTM(3, 4, num_layers=2)" in out and "the reference module's" in out, out + err
 
 
 def test_diff_weights(tmp_path, capsys):

@@ -41,7 +41,8 @@ factory protocol (--candidate MODULE:FACTORY or path/to/file.py:FACTORY):
 
 --model FILE checks a file as it is: .onnx (ONNX Runtime, forward only), .pt/.pth
 (a pickled torch module, or a state_dict run in torch.nn), .npz (weights in the
-torch, keras, onnx or ifog layout, run in torch.nn or in --candidate).
+torch, keras, onnx or ifog layout, run in torch.nn). --candidate ... --with-weights
+FILE runs your candidate on a file's weights instead (configuration from the file).
 
 exit status:
   0  match (no difference, for --diff-weights)

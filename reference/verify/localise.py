@@ -513,16 +513,16 @@ def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, 
                         if not _err(c.get("input"), r["input"], tol, None, one(b))[0] or any(
                             not _err(ca, ra, tol, d, one(b))[0] for ca, ra in zip(c.get("hx") or (), r["hx"]))]
             # BPTT order, per row: the last processed step first (forward: t = n-1 down; reverse: t = 0 up)
-            k = min((n(b) - 1 - t if d == 0 else t) for b in (bad_rows or np.flatnonzero(rows)))
+            k, b = min(((n(b) - 1 - t if d == 0 else t), b) for b in (bad_rows or np.flatnonzero(rows)))
             if first is None or (k, d) < first[0]:
-                first = ((k, d), d, t, probe, c, r, bad)
+                first = ((k, d), d, t, int(b) if bad_rows else None, probe, c, r, bad)
     for d in range(D):
         curves[f"gradient step l{layer} {'rev' if d else 'fwd'} (teacher-forced)"] = errs[d]
     if first is None:
         return None
-    _, d, t, probe, c, r, bad = first
+    _, d, t, b, probe, c, r, bad = first
     gate, how = _gradient_gate(S, probe, c, r, bad, d, valid[t], tol)
-    return Divergence("gradient step", layer, d, t, gate, None, float(errs[d, t]),
+    return Divergence("gradient step", layer, d, t, gate, b, float(errs[d, t]),
                       f"backward through this one step, given the reference's incoming gradient, differs in "
                       f"{', '.join(_pretty(n, layer) for n in bad)}; {how}")
 
