@@ -5,7 +5,10 @@ HYPOTHESIS_PROFILE picks a profile: dev (default; fast, random), ci
 run) or thorough (many examples). RNN_TEST_MAX_SIZE bounds every drawn size.
 """
 
+import importlib.util
 import os
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -17,6 +20,16 @@ settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True
 settings.register_profile("thorough", max_examples=500, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+# Without torch (the torch-free CI run), files that import torch at module level are not collected;
+# every other test runs. A file is torch-bound when one of its top-level imports names torch or a
+# helper of this suite that does.
+_TORCH_HELPERS = ("torch", "torch_impl", "torch_oracle", "broken_candidates")
+_TOP_IMPORT = re.compile(r"^(?:import|from) (\w+)", re.MULTILINE)
+if importlib.util.find_spec("torch") is None:
+    collect_ignore = [p.name for p in Path(__file__).parent.glob("test_*.py")
+                      if set(_TOP_IMPORT.findall(p.read_text())) & set(_TORCH_HELPERS)]
 
 
 def _cuda_available() -> bool:

@@ -2,9 +2,10 @@
 
 The core is written against the Python array API standard: every function takes
 ``xp``, the namespace of the arrays it is given. NumPy (>= 2) is its own
-namespace and the default; any other library (torch tensors on any device,
-array-api-strict, ...) is reached through ``array_api_compat``, imported only
-when such arrays arrive, so ``import reference`` needs NumPy alone.
+namespace and the default; arrays that name their own namespace
+(``__array_namespace__``: array-api-strict, JAX, CuPy, ...) use it; torch tensors
+go through ``array_api_compat``, imported only when they arrive. So ``import
+reference`` needs NumPy alone.
 
 Rules for one call (``forward``, ``backward``):
 
@@ -39,9 +40,7 @@ def library(value: Any) -> str | None:
 def device_name(value: Any) -> str:
     if isinstance(value, (np.ndarray, np.generic)):
         return "cpu"
-    import array_api_compat
-
-    return str(array_api_compat.device(value))
+    return str(value.device)
 
 
 def _arrays(named: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -89,8 +88,6 @@ def placement_of(**named: Any) -> Placement:
     lib = library(first)
     if lib == "numpy":
         return NUMPY
-    import array_api_compat
-
     devices = {n: device_name(a) for n, a in arrays}
     if len(set(devices.values())) > 1:
         other_name = next(n for n in devices if devices[n] != devices[first_name])
@@ -101,7 +98,17 @@ def placement_of(**named: Any) -> Placement:
             if a.requires_grad:
                 raise ValueError(f"{name}: a torch tensor that requires grad; the reference computes gradients with "
                                  "backward(), so pass it .detach()ed (torch_impl.rnn_bptt is the autograd route)")
-    return Placement(array_api_compat.array_namespace(first), array_api_compat.device(first), lib)
+    return Placement(namespace_of(first), first.device, lib)
+
+
+def namespace_of(a: Any) -> Namespace:
+    """The array API namespace of an array: its own ``__array_namespace__`` where it has one
+    (array-api-strict, JAX, CuPy, ...), array_api_compat's wrapper for torch (imported only then)."""
+    if hasattr(a, "__array_namespace__"):
+        return a.__array_namespace__()
+    import array_api_compat
+
+    return array_api_compat.array_namespace(a)
 
 
 def float_dtype(place: Placement, dtype: np.dtype) -> Any:
