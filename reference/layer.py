@@ -147,15 +147,17 @@ def time_steps(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def scan(xp: Any, step: Callable, carry: tuple, steps: Sequence[int], mask: Any = None) -> tuple[tuple, list]:
-    """carry' , out_t = step(carry, t) for t in ``steps``; where mask[t] is False the
-    carry passes through unchanged. Returns the last carry and [(t, carry after t, out_t)]."""
+def scan(xp: Any, step: Callable, carry: tuple, steps: Sequence[int], mask: Any = None,
+         keep: Callable = lambda t, new, out: (t, new, out)) -> tuple[tuple, list]:
+    """carry', out_t = step(carry, t) for t in ``steps``; where mask[t] is False the
+    carry passes through unchanged. Returns the last carry and the list of
+    keep(t, carry after t, out_t) (by default the triple itself)."""
     records = []
     for t in steps:
         new, out = step(carry, t)
         if mask is not None:  # padded rows keep their carry
             new = tuple(xp.where(mask[t, ...], n, c) for n, c in zip(new, carry, strict=True))
-        records.append((t, new, out))
+        records.append(keep(t, new, out))
         carry = new
     return carry, records
 
@@ -215,16 +217,24 @@ def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, m
         sequence's state after its own last valid step) and the tape.
     """
     T, B = x.shape[0], x.shape[1]
+    # Each step's h goes straight into one (T, B, P) history, which is both the output and what
+    # the tape keeps: stacking a list of steps at the end would hold every h twice for a moment
+    # (a plain RNN's forward then peaked at 1.56x its tape; written in place, 1.07x).
+    h = xp.empty((T, *state0[0].shape), dtype=state0[0].dtype, device=getattr(state0[0], "device", None))
+
+    def keep(t, new, cache):
+        h[t, ...] = new[0]
+        return t, new[1:], cache
+
     state, records = state0, []
     for block in _projection_blocks(T, B, reverse):
         lo = min(block)
         xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H)
         state, block_records = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state,
-                                    block, mask)
+                                    block, mask, keep)
         records += block_records
     records.sort(key=lambda r: r[0])  # time order
-    h = xp.stack([new[0] for _, new, _ in records])  # (T, B, P)
-    c = [new[1] for _, new, _ in records] if len(state0) == 2 else None  # T x (B, H)
+    c = [rest[0] for _, rest, _ in records] if len(state0) == 2 else None  # T x (B, H)
     return h, state, LayerTape(x, state0, w, mask, reverse, h, c, [cache for _, _, cache in records])
 
 
