@@ -72,3 +72,41 @@ def run_layer(ref_module, x, hx, lengths, grad_output, grad_hidden, device: str 
            "input": xt.grad, "hx": tuple(h.grad for h in hxt) if lstm else hxt[0].grad}
     res.update({n: p.grad for n, p in m.named_parameters()})
     return res
+
+
+def paper_gru(x, h0, params: dict, num_layers: int, bidirectional: bool, lengths=None):
+    """The paper's GRU, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn), in explicit torch ops:
+    the independent oracle for ``reference.GRU(reset_after=False)`` (torch.nn has no such GRU).
+
+    x (T, B, I) and h0 (L*D, B, H) tensors, params keyed like torch's GRU; lengths B ints or None.
+    Written step by step, plainly, with its own loop; differentiated by autograd.
+    """
+    T = x.shape[0]
+    D = 2 if bidirectional else 1
+    valid = None if lengths is None else (torch.arange(T)[:, None] < torch.as_tensor(lengths)[None, :])[..., None]
+    finals, inp = [], x
+    for layer in range(num_layers):
+        outs = []
+        for d, sfx in enumerate(["", "_reverse"][:D]):
+            k = f"l{layer}{sfx}"
+            w_ih, w_hh = params[f"weight_ih_{k}"], params[f"weight_hh_{k}"]
+            b_ih, b_hh = params.get(f"bias_ih_{k}"), params.get(f"bias_hh_{k}")
+            W_ir, W_iz, W_in = w_ih.chunk(3)
+            W_hr, W_hz, W_hn = w_hh.chunk(3)
+            zeros = torch.zeros(w_ih.shape[0], dtype=x.dtype)
+            b_ir, b_iz, b_in = (b_ih if b_ih is not None else zeros).chunk(3)
+            b_hr, b_hz, b_hn = (b_hh if b_hh is not None else zeros).chunk(3)
+            h = h0[layer * D + d]
+            out = [None] * T
+            for t in (range(T - 1, -1, -1) if d == 1 else range(T)):
+                xt = inp[t]
+                r = torch.sigmoid(xt @ W_ir.T + b_ir + h @ W_hr.T + b_hr)
+                z = torch.sigmoid(xt @ W_iz.T + b_iz + h @ W_hz.T + b_hz)
+                n = torch.tanh(xt @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)
+                new = (1 - z) * n + z * h
+                h = new if valid is None else torch.where(valid[t], new, h)
+                out[t] = h if valid is None else torch.where(valid[t], h, torch.zeros_like(h))
+            outs.append(torch.stack(out))
+            finals.append(h)
+        inp = torch.cat(outs, dim=-1)
+    return inp, torch.stack(finals)
