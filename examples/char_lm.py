@@ -47,7 +47,7 @@ from examples._common import (
     compare,
     init_params,
     numpy_loss_and_grads,
-    one_torch_thread,
+    one_thread,
     parser,
     plot_pair,
     pyplot,
@@ -127,7 +127,7 @@ def torch_perplexity(sp: Spec, params: dict, tokens: np.ndarray) -> float:
 
     model = torch_model(sp, params)
     total, count, hidden = 0.0, 0, None
-    with torch.no_grad(), one_torch_thread():
+    with torch.no_grad(), one_thread():
         for x, y in eval_chunks(tokens):
             logits, hidden = model(torch.as_tensor(x), hidden)
             total, count = total + torch_loss(sp, logits, y).item() * y.size, count + y.size
@@ -170,7 +170,7 @@ def torch_generate(sp: Spec, params: dict, prefix: list[int], length: int, tempe
     model = torch_model(sp, params)
     u = np.random.default_rng(seed).uniform(size=length)  # (length,)
     text = []
-    with torch.no_grad(), one_torch_thread():
+    with torch.no_grad(), one_thread():
         logits, hidden = model(torch.as_tensor(prefix)[:, None])  # (T, 1, V)
         for k in range(length):
             token = pick(logits[-1, 0].numpy(), temperature, u[k])
@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.temperature <= 0:
         p.error(f"--temperature: expected a positive number, got {args.temperature}")
-    return run(args.steps, args.seed, args.out, args.cell, args.batching, args.generate, args.length, args.temperature)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        return run(args.steps, args.seed, args.out, args.cell, args.batching, args.generate, args.length, args.temperature)
 
 
 if __name__ == "__main__":

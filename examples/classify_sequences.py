@@ -29,6 +29,7 @@ from examples._common import (
     compare,
     init_params,
     numpy_loss_and_grads,
+    one_thread,
     parser,
     plot_losses,
     report,
@@ -83,7 +84,8 @@ def run(steps: int = 200, seed: int = 0, out: Path | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parser(__doc__.splitlines()[0], steps=200).parse_args(argv)
-    return run(args.steps, args.seed, args.out)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        return run(args.steps, args.seed, args.out)
 
 
 if __name__ == "__main__":

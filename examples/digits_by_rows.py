@@ -32,7 +32,7 @@ from examples._common import (
     compare,
     init_params,
     numpy_loss_and_grads,
-    one_torch_thread,
+    one_thread,
     parser,
     plot_losses,
     pyplot,
@@ -83,7 +83,7 @@ def numpy_predict(sp: Spec, params: dict, images: np.ndarray) -> np.ndarray:
 def torch_predict(sp: Spec, params: dict, images: np.ndarray) -> np.ndarray:
     import torch
 
-    with torch.no_grad(), one_torch_thread():
+    with torch.no_grad(), one_thread():
         logits, _ = torch_model(sp, params)(torch.as_tensor(as_rows(images)))  # (N, 10)
     return logits.numpy().argmax(-1)
 
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], steps=300)
     p.add_argument("--mode", choices=["RNN", "GRU", "LSTM"], default="LSTM")
     args = p.parse_args(argv)
-    return run(args.steps, args.seed, args.out, args.mode)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        return run(args.steps, args.seed, args.out, args.mode)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 import reference
-from examples._common import one_torch_thread, parser, pyplot, save_figure
+from examples._common import one_thread, parser, pyplot, save_figure
 from reference.gradient_flow import hidden_gradient_norms, step_singular_values
 
 I, H, B = 4, 16, 8
@@ -98,7 +98,7 @@ def measure(module, x: np.ndarray, v: np.ndarray) -> dict:
     go = np.zeros((T, B, H))  # (T, B, H): L = <v, h_T>
     go[-1] = v
     norms = hidden_gradient_norms(module, x, grad_output=go)  # (T, B)
-    with one_torch_thread():
+    with one_thread():
         t_norms = torch_gradient_norms(module, x, v)  # (T, B)
     out, _, _ = module.forward(x)  # (T, B, H)
     ratio = float(norms[0].mean() / norms[-1].mean())
@@ -195,7 +195,8 @@ def plot(path: Path, results: dict, T: int) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parser(__doc__.splitlines()[0], steps=60).parse_args(argv)
-    return run(args.steps, args.seed, args.out)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        return run(args.steps, args.seed, args.out)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from examples._common import (
     compare,
     init_params,
     numpy_loss_and_grads,
-    one_torch_thread,
+    one_thread,
     parser,
     plot_losses,
     report,
@@ -137,7 +137,7 @@ def run_cell(epochs: int, seed: int, out: Path | None) -> dict:
     opt, params = nt.Adam(lr=CELL_LR), cell.state_dict()
     topt = torch.optim.Adam(tcell.parameters(), lr=CELL_LR)
     np_losses, t_losses, texts = [], [], []
-    with one_torch_thread():
+    with one_thread():
         for epoch in range(epochs):
             loss, grads, logits = numpy_cell_epoch(cell, x, y)
             params = opt.step(params, grads)
@@ -171,10 +171,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.set_defaults(seed=1)  # seed 0 stalls the cell form at 'oholl' (see the docstring)
     args = p.parse_args(argv)
     results = {}
-    if args.form in ("cell", "both"):
-        results["cell"] = run_cell(args.steps, args.seed, args.out)
-    if args.form in ("layer", "both"):
-        results["layer"] = run_layer(args.steps, args.seed, args.out)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        if args.form in ("cell", "both"):
+            results["cell"] = run_cell(args.steps, args.seed, args.out)
+        if args.form in ("layer", "both"):
+            results["layer"] = run_layer(args.steps, args.seed, args.out)
     return results
 
 

@@ -35,10 +35,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from examples._common import Batch, Recipe, Spec, compare, init_params, parser, plot_pair, pyplot, report, save_figure
+from examples._common import (
+    Batch,
+    Recipe,
+    Spec,
+    compare,
+    init_params,
+    one_thread,
+    parser,
+    plot_pair,
+    pyplot,
+    report,
+    save_figure,
+)
 
 MODELS = ("RNN", "GRU", "LSTM", "LSTM, forget bias +3")
-RECALL_T, ADD_T, BATCH, HIDDEN = 30, 50, 32, 32
+RECALL_T, ADD_T, BATCH, HIDDEN = 50, 50, 32, 32
 SYMBOLS, NOISE = 8, 8  # recall: tokens 0..7 are the symbols, 8..15 the noise
 RECIPE = Recipe(optimizer="adam", lr=1e-2, clip_norm=1.0)
 CHANCE = {"recall": float(np.log(SYMBOLS)), "adding": 1 / 6}
@@ -136,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--task", choices=["recall", "adding", "both"], default="both")
     args = p.parse_args(argv)
     tasks = ("recall", "adding") if args.task == "both" else (args.task,)
-    return run(args.steps, args.seed, args.out, tasks=tasks)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        return run(args.steps, args.seed, args.out, tasks=tasks)
 
 
 if __name__ == "__main__":

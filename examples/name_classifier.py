@@ -36,7 +36,7 @@ from examples._common import (
     compare,
     init_params,
     numpy_loss_and_grads,
-    one_torch_thread,
+    one_thread,
     parser,
     plot_pair,
     pyplot,
@@ -99,7 +99,7 @@ def numpy_predict(sp: Spec, params: dict, batch: Batch) -> np.ndarray:
 def torch_predict(sp: Spec, params: dict, batch: Batch) -> np.ndarray:
     import torch
 
-    with torch.no_grad(), one_torch_thread():
+    with torch.no_grad(), one_thread():
         logits, _ = torch_model(sp, params)(torch.as_tensor(batch.input), None, batch.lengths)  # (B, C)
     return logits.numpy().argmax(-1)
 
@@ -182,7 +182,8 @@ def run(steps: int = 250, seed: int = 0, out: Path | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parser(__doc__.splitlines()[0], steps=250).parse_args(argv)
-    return run(args.steps, args.seed, args.out)
+    with one_thread():  # tiny models: one thread each for NumPy and torch
+        return run(args.steps, args.seed, args.out)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ def test_char_lm_generation_refuses_unknown_characters(tmp_path, capsys):
 
 
 def test_name_classifier(tmp_path, capsys):
-    r, _ = run_example("name_classifier", ["--steps", "10"], tmp_path, capsys)
-    assert_trained_alike("name_classifier", r, 10)
+    r, _ = run_example("name_classifier", ["--steps", "5"], tmp_path, capsys)
+    assert_trained_alike("name_classifier", r, 5)
     assert r["predictions_differ"] == 0 and r["accuracy_numpy"] == r["accuracy_torch"]
     assert r["confusion"].sum() == 320, "every held-out name is in the confusion matrix"
     assert (tmp_path / "name_classifier_confusion.png").exists()
@@ -130,3 +130,10 @@ def test_long_range(tmp_path, capsys):
 def test_classify_sequences(tmp_path, capsys):
     r, _ = run_example("classify_sequences", ["--steps", "4"], tmp_path, capsys)
     assert_trained_alike("classify_sequences", r, 4)
+
+
+def test_step_for_step(tmp_path, capsys):
+    r, printed = run_example("step_for_step", ["--steps", "6"], tmp_path, capsys)
+    assert_trained_alike("step_for_step", r, 6)
+    assert_close("re-synchronised loss differences", r["sync_loss_diff"], np.zeros(6), 0, 1e-13)
+    assert "re-synchronised" in printed
