@@ -63,8 +63,8 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
     output, hidden, tape = module.forward(input, hx, lengths=lengths)
     place, cfg = tape.placement, tape.config
     xp, D, T, B = place.xp, cfg.num_directions, tape.T, tape.B
-    dx, _ = module._input(place, tangents["input"]) if "input" in tangents else (xp.zeros_like(tape.layer_input(0)), None)
-    dstates0 = module._states(place, "tangents['hx']", tangents.get("hx"), B, tape.batched)
+    dx, _ = module.input_array(place, tangents["input"]) if "input" in tangents else (xp.zeros_like(tape.layer_input(0)), None)
+    dstates0 = module.state_arrays(place, "tangents['hx']", tangents.get("hx"), B, tape.batched)
     dparams = {k: (as_float(place, f"tangents[{k!r}]", tangents[k], module.dtype) if k in tangents
                    else xp.zeros_like(as_float(place, k, v, module.dtype))) for k, v in params.items()}
     cell = cell_of(cfg)
@@ -93,5 +93,5 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
                 f.append(s)
         dx = douts[0] if D == 1 else xp.concat(douts, axis=-1)  # (T, B, D*P)
     with np.errstate(all="ignore"):
-        dout = module._from_time_major(place, dx, tape.batched, cfg.batch_first)
-    return output, hidden, dout, module._hidden(place, tuple(xp.stack(f) for f in finals), tape.batched)
+        dout = module.from_time_major(place, dx, tape.batched, cfg.batch_first)
+    return output, hidden, dout, module.hidden_result(place, tuple(xp.stack(f) for f in finals), tape.batched)

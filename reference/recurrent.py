@@ -94,9 +94,9 @@ class RNNBase(ParameterModule):
         output, hidden, _ = self.forward(input, hx, lengths=lengths)
         return output, hidden
 
-    # -- argument handling -------------------------------------------------
+    # -- argument handling (public: jvp and the verifier convert their tangents and cotangents alike) --
 
-    def _input(self, place: Placement, input: Any) -> tuple[Any, bool]:
+    def input_array(self, place: Placement, input: Any) -> tuple[Any, bool]:
         """(T, B, I) time-major input and whether the caller's input was batched."""
         x = as_float(place, "input", input, self.dtype)
         if x.ndim not in (2, 3):
@@ -108,16 +108,16 @@ class RNNBase(ParameterModule):
         batched = x.ndim == 3
         if (x.shape[1] if batched and self.batch_first else x.shape[0]) == 0:
             raise ValueError(f"input: expected at least one time step, got shape {tuple(x.shape)}")
-        return self._to_time_major(place, x, batched, self.batch_first), batched
+        return self.to_time_major(place, x, batched, self.batch_first), batched
 
     @staticmethod
-    def _to_time_major(place: Placement, a: Any, batched: bool, batch_first: bool) -> Any:
+    def to_time_major(place: Placement, a: Any, batched: bool, batch_first: bool) -> Any:
         if not batched:
             return place.xp.expand_dims(a, axis=1)  # (T, 1, .)
         return contiguous(place, place.xp.permute_dims(a, (1, 0, 2))) if batch_first else a  # (T, B, .)
 
     @staticmethod
-    def _from_time_major(place: Placement, a: Any, batched: bool, batch_first: bool) -> Any:
+    def from_time_major(place: Placement, a: Any, batched: bool, batch_first: bool) -> Any:
         if not batched:
             return a[:, 0, :]  # (T, .)
         return contiguous(place, place.xp.permute_dims(a, (1, 0, 2))) if batch_first else a  # (B, T, .) or (T, B, .)
@@ -135,7 +135,7 @@ class RNNBase(ParameterModule):
             raise TypeError(f"{name}: expected one array for {type(self).__name__}, got a {type(value).__name__}")
         return [value]
 
-    def _states(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> tuple:
+    def state_arrays(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> tuple:
         """hx or grad_hidden as (h (D*L, B, P),) or (h, c (D*L, B, H)); None entries -> zeros."""
         parts = self._pair_or_array(name, value)
         if self.mode == "LSTM" and name == "hx" and (parts[0] is None) != (parts[1] is None):
@@ -198,10 +198,10 @@ class RNNBase(ParameterModule):
             if not np.isin(arr, (0, 1)).all():
                 raise ValueError(f"dropout_masks[{k}]: expected keep masks of 0s and 1s (the 1/(1-p) scale is applied for you)")
             scaled = from_numpy(place, arr.astype(self.dtype) * scale)
-            out.append(self._to_time_major(place, scaled, batched, self.batch_first))
+            out.append(self.to_time_major(place, scaled, batched, self.batch_first))
         return out
 
-    def _hidden(self, place: Placement, states: tuple, batched: bool):
+    def hidden_result(self, place: Placement, states: tuple, batched: bool):
         states = tuple(s if batched else s[:, 0, :] for s in states)
         return states if self.mode == "LSTM" else states[0]
 
@@ -231,9 +231,9 @@ class RNNBase(ParameterModule):
         backward for in-place changes.
         """
         place = placement_of(input=input, hx=hx, dropout_masks=dropout_masks)
-        x, batched = self._input(place, input)  # (T, B, I)
+        x, batched = self.input_array(place, input)  # (T, B, I)
         T, B = x.shape[0], x.shape[1]
-        states0 = self._states(place, "hx", hx, B, batched)  # ((D*L, B, P),) or with (D*L, B, H)
+        states0 = self.state_arrays(place, "hx", hx, B, batched)  # ((D*L, B, P),) or with (D*L, B, H)
         lengths, mask = self._mask(place, lengths, T, B, batched)  # (B,), (T, B, 1) or None
         drop = self._dropout_masks(place, dropout_masks, T, B, batched)
         version, weights = self._snapshot(place)  # one consistent set of weights for the whole call
@@ -243,7 +243,7 @@ class RNNBase(ParameterModule):
         with np.errstate(all="ignore"):  # Inf and NaN follow IEEE arithmetic, as in torch, which does not warn
             out, finals, stack = stack_forward(place, self.config, weights, x, states0, mask, drop)
         shared = out is stack.layers[-1][0].h  # the output *is* the tape's state history
-        output = self._from_time_major(place, out, batched, self.batch_first)
+        output = self.from_time_major(place, out, batched, self.batch_first)
         guard = None
         if shared and place.is_numpy:
             output = output.view()
@@ -253,7 +253,7 @@ class RNNBase(ParameterModule):
         elif shared:
             output = xp.asarray(output, copy=True)
         tape = RecurrentTape(self._owner, version, self.config, place, stack, batched, T, B, lengths, guard)
-        return output, self._hidden(place, finals, batched), tape
+        return output, self.hidden_result(place, finals, batched), tape
 
     def backward(self, tape: RecurrentTape, grad_output: Any = None, grad_hidden: Any = None, *,
                  carries: bool = False) -> dict[str, Any]:
@@ -281,14 +281,14 @@ class RNNBase(ParameterModule):
             g = as_float(place, "grad_output", grad_output, self.dtype)
             if tuple(g.shape) != out_shape:
                 raise ValueError(f"grad_output: expected shape {out_shape} (the shape of output), got {tuple(g.shape)}")
-            dout = self._to_time_major(place, g, batched, tape.config.batch_first)  # (T, B, D*P)
+            dout = self.to_time_major(place, g, batched, tape.config.batch_first)  # (T, B, D*P)
         if grad_hidden is None:
             grad_hidden = (None, None) if self.mode == "LSTM" else None
-        dstates = self._states(place, "grad_hidden", grad_hidden, B, batched)  # zeros where None
+        dstates = self.state_arrays(place, "grad_hidden", grad_hidden, B, batched)  # zeros where None
         with np.errstate(all="ignore"):  # IEEE Inf/NaN arithmetic, silently, as in torch
             g = stack_backward(place, tape.config, tape.stack, dout, dstates, keep_carries=carries)
-        dx = self._from_time_major(place, g.dx, batched, tape.config.batch_first)
-        result: dict[str, Any] = {"input": dx, "hx": self._hidden(place, g.dstates0, batched)}
+        dx = self.from_time_major(place, g.dx, batched, tape.config.batch_first)
+        result: dict[str, Any] = {"input": dx, "hx": self.hidden_result(place, g.dstates0, batched)}
         result.update(g.params)
         if carries:
             result["carries"] = g.carries
