@@ -95,6 +95,8 @@ class Candidate:
         own_params: its own weights (torch's names, NumPy), when it has them.
         has_gradients: whether it can run backward at all.
         takes_hx / takes_lengths: whether initial states / lengths can be passed.
+        fixed_shape: (T, B) where the candidate runs only one shape (None: any).
+        declares_reset_after: whether its ``spec.reset_after`` is its own (else the reference's is taken).
     """
 
     name = "candidate"
@@ -105,6 +107,8 @@ class Candidate:
     has_gradients = True
     takes_hx = True
     takes_lengths = True
+    fixed_shape: tuple = (None, None)
+    declares_reset_after = False
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> Any:
@@ -150,6 +154,8 @@ def _import_layout_gradients(layout: str, spec: Spec, res: Any) -> Any:
 
 class ReferenceCandidate(Candidate):
     """A reference module (any dtype) as a candidate: e.g. the float32 reference against the float64 one."""
+
+    declares_reset_after = True
 
     def __init__(self, module: Any):
         self.module = module
@@ -203,7 +209,7 @@ def spec_of_module(module: Any, mode: str | None = None, **overrides: Any) -> Sp
     declared = {"input_size": spec.input_size, "hidden_size": spec.hidden_size, "num_layers": spec.num_layers,
                 "bias": spec.bias, "bidirectional": spec.bidirectional, "proj_size": spec.proj_size}
     wrong = [f"{k}={getattr(module, k)!r} but its weights say {v!r}" for k, v in declared.items()
-             if hasattr(module, k) and not callable(getattr(module, k)) and getattr(module, k) != v]
+             if isinstance(getattr(module, k, None), (bool, int, np.integer)) and getattr(module, k) != v]
     if wrong:
         raise CandidateError(f"{type(module).__name__}: its attributes disagree with its parameter shapes: "
                              + "; ".join(wrong))

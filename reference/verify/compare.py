@@ -227,7 +227,7 @@ def _resolve_spec(cand: Candidate, ref_spec: Spec | None) -> Spec:
         return ref_spec
     if ref_spec is None:
         return cand.spec
-    ignore = {"training"} | ({"reset_after"} if not getattr(cand, "declares_reset_after", False) else set())
+    ignore = {"training"} | (set() if cand.declares_reset_after else {"reset_after"})
     diffs = [d for d in cand.spec.differences(ref_spec) if d.split(":")[0] not in ignore]
     if diffs:
         raise ValueError(f"reference_module: its configuration {ref_spec} differs from the candidate's "
@@ -270,7 +270,7 @@ def _resolve_weights(weights: str | None, cand: Candidate, spec: Spec, ref_param
 
 
 def _default(cand: Candidate, axis: int, value: int) -> int:
-    fixed = getattr(cand, "fixed_shape", (None, None))[axis]
+    fixed = cand.fixed_shape[axis]
     return value if fixed is None else fixed
 
 

@@ -77,6 +77,8 @@ def localise(report: CompareReport, session: Session, pb: Problem, ftol, gtol) -
             report.gradient = _gradient(session, pb, gtol, stage, curves)
     except CandidateError as e:
         report.stopped = f"while {stage.text}: {e}"
+    except Exception as e:  # noqa: BLE001 -- the mismatch stands; say why its place could not be found
+        report.stopped = f"while {stage.text}: {type(e).__name__}: {e}"
     report.step_errors.update(curves)
 
 
