@@ -1,7 +1,7 @@
 """The parity suite as a library for your own tests: hypothesis strategies and one assertion.
 
-    from hypothesis import given
-    from reference.verify.testing import assert_matches_reference, specs, check_arguments
+    from hypothesis import given, strategies as st
+    from reference.verify.testing import assert_matches_reference, check_arguments, specs
 
     @given(spec=specs(modes=["LSTM"]), data=st.data())
     def test_my_lstm(spec, data):
