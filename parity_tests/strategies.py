@@ -82,6 +82,13 @@ class LayerConfig:
     def P(self) -> int:
         return self.proj_size or self.hidden_size
 
+    @property
+    def config(self) -> reference.RNNConfig:
+        """The layer itself, as the project's one configuration type (the rest is test data)."""
+        mode = ("RNN_RELU" if self.nonlinearity == "relu" else "RNN_TANH") if self.mode == "RNN" else self.mode
+        return reference.RNNConfig(mode, self.input_size, self.hidden_size, self.num_layers, self.bias,
+                                   self.batch_first, 0.0, self.bidirectional, self.proj_size)
+
     def kwargs(self) -> dict:
         kw = dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
                   bidirectional=self.bidirectional)
@@ -92,8 +99,7 @@ class LayerConfig:
         return kw
 
     def build(self, dtype=None):
-        cls = getattr(reference, self.mode)
-        return cls(self.input_size, self.hidden_size, dtype=dtype or self.dtype, seed=self.seed, **self.kwargs())
+        return self.config.module(dtype=dtype or self.dtype, seed=self.seed)
 
     def data(self):
         """(input, hx, lengths, grad_output, grad_hidden), float64, in the module's layout."""

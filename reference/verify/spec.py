@@ -1,6 +1,7 @@
 """The configuration a candidate is checked at: torch's constructor arguments plus training and GRU's form.
 
-A :class:`Spec` is what a function candidate receives (localisation varies it:
+A :class:`Spec` is the project's ``RNNConfig`` (which validates it and derives
+every shape) plus ``training``; it is what a function candidate receives (localisation varies it:
 one layer alone, T=1 steps), what the report prints, and what builds the
 float64 reference module, the truth every candidate is measured against.
 """
@@ -14,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-GATES = {"RNN_TANH": (), "RNN_RELU": (), "GRU": ("r", "z", "n"), "LSTM": ("i", "f", "g", "o")}
-MODES = tuple(GATES)
-_G = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+from ..config import GATE_NAMES, RNNConfig
+
+GATES = {mode: () if mode.startswith("RNN") else letters for mode, letters in GATE_NAMES.items()}  # gates to isolate
 _NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
 
@@ -40,36 +41,24 @@ class Spec:
     reset_after: bool = True
 
     def __post_init__(self):
-        if self.mode not in GATES:
-            raise ValueError(f"mode: expected one of {list(MODES)}, got {self.mode!r}")
-        for name in ("input_size", "hidden_size", "num_layers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        if not isinstance(self.proj_size, (int, np.integer)) or self.proj_size < 0:
-            raise ValueError(f"proj_size: expected a non-negative int, got {self.proj_size!r}")
-        if self.proj_size and (self.mode != "LSTM" or self.proj_size >= self.hidden_size):
-            raise ValueError(f"proj_size: expected 0, or 0 < proj_size < hidden_size ({self.hidden_size}) for LSTM; "
-                             f"got {self.proj_size} for {self.mode}")
-        if not 0.0 <= float(self.dropout) <= 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1], got {self.dropout!r}")
-        if not self.reset_after and self.mode != "GRU":
-            raise ValueError(f"reset_after: only GRU has the reset_after=False form, got it for {self.mode}")
+        if not isinstance(self.training, (bool, np.bool_)):
+            raise TypeError(f"training: expected a bool, got {self.training!r}")
+        self.config  # noqa: B018 -- RNNConfig validates every layer field, with its messages
 
     # -- derived sizes -----------------------------------------------------------
 
     @property
     def D(self) -> int:
-        return 2 if self.bidirectional else 1
+        return self.config.num_directions
 
     @property
     def P(self) -> int:
         """The size of h: proj_size when projecting, else hidden_size."""
-        return self.proj_size or self.hidden_size
+        return self.config.output_size
 
     @property
     def G(self) -> int:
-        return _G[self.mode]
+        return self.config.gates
 
     @property
     def gates(self) -> tuple[str, ...]:
@@ -99,23 +88,11 @@ class Spec:
 
     def state_shapes(self, B: int) -> list[tuple[int, ...]]:
         """[h_0 (L*D, B, P)] or [h_0, c_0 (L*D, B, H)]."""
-        LD = self.num_layers * self.D
-        return [(LD, B, self.P)] + ([(LD, B, self.hidden_size)] if self.lstm else [])
+        return list(self.config.state_shapes(B))
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """state_dict name -> shape, in torch's order."""
-        GH, P = self.G * self.hidden_size, self.P
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer in range(self.num_layers):
-            for sfx in ["", "_reverse"][:self.D]:
-                shapes[f"weight_ih_l{layer}{sfx}"] = (GH, self.input_size if layer == 0 else self.D * P)
-                shapes[f"weight_hh_l{layer}{sfx}"] = (GH, P)
-                if self.bias:
-                    shapes[f"bias_ih_l{layer}{sfx}"] = (GH,)
-                    shapes[f"bias_hh_l{layer}{sfx}"] = (GH,)
-                if self.proj_size:
-                    shapes[f"weight_hr_l{layer}{sfx}"] = (P, self.hidden_size)
-        return shapes
+        return self.config.parameter_shapes()
 
     def layer(self, layer: int) -> Spec:
         """Layer ``layer`` alone: one layer, both directions, no dropout."""
@@ -130,10 +107,8 @@ class Spec:
     # -- the reference ---------------------------------------------------------------
 
     @property
-    def config(self) -> Any:
-        """The core's ``reference.RNNConfig`` of this configuration (time-major)."""
-        from reference import RNNConfig
-
+    def config(self) -> RNNConfig:
+        """The project's one configuration type for this layer (time-major); Spec adds ``training``."""
         return RNNConfig(self.mode, int(self.input_size), int(self.hidden_size), int(self.num_layers), bool(self.bias),
                          False, float(self.dropout), bool(self.bidirectional), int(self.proj_size),
                          bool(self.reset_after))

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..config import MODES
 from .compare import compare
 from .report import CompareReport
-from .spec import MODES, Spec
+from .spec import Spec
 
 
 def assert_matches_reference(candidate: Any, reference_module: Any = None, **kwargs: Any) -> CompareReport:
