@@ -8,7 +8,7 @@ expected and what was given. Checks run before any state changes.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def check_real(name: str, value: Any, positive: bool = False) -> float:
     """A finite real number (a Python or NumPy scalar, not a bool), optionally > 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
-    if not np.isfinite(value) or (positive and value <= 0):
+    if not np.isfinite(cast(float, value)) or (positive and value <= 0):
         raise ValueError(f"{name}: expected a finite{' positive' if positive else ''} number, got {value}")
     return float(value)
 
@@ -58,7 +58,7 @@ def check_bool(name: str, value: Any) -> bool:
 def check_probability(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a float in [0, 1], got {_describe(value)}")
-    if not 0 <= value <= 1:
+    if not 0 <= cast(float, value) <= 1:
         raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
     return float(value)
 
@@ -127,7 +127,7 @@ def check_lengths(lengths: Any, T: int, B: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def check_tape(tape: Any, owner_token: object, tape_type: type) -> None:
+def check_tape(tape: Any, owner_token: object, tape_type: type[Any]) -> None:
     if not isinstance(tape, tape_type):
         raise TypeError(f"tape: expected the {tape_type.__name__} returned by this module's forward, got {type(tape).__name__}")
     if tape.owner is not owner_token:

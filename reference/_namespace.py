@@ -86,6 +86,7 @@ def placement_of(**named: Any) -> Placement:
         raise TypeError(f"{first_name} is a {library(first)} array but {other_name} is a {library(other)} array: "
                         "pass every array of one call from one library")
     lib = library(first)
+    assert lib is not None  # _arrays keeps arrays only
     if lib == "numpy":
         return NUMPY
     devices = {n: device_name(a) for n, a in arrays}

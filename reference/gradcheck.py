@@ -212,7 +212,7 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
     _check_args({}, None, eps, rtol, atol)
     rng = np.random.default_rng(_check_seed(seed))
     is_cell = isinstance(module, _CellBase)
-    clone = type(module).__new__(type(module))
+    clone: Any = type(module).__new__(type(module))  # a cell or a layer: their forwards take different keywords
     clone.__dict__.update(module.__dict__)
     clone._init_parameters(np.float64, seed)  # fresh float64 storage, own generator and tape owner
     clone.load_state_dict(module.state_dict())

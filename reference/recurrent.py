@@ -17,7 +17,7 @@ L layers, D directions (1 or 2).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from .config import RNNConfig
 from .module import ParameterModule
 from .stack import stack_backward, stack_forward
 from .tape import RecurrentTape
+
+if TYPE_CHECKING:
+    from .cells import CellTape
 
 
 class RNNBase(ParameterModule):
@@ -186,7 +189,7 @@ class RNNBase(ParameterModule):
         if not isinstance(masks, (list, tuple)) or len(masks) != boundaries:
             raise ValueError(f"dropout_masks: expected a list of {boundaries} arrays (one per layer boundary), got "
                              f"{type(masks).__name__}" + (f" of length {len(masks)}" if isinstance(masks, (list, tuple)) else ""))
-        user_shape = shape if not batched else ((B, T, shape[2]) if self.batch_first else shape)
+        user_shape: tuple[int, ...] = shape if not batched else ((B, T, shape[2]) if self.batch_first else shape)
         user_shape = user_shape if batched else (T, shape[2])
         out = []
         for k, mask in enumerate(masks):
@@ -295,7 +298,7 @@ class RNNBase(ParameterModule):
         return result
 
 
-def _placement_for(tape: RecurrentTape, **named: Any) -> Placement:
+def _placement_for(tape: RecurrentTape | CellTape, **named: Any) -> Placement:
     """The tape's library and device; cotangents given as arrays must be there too."""
     place = placement_of(**named)
     if any(library(v) is not None or (isinstance(v, (tuple, list)) and any(library(p) is not None for p in v))

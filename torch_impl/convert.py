@@ -43,7 +43,7 @@ def _config(module: Any, name: str) -> dict[str, Any]:
     return kw
 
 
-def from_torch(module: torch.nn.Module) -> reference.RNNBase:
+def from_torch(module: torch.nn.Module) -> reference.module.ParameterModule:
     """The reference module with ``module``'s configuration, training mode and weights.
 
     The reference's dtype is the torch module's (float32 or float64); weights
@@ -133,5 +133,6 @@ def load_into(module: torch.nn.Module, state: Mapping[str, Any]) -> None:
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(sources[k])
-    if hasattr(module, "flatten_parameters"):
-        module.flatten_parameters()
+    flatten = getattr(module, "flatten_parameters", None)
+    if flatten is not None:
+        flatten()

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def adam_update(param: np.ndarray, grad: np.ndarray, state: AdamState | None, *,
     second = exp_avg_sq
     max_sq = None
     if amsgrad:
-        max_sq = np.maximum(state.max_exp_avg_sq, exp_avg_sq)
+        max_sq = np.maximum(cast(np.ndarray, state.max_exp_avg_sq), exp_avg_sq)  # made by an amsgrad step
         second = max_sq
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = math.sqrt(1 - beta2**step)
@@ -92,8 +92,8 @@ class SGD:
                  nesterov: bool = False, *, maximize: bool = False):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        self.hyper = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
-                          "nesterov": nesterov, "maximize": maximize}
+        self.hyper: dict[str, Any] = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                                      "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
         self.state: dict[str, np.ndarray | None] = {}
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -110,8 +110,8 @@ class Adam:
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False):
-        self.hyper = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
-                          "maximize": maximize}
+        self.hyper: dict[str, Any] = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                                      "amsgrad": amsgrad, "maximize": maximize}
         self.state: dict[str, AdamState] = {}
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
