@@ -73,9 +73,9 @@ class HandRNN(nn.Module):
             H = self.hidden_size
             bh = b_hh if b_hh is not None else torch.zeros(3 * H, dtype=h.dtype, device=h.device)
             order = self.gate_order or "rzn"
-            xr, xz, xn = (dict(zip(order, xw.split(H, dim=1)))[k] for k in "rzn")
-            wr, wz, wn = (dict(zip(order, w_hh.split(H, dim=0)))[k] for k in "rzn")
-            br, bz, bn = (dict(zip(order, bh.split(H)))[k] for k in "rzn")
+            xr, xz, xn = (dict(zip(order, xw.split(H, dim=1), strict=True))[k] for k in "rzn")
+            wr, wz, wn = (dict(zip(order, w_hh.split(H, dim=0), strict=True))[k] for k in "rzn")
+            br, bz, bn = (dict(zip(order, bh.split(H), strict=True))[k] for k in "rzn")
             r = (torch.tanh if self.reset_tanh else self._sigmoid("r"))(xr + h @ wr.T + br)
             z = self._sigmoid("z")(xz + h @ wz.T + bz)
             if self.paper_reset:
@@ -90,7 +90,7 @@ class HandRNN(nn.Module):
             return (torch.tanh(pre) if self.cell == "RNN_TANH" else torch.relu(pre)), None
         H = self.hidden_size
         order = self.gate_order if self.gate_order and (1 if sfx else 0) in self.buggy_directions else "ifgo"
-        blocks = dict(zip(order, pre.split(H, dim=1)))
+        blocks = dict(zip(order, pre.split(H, dim=1), strict=True))
         i, f, o = (self._sigmoid(g)(blocks[g]) for g in "ifo")
         g = torch.tanh(blocks["g"])
         c = f * c + i * g

@@ -73,5 +73,5 @@ def _no_tf32():
     for owner, name, value in switches:
         setattr(owner, name, value)
     yield
-    for (owner, name, _), value in zip(switches, saved):
+    for (owner, name, _), value in zip(switches, saved, strict=True):
         setattr(owner, name, value)

@@ -23,10 +23,10 @@ def check_cell_against_torch(cfg: CellConfig) -> None:
     want = run_cell(cell, x, hx, cot)
     fwd, grad = tol(cfg.dtype, "cpu", "forward"), tol(cfg.dtype, "cpu", "gradient")
     ctx = dict(config=cfg, repro=cfg.repro())
-    for k, (a, d) in enumerate(zip(_pairs(hidden), _pairs(want["hidden"]))):
+    for k, (a, d) in enumerate(zip(_pairs(hidden), _pairs(want["hidden"]), strict=True)):
         assert_close(f"hidden[{k}]", a, d, *fwd, **ctx)
     assert_close("input", grads["input"], want["input"], *grad, **ctx)
-    for k, (a, d) in enumerate(zip(_pairs(grads["hx"]), _pairs(want["hx"]))):
+    for k, (a, d) in enumerate(zip(_pairs(grads["hx"]), _pairs(want["hx"]), strict=True)):
         assert_close(f"hx[{k}]", a, d, *grad, **ctx)
     for name in cell.state_dict():
         assert_close(name, grads[name], want[name], *grad, **ctx)

@@ -139,7 +139,7 @@ def _compare(name: str, ours, theirs, dtype, kind: str, repro: str, values: bool
     """
     rtol, atol = tol(dtype, "cpu", kind)
     for k, (a, t) in enumerate(zip(_leaves(ours), _leaves(theirs.detach().cpu() if hasattr(theirs, "detach")
-                                                           else theirs))):
+                                                           else theirs), strict=True)):
         t = np.asarray(t.numpy() if hasattr(t, "numpy") else t, dtype=np.float64)
         a = a.astype(np.float64)
         assert a.shape == t.shape, f"{name}[{k}]: shape {a.shape} != torch {t.shape}\n{repro}"

@@ -19,7 +19,7 @@ def _parts(v):
 
 
 def _close_tree(name, a, b, rtol, atol, **kw):
-    for k, (x, y) in enumerate(zip(_parts(a), _parts(b))):
+    for k, (x, y) in enumerate(zip(_parts(a), _parts(b), strict=True)):
         assert_close(f"{name}[{k}]", x, y, rtol, atol, **kw)
 
 
@@ -192,7 +192,7 @@ def test_dropout_masks_equal_composition_of_layers_and_masks(mode, p):
     scale = 0.0 if p == 1 else 1 / (1 - p)
     y1, h1, t1 = l1.forward(y0 * mask * scale)
     assert_close("output", out, y1, *F64)
-    for k, (h_deep, h_first, h_second) in enumerate(zip(_parts(hid), _parts(h0), _parts(h1))):
+    for k, (h_deep, h_first, h_second) in enumerate(zip(_parts(hid), _parts(h0), _parts(h1), strict=True)):
         assert_close(f"hidden[{k}] of layer 0", h_deep[:2], h_first, *F64)
         assert_close(f"hidden[{k}] of layer 1", h_deep[2:], h_second, *F64)
     g_out = rng.standard_normal(out.shape)

@@ -74,7 +74,7 @@ def run_impl(fn, ref, x, hx, lengths, grad_output, grad_hidden, device, dropout_
     if hxt is not None:
         res["hx"] = grads[1:1 + len(hxt)] if lstm else grads[1]
         k += len(hxt)
-    res.update(zip(params, grads[k:]))
+    res.update(zip(params, grads[k:], strict=True))
     return res
 
 
@@ -97,7 +97,7 @@ def compare(actual: dict, desired: dict, dtype: str, device: str, cfg, label: st
             continue
         kind = "forward" if key in ("output", "hidden") else "gradient"
         rtol, atol = tol(dtype, device, kind)
-        for j, (a, d) in enumerate(zip(_pair(actual[key]), _pair(want))):
+        for j, (a, d) in enumerate(zip(_pair(actual[key]), _pair(want), strict=True)):
             assert a is not None, f"{label}: no gradient for {key}"
             rel = assert_close(f"{label}: {key}[{j}]", to_numpy(a), to_numpy(d), rtol, atol, config=cfg,
                                repro=cfg.repro() if hasattr(cfg, "repro") else "")
@@ -273,7 +273,7 @@ def _small_problem(kind: str, opts: dict, device: str, T: int = 4, B: int = 3, I
     def run(impl):
         def fn(x, *rest):
             hx = tuple(rest[:n_states]) if kind == "LSTM" else rest[0]
-            p = dict(zip(names, rest[n_states:]))
+            p = dict(zip(names, rest[n_states:], strict=True))
             out, hidden = impl(m.mode, x, hx, p, **cfg, lengths=lengths, dropout_masks=masks)
             return (out, *_pair(hidden))
         return fn

@@ -100,7 +100,7 @@ def _assert_same(value, before) -> None:
         assert value.dtype == before.dtype and np.array_equal(value, before, equal_nan=value.dtype.kind in "fc"), \
             "an input array was written"
     elif type(value) in (list, tuple):
-        for v, b in zip(value, before):
+        for v, b in zip(value, before, strict=True):
             _assert_same(v, b)
     elif isinstance(value, dict):
         for k in value:
@@ -517,7 +517,7 @@ def test_gradcheck_rejects(case):
     snaps = [_snapshot(m) for m in modules]
     with pytest.raises(case.exc, match=case.match):
         fn(*args, **kwargs)
-    for m, s in zip(modules, snaps):
+    for m, s in zip(modules, snaps, strict=True):
         _assert_unchanged(m, s)
     _assert_same((args, kwargs), before)
 
@@ -567,7 +567,7 @@ def test_convert_rejects(case):
     before = [{k: v.clone() for k, v in tm.state_dict().items()} for tm in torch_modules]
     with pytest.raises(case.exc, match=case.match):
         fn(*args, **kwargs)
-    for tm, sd in zip(torch_modules, before):  # a failed load copies nothing
+    for tm, sd in zip(torch_modules, before, strict=True):  # a failed load copies nothing
         assert all(torch.equal(tm.state_dict()[k], v) for k, v in sd.items())
 
 
@@ -587,7 +587,7 @@ def test_empty_batch_forward_and_backward_as_torch(mode, batch_first):
     gh = tuple(np.zeros(h.shape) for h in ref_hidden)
     t = run_layer(m, x, None, None, go, gh if mode == "LSTM" else gh[0])
     assert out.shape == tuple(t["output"].shape) and grads["input"].shape == tuple(t["input"].shape)
-    for h, th in zip(ref_hidden, t["hidden"] if mode == "LSTM" else (t["hidden"],)):
+    for h, th in zip(ref_hidden, t["hidden"] if mode == "LSTM" else (t["hidden"],), strict=True):
         assert h.shape == tuple(th.shape)
     for k in m.state_dict():  # nothing to sum over: zero, as torch
         assert grads[k].shape == tuple(t[k].shape) and not grads[k].any() and not t[k].any()
@@ -697,7 +697,7 @@ def test_non_finite_values_behave_as_torch(mode, dtype, poison):
     for name in ["output", "input", *[k for k in ours if k.startswith(("weight", "bias"))]]:
         assert np.array_equal(_finite(ours[name]), _finite(theirs[name])), name
     for name in ("hidden", "hx"):
-        for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (ours[name], theirs[name]))):
+        for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (ours[name], theirs[name])), strict=True):
             assert np.array_equal(_finite(a), _finite(b)), name
     if poison is _nan_in_row_1:  # the NaN stays in its batch row: rows 0 and 2 finite, forward and backward
         assert _finite(ours["output"])[:, [0, 2]].all() and not _finite(ours["output"])[:, 1].all()
@@ -733,7 +733,7 @@ def test_cells_saturate_on_inf_without_nan(kind):
     x = np.array([[np.inf, -np.inf, 1.0], [0.5, 0.5, 0.5]])
     hidden, _ = m.forward(x)
     t = run_cell(m, x, None, (np.ones((2, H)),) * 2 if kind == "LSTMCell" else np.ones((2, H)))
-    for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (hidden, t["hidden"]))):
+    for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (hidden, t["hidden"])), strict=True):
         assert np.array_equal(_finite(a), _finite(b))
     assert _finite(hidden[0] if isinstance(hidden, tuple) else hidden)[1].all()
 

@@ -74,7 +74,7 @@ def _planted(src, dst, layer, fn):
     inits = {i.name: i for i in model.graph.initializer}
     from onnx import numpy_helper
 
-    for slot, name in zip("WRB", nodes[layer].input[1:4]):
+    for slot, name in zip("WRB", nodes[layer].input[1:4], strict=True):
         arr = numpy_helper.to_array(inits[name]).copy()
         new = fn(slot, arr)
         if new is not None:
@@ -147,7 +147,7 @@ def test_onnx_peepholes_are_refused_by_name(tmp_path):
 
     z = lambda *s: numpy_helper.from_array(np.zeros(s, np.float32))
     inits = [z(1, 16, 3), z(1, 16, 4), z(1, 32), z(1, 12)]
-    for t, n in zip(inits, "WRBP"):
+    for t, n in zip(inits, "WRBP", strict=False):
         t.name = n
     node = helper.make_node("LSTM", ["x", "W", "R", "B", "", "", "", "P"], ["Y"], hidden_size=4)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 3])],
@@ -345,13 +345,13 @@ def d2l_candidate(kind, bug=None):
         if grad_output is None:
             return res
         pairs = [(t, torch.tensor(g[0] if t is not out else g)) for t, g in
-                 zip((out, *hidden), (grad_output, *grad_hidden)) if g is not None]
+                 zip((out, *hidden), (grad_output, *grad_hidden), strict=False) if g is not None]
         grads = torch.autograd.grad([t for t, _ in pairs], [x, *state, *w.values()], [g for _, g in pairs],
                                     allow_unused=True)
         z = lambda g, t: (g if g is not None else torch.zeros_like(t)).numpy()
         res["input"] = z(grads[0], x)
-        res["hx"] = tuple(z(g, s)[None] for g, s in zip(grads[1:1 + len(state)], state))
-        res.update((f"{k}_l0", z(g, t)) for (k, t), g in zip(w.items(), grads[1 + len(state):]))
+        res["hx"] = tuple(z(g, s)[None] for g, s in zip(grads[1:1 + len(state)], state, strict=True))
+        res.update((f"{k}_l0", z(g, t)) for (k, t), g in zip(w.items(), grads[1 + len(state):], strict=True))
         return res
 
     return fn

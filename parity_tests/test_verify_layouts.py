@@ -46,7 +46,7 @@ def _foreign_forward(layout, mode, w, x, h, c):
         elif mode == "LSTM":
             a = xa + ha + (Rb if layout == "onnx" else 0)
             order = {"keras": "ifgo", "onnx": "iofg", "ifog": "ifog"}[layout]
-            gates = dict(zip(order, split(a, 4)))
+            gates = dict(zip(order, split(a, 4), strict=True))
             i, f, o, g = sig(gates["i"]), sig(gates["f"]), sig(gates["o"]), np.tanh(gates["g"])
             c = f * c + i * g
             h = o * np.tanh(c)

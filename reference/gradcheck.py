@@ -81,7 +81,7 @@ def _loss(outputs: Any, cotangents: Any) -> float:
         if not isinstance(cotangents, (tuple, list)) or len(cotangents) != len(outputs):
             raise ValueError(f"cotangents: expected a sequence of {len(outputs)} (one per output of fn), got "
                              f"{type(cotangents).__name__}")
-        return sum(_loss(o, c) for o, c in zip(outputs, cotangents))
+        return sum(_loss(o, c) for o, c in zip(outputs, cotangents, strict=True))
     out = np.asarray(outputs, dtype=np.float64)
     cot = np.asarray(cotangents, dtype=np.float64)
     if cot.shape != out.shape:

@@ -127,17 +127,17 @@ class TorchCandidate(Candidate):
         res: dict[str, Any] = {"output": _np(out), "hidden": tuple(_np(h) for h in hidden)}
         if backward:
             named = dict(m.named_parameters())
-            pairs = [(t, g) for t, g in zip((out, *hidden), (grad_output, *(grad_hidden or ()))) if g is not None]
+            pairs = [(t, g) for t, g in zip((out, *hidden), (grad_output, *(grad_hidden or ())), strict=False) if g is not None]
             inputs = [xt, *hxt, *named.values()]
             grads = torch.autograd.grad([t for t, _ in pairs], inputs,
                                         [torch.as_tensor(np.asarray(g), dtype=self.torch_dtype, device=self._device)
                                          for _, g in pairs], allow_unused=True)
             zeros = lambda t: torch.zeros_like(t) if t is not None else None
             res["input"] = _np(grads[0] if grads[0] is not None else zeros(xt))
-            res["hx"] = tuple(_np(g if g is not None else zeros(h)) for g, h in zip(grads[1:1 + len(hxt)], hxt))
+            res["hx"] = tuple(_np(g if g is not None else zeros(h)) for g, h in zip(grads[1:1 + len(hxt)], hxt, strict=True))
             # a parameter the graph never reads has gradient zero
             res.update((n, _np(g if g is not None else torch.zeros_like(p)))
-                       for (n, p), g in zip(named.items(), grads[1 + len(hxt):]))
+                       for (n, p), g in zip(named.items(), grads[1 + len(hxt):], strict=True))
         return res
 
 

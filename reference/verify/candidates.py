@@ -380,7 +380,7 @@ def _gradients(raw: Mapping, res: dict, pb: Problem, expect: Expect, who: str) -
             raise CandidateError(f"{who} returned 'hx' as {_describe(ghx)}; expected a tuple like hx "
                                  f"({'(dh_0, dc_0)' if len(pb.hx) == 2 else '(dh_0,)'}){hint}")
         out = []
-        for k, (want, g) in enumerate(zip(wanted, ghx)):
+        for k, (want, g) in enumerate(zip(wanted, ghx, strict=True)):
             if want and g is None:
                 raise CandidateError(f"{who} returned None for {'dh_0' if k == 0 else 'dc_0'}{hint}")
             out.append(_array(f"'hx'[{k}]", g, who) if want else None)

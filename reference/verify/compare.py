@@ -123,7 +123,7 @@ def compare(
     g_hid = tuple(rng.standard_normal(s) for s in shapes)
     if backward:
         g_out = g_out if "output" in cots else None
-        g_hid = tuple(g if n in cots else None for g, n in zip(g_hid, ("h_n", "c_n")))
+        g_hid = tuple(g if n in cots else None for g, n in zip(g_hid, ("h_n", "c_n")[: len(g_hid)], strict=True))
     else:
         g_out, g_hid = None, None
 
@@ -291,7 +291,7 @@ def _initial_states(hx: Any, cand: Candidate, spec: Spec, shapes, rng) -> tuple[
     if len(parts) != len(shapes):
         raise ValueError(f"hx: expected {'(h_0, c_0)' if spec.lstm else 'h_0'}, got {len(parts)} arrays")
     out = tuple(np.asarray(to_numpy(h), dtype=np.float64) for h in parts)
-    for name, h, s in zip(("h_0", "c_0"), out, shapes):
+    for name, h, s in zip(("h_0", "c_0")[: len(out)], out, shapes, strict=True):
         if h.shape != s:
             raise ValueError(f"hx: expected {name} of shape {s}, got {h.shape}")
     return out, ""

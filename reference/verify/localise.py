@@ -143,7 +143,7 @@ def _first_output_divergence(cand_out, ref_out, lengths, D: int, P: int, tol):
         sl = slice(d * P, (d + 1) * P)
         diff = np.abs(a[..., sl] - r[..., sl]).max(axis=-1)  # (T, B)
         bad = (diff > atol + rtol * np.abs(r[..., sl]).max(initial=0.0)) | ~np.isfinite(diff)
-        for b, t in zip(*np.nonzero(bad.T)):
+        for b, t in zip(*np.nonzero(bad.T), strict=True):
             n = int(lengths[b]) if lengths is not None else T
             k = _processing_index(int(t), d, n) if t < n else T + int(t)
             cand = (k, d, int(b), int(t), float(diff[t, b]))
@@ -193,12 +193,12 @@ def _forward(S: Session, pb: Problem, tol, stage: _Stage, curves: dict) -> Diver
             c_p, r_p = S.candidate(probe)[0], S.reference(probe)[0]
             for d in range(D):
                 rows = valid[t]
-                errs = [_err(ca, ra, tol, d, rows) for ca, ra in zip(c_p["hidden"], r_p["hidden"])]
+                errs = [_err(ca, ra, tol, d, rows) for ca, ra in zip(c_p["hidden"], r_p["hidden"], strict=True)]
                 step_err[d, t] = max(e for _, e in errs)
                 if all(ok for ok, _ in errs):
                     continue
                 bad_rows = [b for b in np.flatnonzero(rows) if not all(
-                    _err(ca, ra, tol, d, np.arange(B) == b)[0] for ca, ra in zip(c_p["hidden"], r_p["hidden"]))]
+                    _err(ca, ra, tol, d, np.arange(B) == b)[0] for ca, ra in zip(c_p["hidden"], r_p["hidden"], strict=True))]
                 n = lambda b: int(pb.lengths[b]) if pb.lengths is not None else T
                 b = min(bad_rows, key=lambda b: _processing_index(t, d, n(b))) if bad_rows else None
                 key = (_processing_index(t, d, n(b)) if b is not None else T, d)
@@ -274,7 +274,7 @@ def _isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
 
     def differs(p: Problem) -> tuple[bool, bool]:
         c, r = S.candidate(p)[0], S.reference(p)[0]
-        bad = [not _err(ca, ra, tol, d, rows)[0] for ca, ra in zip(c["hidden"], r["hidden"])]
+        bad = [not _err(ca, ra, tol, d, rows)[0] for ca, ra in zip(c["hidden"], r["hidden"], strict=True)]
         return bad[0], (bad[1] if len(bad) > 1 else False)
 
     form = _other_form(S, probe, d, rows, tol)
@@ -338,7 +338,7 @@ def _other_form(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str
         return None
     c = S.candidate(probe)[0]
     r = S.reference(replace(probe, spec=other))[0]
-    if not all(_err(ca, ra, tol, d, rows)[0] for ca, ra in zip(c["hidden"], r["hidden"])):
+    if not all(_err(ca, ra, tol, d, rows)[0] for ca, ra in zip(c["hidden"], r["hidden"], strict=True)):
         return None
     if spec.mode == "GRU":
         if spec.reset_after:
@@ -506,14 +506,14 @@ def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, 
             c, r = S.candidate(probe)[0], S.reference(probe)[0]
             bad = _grad_differs(S, c, r, lp, tol, d, rows)
             errs[d, t] = max([_err(c.get("input"), r["input"], tol, None, rows)[1]] +
-                             [_err(ca, ra, tol, d, rows)[1] for ca, ra in zip(c.get("hx") or (), r["hx"])])
+                             [_err(ca, ra, tol, d, rows)[1] for ca, ra in zip(c.get("hx") or (), r["hx"], strict=False)])  # no hx from the candidate: nothing to compare
             if not bad:
                 continue
             n = lambda b: int(lengths[b]) if lengths is not None else T
             one = lambda b: np.arange(B) == b
             bad_rows = [b for b in np.flatnonzero(rows)
                         if not _err(c.get("input"), r["input"], tol, None, one(b))[0] or any(
-                            not _err(ca, ra, tol, d, one(b))[0] for ca, ra in zip(c.get("hx") or (), r["hx"]))]
+                            not _err(ca, ra, tol, d, one(b))[0] for ca, ra in zip(c.get("hx") or (), r["hx"], strict=False))]  # no hx: nothing to compare
             # BPTT order, per row: the last processed step first (forward: t = n-1 down; reverse: t = 0 up)
             k, b = min(((n(b) - 1 - t if d == 0 else t), b) for b in (bad_rows or np.flatnonzero(rows)))
             if first is None or (k, d) < first[0]:
@@ -545,7 +545,7 @@ def _bad_blocks(S: Session, probe: Problem, c: dict, r: dict, d: int, tol) -> tu
         if key not in c:
             continue
         any_provided = True
-        for j, (cb, rb) in enumerate(zip(_blocks(c[key], G), _blocks(r[key], G))):
+        for j, (cb, rb) in enumerate(zip(_blocks(c[key], G), _blocks(r[key], G), strict=True)):
             if not _err(cb, rb, tol)[0]:
                 bad.add(j)
     return sorted(bad), any_provided

@@ -165,7 +165,7 @@ class OnnxCandidate(Candidate):
             raise CandidateError(f"{self.name}: ONNX Runtime runs inference only; it has no gradients")
         if dropout_masks is not None:
             raise CandidateError(f"{self.name}: an ONNX model applies no dropout (inference)")
-        fits = all(f is None or f == n for f, n in zip(self.fixed_shape, x.shape[:2]))
+        fits = all(f is None or f == n for f, n in zip(self.fixed_shape, x.shape[:2], strict=True))
         zero_hx = all(not np.any(h) for h in hx)
         if (spec == self.spec and lengths is None and fits and (self.takes_hx or zero_hx)
                 and all(np.array_equal(params[k], self.own_params[k]) for k in self.own_params)):
@@ -174,7 +174,7 @@ class OnnxCandidate(Candidate):
 
     def _run_file(self, x, hx):
         feeds = {self._x: x.astype(self.dtype)}
-        feeds.update((n, h.astype(self.dtype)) for n, h in zip(self._states, hx))
+        feeds.update((n, h.astype(self.dtype)) for n, h in zip(self._states, hx, strict=True))
         outs = self._session.run(None, feeds)
         n_states = 2 if self.spec.lstm else 1
         if len(outs) < 1 + n_states:
@@ -241,7 +241,7 @@ def _recurrent_nodes(onnx: Any, proto: Any) -> list[tuple[Any, dict, dict]]:
                          if isinstance(v, list) else v) for k, v in attrs.items()}
             ins = list(node.input) + [""] * (8 - len(node.input))
             arrays = {}
-            for slot, name in zip(("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"), ins):
+            for slot, name in zip(("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"), ins, strict=False):  # trailing optional inputs may be absent
                 if name and name in consts:
                     arrays[slot] = consts[name]
                 elif name and slot == "P":
