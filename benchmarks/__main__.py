@@ -146,6 +146,7 @@ def main(argv=None) -> int:
             rows = [r for r in rows if r.device != "cuda"]
             progress.resize(progress.done + runner.total_cost(rows, impls_of, s.phases, repeat, rounds), len(rows))
         valid, processes = runner.validate_all(session, rows, impls_of, _on_record("check"), progress)
+        progress.resize(progress.done + runner.timing_cost(rows, impls_of, valid, s.phases, repeat, rounds), len(rows))
         print("kernels per implementation process:\n" + report.format_processes(processes), flush=True)
         timed = runner.time_all(session, rows, impls_of, valid, repeat, rounds, _on_record("time"), s.phases, progress)
         progress.close()

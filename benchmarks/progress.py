@@ -51,14 +51,17 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """``advance(cost)`` after each piece of work; prints ``[label] k/n rows, p%, elapsed, ETA``."""
+    """``advance(cost)`` after each piece of work; prints ``[label] k/n rows, p%, elapsed, ETA``:
+    in place on a terminal, otherwise a line at most every ``every_s`` seconds."""
 
-    def __init__(self, total_cost: float, total_rows: int, stream: TextIO | None = None, label: str = "progress"):
+    def __init__(self, total_cost: float, total_rows: int, stream: TextIO | None = None, label: str = "progress",
+                 every_s: float = 5.0):
         self.total, self.rows, self.label = max(total_cost, 1e-9), total_rows, label
         self.done, self.rows_done = 0.0, 0
         self.start = time.perf_counter()
         self.stream = stream if stream is not None else sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s, self.last_print = every_s, -float("inf")
 
     def resize(self, total_cost: float, total_rows: int) -> None:
         """New totals once the work is known better (rows dropped, e.g. GPU rows without CUDA)."""
@@ -78,11 +81,14 @@ class Progress:
         left = self.eta(elapsed)
         line = (f"[{self.label}] {self.rows_done}/{self.rows} rows, {100 * self.done / self.total:.0f}%, "
                 f"elapsed {_clock(elapsed)}, ETA {'?' if left is None else _clock(left)}")
-        self.stream.write(("\r" + line + " " * 8) if self.tty else line + "\n")
-        self.stream.flush()
+        if self.tty or elapsed - self.last_print >= self.every_s:
+            self.stream.write(("\r" + line + " " * 8) if self.tty else line + "\n")
+            self.stream.flush()
+            self.last_print = elapsed
         return line
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        """The closing line: everything done, and how long it took."""
+        line = f"[done] {self.rows_done}/{self.rows} rows in {_clock(time.perf_counter() - self.start)}"
+        self.stream.write(("\r" + line + " " * 40 + "\n") if self.tty else line + "\n")
+        self.stream.flush()

@@ -211,6 +211,14 @@ def check_cost(rows: list[Row]) -> float:
     return 2 * STARTUP_S + sum(desired_cost(r) for r in rows)
 
 
+def timing_cost(rows: list[Row], impls_of: Callable[[Row], tuple[str, ...]], valid: dict, phases: tuple[str, ...],
+                repeat: int, rounds: int) -> float:
+    """The estimated seconds of timing the rows that validated."""
+    per_round = math.ceil(repeat / rounds)
+    return sum(rounds * job_cost(r, phases, per_round) for r in rows for i in impls_of(r)
+               if valid.get((i, r), {}).get("valid"))
+
+
 def total_cost(rows: list[Row], impls_of: Callable[[Row], tuple[str, ...]], phases: tuple[str, ...],
                repeat: int, rounds: int) -> float:
     """The estimated seconds of validating and timing every row (progress.py's napkin maths)."""

@@ -435,5 +435,7 @@ def test_progress_eta_scales_the_estimate_by_the_observed_rate():
     p.advance(25.0, rows=1)
     assert p.eta(10.0) == pytest.approx(30.0)  # a quarter done in 10 s: 30 s left
     assert "1/4 rows, 25%" in p.stream.getvalue() and "ETA" in p.stream.getvalue()
+    p.close()
+    assert p.stream.getvalue().splitlines()[-1].startswith("[done] 1/4 rows in")
     small, big = Row("LSTM", 10, 1, 8, 8, "float32", "cpu"), Row("LSTM", 100, 64, 1024, 1024, "float32", "cpu")
     assert job_cost(big, ("step",), 2) > 100 * job_cost(small, ("step",), 2)
