@@ -1,27 +1,33 @@
-"""Why gates matter: two tasks whose answer depends on inputs many steps back,
-learned (or not) by an RNN, a GRU and an LSTM.
-
-Recall (T = 30): the first token is one of 8 symbols, the next 29 are noise
-tokens; at the last step the model must name the first symbol (cross-entropy
-there only, ignore_index = -100 elsewhere). Guessing: log 8 = 2.08.
+"""Why gates matter: the adding problem, whose answer depends on inputs up to 50
+steps back, learned (or not) by an RNN, a GRU and an LSTM.
 
 Adding problem (Hochreiter & Schmidhuber 1997, T = 50): each step carries a
 random value in [0, 1] and a marker; exactly two steps are marked, one in each
 half, and the target is the sum of their values (MSE, read from h_n[-1]).
-Always answering the mean, 1.0, gives MSE = Var(U1 + U2) = 1/6 = 0.167.
+Always answering the mean, 1.0, gives MSE = Var(U1 + U2) = 1/6 = 0.167, the
+chance level drawn on the plot.
 
-What it shows (seed 0, the default 800 steps): the plain RNN never leaves
-chance on either task -- the gradient from the last step reaches the first
-through 30-50 step Jacobians that each shrink it (``gradient_flow.py``). The GRU
-solves both. The LSTM at torch's init solves the adding problem late and not
-recall: its forget gate starts at sigmoid(~0) = 0.5, so its cell halves every
-step. With the forget bias raised by 3 (f = 0.95, the usual remedy) it solves
-recall within about 200 steps and the adding problem too: the gates matter,
-and they have to start open.
+What it shows (seed 0, the default 800 steps, Adam lr 1e-2, clipping at 1):
+
+- the plain RNN never leaves chance: the gradient from the last step reaches
+  the first marker through up to 50 step Jacobians that each shrink it (about
+  0.68x per step at torch's init, ``gradient_flow.py``);
+- the GRU solves it at step 235 (the first step at which the mean loss over 25
+  steps is below 10% of chance): its update gate can learn to carry h unchanged;
+- the LSTM at torch's init solves it late, at step 707: its forget gate starts
+  at sigmoid(~0) = 0.5, so its cell halves every step until f has learned to
+  open; with the forget bias raised by 3 (f = 0.95 from the start, the usual
+  remedy) it solves it at step 462.
+
+Gates are not magic everywhere: on a plain recall task (name the first of 30
+tokens) the same plain RNN learned at step 238 and the GRU at step 554 (seed 0).
+Recall needs the first token kept, nothing more; the adding problem needs a value
+kept for 25 steps and then combined with a second one, which is where the
+RNN's shrinking gradient leaves it with nothing to learn from.
 
 Each model is trained twice, NumPy and torch, from the same weights; the script
-prints the largest step-by-step loss difference and a verdict per model and
-task, and saves one plot with both tasks and their chance levels.
+prints the largest step-by-step loss difference and a verdict per model, and
+saves the four loss curves with the chance level.
 
     python examples/long_range.py --steps 800 --out examples_out
 """
@@ -50,20 +56,9 @@ from examples._common import (
 )
 
 MODELS = ("RNN", "GRU", "LSTM", "LSTM, forget bias +3")
-RECALL_T, ADD_T, BATCH, HIDDEN = 50, 50, 32, 32
-SYMBOLS, NOISE = 8, 8  # recall: tokens 0..7 are the symbols, 8..15 the noise
+ADD_T, BATCH, HIDDEN = 50, 32, 32
 RECIPE = Recipe(optimizer="adam", lr=1e-2, clip_norm=1.0)
-CHANCE = {"recall": float(np.log(SYMBOLS)), "adding": 1 / 6}
-
-
-def recall_batch(step: int, seed: int = 0) -> Batch:
-    """tokens (T, B): a symbol, then noise; targets (T, B): -100 except the last step, which is the symbol."""
-    rng = np.random.default_rng([seed, 3, step])
-    x = rng.integers(SYMBOLS, SYMBOLS + NOISE, (RECALL_T, BATCH))  # (T, B) noise
-    x[0] = rng.integers(0, SYMBOLS, BATCH)  # (B,) what to remember
-    y = np.full((RECALL_T, BATCH), -100)  # (T, B) not scored
-    y[-1] = x[0]
-    return Batch(x, y)
+CHANCE = 1 / 6  # MSE of always answering the mean sum, 1.0
 
 
 def adding_batch(step: int, seed: int = 0) -> Batch:
@@ -79,18 +74,13 @@ def adding_batch(step: int, seed: int = 0) -> Batch:
     return Batch(np.stack([values, marker], -1), target)
 
 
-def task_spec(task: str, cell: str) -> Spec:
-    if task == "recall":
-        return Spec(cell, SYMBOLS + NOISE, HIDDEN, SYMBOLS, embedding_dim=8)
+def spec(cell: str) -> Spec:
     return Spec(cell, 2, HIDDEN, 1, head="last", loss="mse")
 
 
-BATCHES = {"recall": recall_batch, "adding": adding_batch}
-
-
-def initial_params(model: str, spec: Spec, seed: int) -> dict:
+def initial_params(model: str, sp: Spec, seed: int) -> dict:
     """torch's init, or with the LSTM's forget-gate bias raised (rows H:2H of bias_hh: gate order i, f, g, o)."""
-    params = init_params(spec, seed)
+    params = init_params(sp, seed)
     if model.endswith("forget bias +3"):
         bias = params["rnn.bias_hh_l0"].copy()  # (4H,)
         bias[HIDDEN:2 * HIDDEN] += 3.0
@@ -98,58 +88,52 @@ def initial_params(model: str, spec: Spec, seed: int) -> dict:
     return params
 
 
-def verdict(losses: np.ndarray, chance: float) -> str:
-    final = float(losses[-max(1, len(losses) // 10):].mean())
-    if final < 0.1 * chance:
-        return f"solved (final loss {final:.3f}, chance {chance:.3f})"
-    if final > 0.9 * chance:
-        return f"at chance (final loss {final:.3f}, chance {chance:.3f})"
-    return f"learning (final loss {final:.3f}, chance {chance:.3f})"
+def verdict(losses: np.ndarray, chance: float, window: int = 25) -> str:
+    """When the task was solved: the first step at which the mean loss over the last
+    ``window`` steps fell below 10% of chance; else where the loss ended."""
+    means = np.convolve(losses, np.ones(window) / window, mode="valid")  # (steps - window + 1,)
+    below = np.flatnonzero(means < 0.1 * chance)
+    if below.size:
+        return f"solved at step {below[0] + window} (mean loss < 10% of chance {chance:.3f})"
+    final = float(losses[-window:].mean())
+    where = "at chance" if final > 0.9 * chance else "learning"
+    return f"not solved in {len(losses)} steps: {where}, final loss {final:.3f} (chance {chance:.3f})"
 
 
-def run(steps: int = 800, seed: int = 0, out: Path | None = None, models=MODELS, tasks=("recall", "adding")) -> dict:
+def run(steps: int = 800, seed: int = 0, out: Path | None = None, models=MODELS) -> dict:
     results = {}
-    for task in tasks:
-        for model in models:
-            spec = task_spec(task, model.split(",")[0])
-            make = BATCHES[task]
-            r = compare(spec, initial_params(model, spec, seed), lambda s, make=make: make(s, seed), steps, RECIPE)
-            r["verdict"] = verdict(r["numpy"], CHANCE[task])
-            results[(task, model)] = r
-            report(f"{task} ({model})", r, steps)
-    print(f"largest loss difference over all models and tasks, {steps} steps: "
+    for model in models:
+        sp = spec(model.split(",")[0])
+        r = compare(sp, initial_params(model, sp, seed), lambda s: adding_batch(s, seed), steps, RECIPE)
+        r["verdict"] = verdict(r["numpy"], CHANCE)
+        results[model] = r
+        report(f"adding problem ({model})", r, steps)
+    print(f"largest loss difference over all models, {steps} steps: "
           f"{max(r['max_loss_diff'] for r in results.values()):.3e}")
-    for (task, model), r in results.items():
-        print(f"{task:7s} {model:22s} {r['verdict']}")
+    for model, r in results.items():
+        print(f"{model:22s} {r['verdict']}")
     if out is not None:
-        plot(Path(out) / "long_range.png", results, tasks)
+        plot(Path(out) / "long_range.png", results)
     return results
 
 
-def plot(path: Path, results: dict, tasks) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.5), squeeze=False)
-    titles = {"recall": f"recall the first of {RECALL_T} tokens (cross-entropy)",
-              "adding": f"adding problem, T = {ADD_T} (MSE)"}
-    for ax, task in zip(axes[0], tasks):
-        for (t, model), r in results.items():
-            if t == task:
-                plot_pair(ax, r["numpy"], r["torch"], model, lw=1)
-        ax.axhline(CHANCE[task], color="k", ls="--", lw=1, label=f"chance {CHANCE[task]:.3f}")
-        ax.set_title(titles[task])
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.legend(fontsize=7)
+def plot(path: Path, results: dict) -> None:
+    fig, ax = pyplot().subplots(figsize=(7.5, 4.5))
+    for model, r in results.items():
+        plot_pair(ax, r["numpy"], r["torch"], model, lw=1)
+    ax.axhline(CHANCE, color="k", ls="--", lw=1, label=f"chance {CHANCE:.3f} (always answer 1.0)")
+    ax.set_ylim(0, 0.4)
+    ax.set_title(f"adding problem, T = {ADD_T} (MSE): gated cells learn, the plain RNN does not")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = parser(__doc__.splitlines()[0], steps=800)
-    p.add_argument("--task", choices=["recall", "adding", "both"], default="both")
-    args = p.parse_args(argv)
-    tasks = ("recall", "adding") if args.task == "both" else (args.task,)
+    args = parser(__doc__.splitlines()[0], steps=800).parse_args(argv)
     with one_thread():  # tiny models: one thread each for NumPy and torch
-        return run(args.steps, args.seed, args.out, tasks=tasks)
+        return run(args.steps, args.seed, args.out)
 
 
 if __name__ == "__main__":
