@@ -46,6 +46,10 @@ __all__ = ["CandidateError", "CompareReport", "Divergence", "Spec", "TorchCandid
 class TorchCandidate(Candidate):
     """A torch module (and a factory for other configurations) as a verifier candidate."""
 
+    spec: Spec  # the module's own configuration, weights and dtype, set in __init__
+    own_params: dict[str, np.ndarray]
+    dtype: np.dtype
+
     def __init__(self, module: Any, factory: Callable[[Spec], Any] | None = None, mode: str | None = None,
                  name: str | None = None):
         if not isinstance(module, torch.nn.Module):
@@ -91,7 +95,8 @@ class TorchCandidate(Candidate):
             raise CandidateError(f"{self.name} built for {spec}: its parameters do not take the weights: {e}") from e
         return m
 
-    def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
+    def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
+             lengths: Any = None, dropout_masks: Any = None) -> dict[str, Any]:
         from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
         m = self._module(spec, params)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -75,6 +75,14 @@ class Problem:
         return replace(self, grad_output=None, grad_hidden=None)
 
 
+@overload
+def to_numpy(a: None) -> None: ...
+
+
+@overload
+def to_numpy(a: object) -> np.ndarray: ...
+
+
 def to_numpy(a: Any) -> np.ndarray | None:
     """A NumPy array from NumPy, torch (any device) or anything np.asarray takes; None stays None."""
     if a is None:
@@ -115,6 +123,10 @@ class Candidate:
         raise NotImplementedError
 
 
+def _name_of(fn: Callable) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
 class FunctionCandidate(Candidate):
     """A :class:`CandidateFn`, receiving its weights in ``layout``."""
 
@@ -125,7 +137,7 @@ class FunctionCandidate(Candidate):
             raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
         self.fn, self.layout = fn, layout
         self.dtype = None if dtype is None else np.dtype(dtype)
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name = name or _name_of(fn)
 
     def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
         if self.layout != "torch":
@@ -287,8 +299,9 @@ class Session:
         """Every float of ``pb`` rounded to the candidate's dtype, so both sides read the same values."""
         if self.dtype == np.float64:
             return pb
-        r = lambda a: None if a is None else np.asarray(a, dtype=np.float64).astype(self.dtype).astype(np.float64)
-        return replace(pb, params={k: r(v) for k, v in pb.params.items()}, x=r(pb.x), hx=tuple(r(h) for h in pb.hx),
+        to = lambda a: np.asarray(a, dtype=np.float64).astype(self.dtype).astype(np.float64)  # same shape
+        r = lambda a: None if a is None else to(a)
+        return replace(pb, params={k: r(v) for k, v in pb.params.items()}, x=to(pb.x), hx=tuple(r(h) for h in pb.hx),
                        grad_output=r(pb.grad_output),
                        grad_hidden=None if pb.grad_hidden is None else tuple(r(g) for g in pb.grad_hidden))
 
@@ -306,8 +319,8 @@ def run_candidate(cand: Candidate, pb: Problem, dtype: np.dtype, expect: Expect)
     if pb.grad_output is None and grad_hidden is not None and all(g is None for g in grad_hidden):
         grad_hidden = None
     try:
-        raw = cand.call(pb.spec, {k: c(v) for k, v in pb.params.items()}, c(pb.x), tuple(c(h) for h in pb.hx),
-                        c(pb.grad_output), grad_hidden, lengths=pb.lengths,
+        raw = cand.call(pb.spec, {k: c(v) for k, v in pb.params.items()}, np.asarray(pb.x, dtype=dtype),
+                        tuple(c(h) for h in pb.hx), c(pb.grad_output), grad_hidden, lengths=pb.lengths,
                         dropout_masks=None if pb.masks is None else [c(m) for m in pb.masks])
     except CandidateError:
         raise

@@ -17,9 +17,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from .candidates import CandidateError, FunctionCandidate
+from .candidates import Candidate, CandidateError, FunctionCandidate
 from .layouts import LAYOUTS
 from .spec import Spec
 
@@ -115,6 +116,7 @@ def load_object(target: str) -> Any:
             raise ValueError(f"--candidate: no such file {where!r}")
         name = "_rnn_check_" + os.path.splitext(os.path.basename(where))[0]
         spec = importlib.util.spec_from_file_location(name, where)
+        assert spec is not None and spec.loader is not None  # an existing .py path always gets a source loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -205,7 +207,8 @@ def _run(args) -> int:
         mode = None if args.mode is None else _spec_mode(args)
         candidate = load_model(args.model, mode=mode, layout=args.layout)
         if args.device != "cpu" and hasattr(candidate, "module"):
-            candidate = type(candidate)(candidate.module.to(args.device), name=candidate.name)
+            rebuild: Callable[..., Candidate] = type(candidate)  # a module candidate: (module, name=...)
+            candidate = rebuild(candidate.module.to(args.device), name=candidate.name)
         report = compare(candidate, dtype=args.dtype, **common)
     else:
         if args.with_weights:

@@ -114,21 +114,21 @@ def compare(
     T, B = x.shape[:2]
     shapes = spec.state_shapes(B)
     hx, hx_note = _initial_states(hx, cand, spec, shapes, rng)
-    lengths = _lengths(lengths, cand, T, B)
+    lens = _lengths(lengths, cand, T, B)  # (B,) ints or None
     masks = _masks(dropout_masks, spec, rng, T, B)
     cots = _cotangents(cotangents, spec)
     expect = _expect(gradients, cand, spec)
     backward = expect is not None
-    g_out = rng.standard_normal((T, B, spec.D * spec.P))
-    g_hid = tuple(rng.standard_normal(s) for s in shapes)
+    draw_out = rng.standard_normal((T, B, spec.D * spec.P))  # (T, B, D*P), drawn even forward-only
+    draw_hid = tuple(rng.standard_normal(s) for s in shapes)  # like hx
+    g_out: np.ndarray | None = None
+    g_hid: tuple[np.ndarray | None, ...] | None = None
     if backward:
-        g_out = g_out if "output" in cots else None
-        g_hid = tuple(g if n in cots else None for g, n in zip(g_hid, ("h_n", "c_n")[: len(g_hid)], strict=True))
-    else:
-        g_out, g_hid = None, None
+        g_out = draw_out if "output" in cots else None
+        g_hid = tuple(g if n in cots else None for g, n in zip(draw_hid, ("h_n", "c_n")[: len(draw_hid)], strict=True))
 
     session = Session(cand, dtype, expect or Expect(False, (False, False), frozenset()), frozenset(cots))
-    pb_cand = Problem(spec, params, x, hx, lengths, masks, g_out, g_hid)
+    pb_cand = Problem(spec, params, x, hx, lens, masks, g_out, g_hid)
     pb_ref = pb_cand if ref_own is None else replace(pb_cand, params=ref_own)
     ref_res, _, _ = session.reference(pb_ref)
     cand_res, dtype_notes = session.candidate(pb_cand)
@@ -138,7 +138,7 @@ def compare(
     for k, name in enumerate(("h_n", "c_n")[:len(hx)]):
         tensors.append(check_tensor(name, "forward", cand_res["hidden"][k], ref_res["hidden"][k], ftol))
     unchecked = []
-    if backward:
+    if expect is not None:  # backward
         if expect.input:
             tensors.append(check_tensor("grad input", "gradient", cand_res["input"], ref_res["input"], gtol, 0))
         else:
@@ -156,7 +156,7 @@ def compare(
                 unchecked.append(f"grad {p}")
     notes = [n for n in (weights_note, hx_note) if n]
     report = CompareReport(spec, cand.name, dtype.name, cand.device, T, B,
-                           None if lengths is None else lengths.tolist(), tensors, "; ".join(notes),
+                           None if lens is None else lens.tolist(), tensors, "; ".join(notes),
                            tuple(cots) if backward else (), unchecked)
     if dtype_notes:
         report.dtype_problem = (f"asked for {dtype.name}, the candidate returned {', '.join(dtype_notes)}: "
@@ -220,10 +220,10 @@ def _reference_side(ref: Any, mode: str | None) -> tuple[Spec | None, dict | Non
 
 
 def _resolve_spec(cand: Candidate, ref_spec: Spec | None) -> Spec:
-    if cand.spec is None and ref_spec is None:
-        raise ValueError("reference_module: required for a function candidate: a reference module, a Spec, a dict "
-                         "of Spec fields (mode, input_size, hidden_size, ...) or an RNNConfig")
     if cand.spec is None:
+        if ref_spec is None:
+            raise ValueError("reference_module: required for a function candidate: a reference module, a Spec, a "
+                             "dict of Spec fields (mode, input_size, hidden_size, ...) or an RNNConfig")
         return ref_spec
     if ref_spec is None:
         return cand.spec

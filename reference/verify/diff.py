@@ -146,10 +146,10 @@ def _block_differences(x, y, spec: Spec, rtol, skip, where, label, layer, d, bas
             gates = (letters[j], letters[k])
             out.append(WeightDifference(layer, d, base, gates, f"{where}: {label} blocks {gates[0]} and {gates[1]} "
                                         "swapped"))
-    cycle = [j for j in bad if j not in done and holds[j] is not None]
+    cycle = {j: k for j, k in holds.items() if j not in done and k is not None}  # holds follows bad's order
     if cycle:
         done |= set(cycle)
-        text = ", ".join(f"{letters[j]} holds B's {letters[holds[j]]}" for j in cycle)
+        text = ", ".join(f"{letters[j]} holds B's {letters[k]}" for j, k in cycle.items())
         out.append(WeightDifference(layer, d, base, tuple(letters[j] for j in cycle),
                                     f"{where}: {label} blocks permuted: {text}"))
     rest = [j for j in bad if j not in done]

@@ -256,7 +256,7 @@ def import_state_dict(layout: str, spec: Any, nested: Mapping[str, Mapping[str, 
     if not isinstance(nested, Mapping):
         raise TypeError(f"weights: expected {{'l0': {{...}}, 'l0_reverse': {{...}}}}, got {type(nested).__name__}")
     ra = getattr(spec, "reset_after", True) if reset_after is None else reset_after
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for key, weights in _split_directions(nested).items():
         if not (key.startswith("l") and key[1:].removesuffix("_reverse").isdigit()):
             raise ValueError(f"weights: unexpected group {key!r}; expected 'l0', 'l0_reverse', 'l1', ...")

@@ -211,7 +211,7 @@ def _forward(S: Session, pb: Problem, tol, stage: _Stage, curves: dict) -> Diver
             stage.text = f"isolating the gate at layer {layer}, {direction_name(d)} direction, time step {t}"
             probe = Problem(sub, lp, x_l[t:t + 1], states.at(t))
             gate, how = _isolate(S, probe, d, valid[t], tol)
-            return Divergence("step", layer, d, t, gate, b, float(step_err[d, t]),
+            return Divergence("step", layer, d, t, gate, None if b is None else int(b), float(step_err[d, t]),
                               f"one step from the reference's state differs (error {step_err[d, t]:.2e}); {how}")
         if seq is not None:
             d, t, b, e = seq
@@ -229,6 +229,7 @@ def _forward(S: Session, pb: Problem, tol, stage: _Stage, curves: dict) -> Diver
                               f"every step is right from the reference's state (teacher-forced), but the layer run "
                               f"over the sequence differs here (error {e:.2e}): check the step order and the state "
                               "carried from one step to the next")
+        assert final_bad is not None  # seq is None here, so final_bad is set (a layer with neither was skipped)
         d, name, e = final_bad
         return Divergence("final state", layer, d, None, name, None, e,
                           f"outputs agree but the returned {name} differs (error {e:.2e})")
@@ -515,9 +516,9 @@ def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, 
                         if not _err(c.get("input"), r["input"], tol, None, one(b))[0] or any(
                             not _err(ca, ra, tol, d, one(b))[0] for ca, ra in zip(c.get("hx") or (), r["hx"], strict=False))]  # no hx: nothing to compare
             # BPTT order, per row: the last processed step first (forward: t = n-1 down; reverse: t = 0 up)
-            k, b = min(((n(b) - 1 - t if d == 0 else t), b) for b in (bad_rows or np.flatnonzero(rows)))
+            k, row = min(((n(b) - 1 - t if d == 0 else t), b) for b in (bad_rows or np.flatnonzero(rows)))
             if first is None or (k, d) < first[0]:
-                first = ((k, d), d, t, int(b) if bad_rows else None, probe, c, r, bad)
+                first = ((k, d), d, t, int(row) if bad_rows else None, probe, c, r, bad)
     for d in range(D):
         curves[f"gradient step l{layer} {'rev' if d else 'fwd'} (teacher-forced)"] = errs[d]
     if first is None:

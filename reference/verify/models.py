@@ -54,8 +54,9 @@ def load_weights(source: Any, *, layout: str | None = None, mode: str | None = N
                 arrays = {k: f[k] for k in f.files}
             return weights_from_mapping(arrays, layout=layout, mode=mode, reset_after=reset_after)
         if path.endswith(TORCH_SUFFIXES):
-            cand = load_model(path, mode=mode)
-            return cand.own_params, cand.spec, "torch"
+            model = load_model(path, mode=mode)
+            assert model.own_params is not None and model.spec is not None  # a file's candidate holds both
+            return model.own_params, model.spec, "torch"
         raise ValueError(f"weights: expected a .onnx, .npz, {', '.join(TORCH_SUFFIXES)} file, got {path!r}")
     if is_torch_module(source) or is_reference_module(source):
         state = {k: to_numpy(v) for k, v in source.state_dict().items()}
@@ -137,6 +138,9 @@ class OnnxCandidate(Candidate):
     has_gradients = False
     takes_lengths = False
     declares_reset_after = True
+    spec: Spec  # the file's own configuration, weights and dtype, set in __init__
+    own_params: dict[str, np.ndarray]
+    dtype: np.dtype
 
     def __init__(self, model: Any, name: str | None = None):
         onnx, ort = _onnx()
@@ -240,7 +244,7 @@ def _recurrent_nodes(onnx: Any, proto: Any) -> list[tuple[Any, dict, dict]]:
             attrs = {k: (v.decode() if isinstance(v, bytes) else [s.decode() if isinstance(s, bytes) else s for s in v]
                          if isinstance(v, list) else v) for k, v in attrs.items()}
             ins = list(node.input) + [""] * (8 - len(node.input))
-            arrays = {}
+            arrays: dict[str, np.ndarray | None] = {}
             for slot, name in zip(("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"), ins, strict=False):  # trailing optional inputs may be absent
                 if name and name in consts:
                     arrays[slot] = consts[name]
@@ -307,8 +311,9 @@ def _single_node_model(onnx: Any, spec: Spec, dtype: np.dtype, with_lengths: boo
     names = ["X", "W", "R", "B" if spec.bias else "", "sequence_lens" if with_lengths else "", "initial_h"]
     if spec.lstm:
         names.append("initial_c")
-    shapes = {"X": ["T", "B", spec.input_size], "W": [D, GH, spec.input_size], "R": [D, GH, H], "B": [D, 2 * GH],
-              "initial_h": [D, "B", H], "initial_c": [D, "B", H]}
+    shapes: dict[str, list[str | int]] = {"X": ["T", "B", spec.input_size], "W": [D, GH, spec.input_size],
+                                          "R": [D, GH, H], "B": [D, 2 * GH], "initial_h": [D, "B", H],
+                                          "initial_c": [D, "B", H]}
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT32 if n == "sequence_lens" else elem,
                                             ["B"] if n == "sequence_lens" else shapes[n]) for n in names if n]
     outs = ["Y", "Y_h"] + (["Y_c"] if spec.lstm else [])
