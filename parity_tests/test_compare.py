@@ -349,3 +349,13 @@ def test_plot(tmp_path):
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "output" in report.step_errors and len(report.step_errors["output"]) == 6
+
+
+def test_a_candidate_returning_none_inside_hidden_is_a_candidate_error():
+    def fn(spec, params, input, hx, grad_output, grad_hidden, **kw):
+        ref = spec.reference(params)
+        out, (h, _), _ = ref.forward(input, hx)
+        return {"output": out, "hidden": (h, None)}
+
+    with pytest.raises(CandidateError, match=r"'hidden'\[1\] as None"):
+        compare(fn, Spec("LSTM", 3, 4), gradients=False)

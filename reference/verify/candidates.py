@@ -340,6 +340,8 @@ def _describe(v: Any) -> str:
 
 
 def _array(name: str, v: Any, who: str) -> np.ndarray:
+    if v is None:
+        raise CandidateError(f"{who} returned {name} as None; expected an array")
     try:
         a = to_numpy(v)
     except Exception as e:  # anything that will not become an array is the candidate's mistake
