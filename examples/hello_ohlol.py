@@ -22,7 +22,7 @@ The cell form has a floor: its logits are a tanh, in [-1, 1], so no character
 can get a probability above e / (e + 3/e) = 0.71 and the summed loss stays above
 5 * 0.34 = 1.7. Some starts also stall in a local minimum: from ``--seed 0``
 the cell keeps predicting 'oholl' (two l's in a row need the state, not the
-input, to tell them apart); the default ``--seed 1`` reaches 'ohlol' by epoch 10.
+input, to tell them apart); the default ``--seed 1`` predicts 'ohlol' from epoch 5 on.
 
     python examples/hello_ohlol.py --steps 30 --out examples_out
 """
