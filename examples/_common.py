@@ -49,6 +49,13 @@ class Spec:
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def rnn(self) -> reference.RNNConfig:
+        """The recurrent layer, as the project's one configuration type (the rest is the model around it)."""
+        mode = "RNN_TANH" if self.cell == "RNN" else self.cell
+        return reference.RNNConfig(mode, self.embedding_dim or self.input_size, self.hidden_size, self.num_layers,
+                                   bidirectional=self.bidirectional)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -70,9 +77,7 @@ class Batch:
 
 
 def rnn_module(spec: Spec, seed: int = 0):
-    feat = spec.embedding_dim or spec.input_size
-    return getattr(reference, spec.cell)(feat, spec.hidden_size, num_layers=spec.num_layers,
-                                         bidirectional=spec.bidirectional, seed=seed)
+    return spec.rnn.module(seed=seed)
 
 
 def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
