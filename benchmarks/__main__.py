@@ -28,8 +28,8 @@ from .measure import RSS_METHOD
 from .progress import Progress
 from .worker import REFERENCE_ROOT_VAR
 
-DEFAULT_REPEAT = {"smoke": 2, "quick": 4, "full": 6, "small": 6, "scaling": 2, "gpu": 6}
-DEFAULT_ROUNDS = {"smoke": 1, "quick": 2, "full": 3, "small": 2, "scaling": 1, "gpu": 2}
+DEFAULT_REPEAT = {"smoke": 2, "quick": 4, "full": 6, "goals": 6, "small": 6, "scaling": 2, "gpu": 6}
+DEFAULT_ROUNDS = {"smoke": 1, "quick": 2, "full": 3, "goals": 3, "small": 2, "scaling": 1, "gpu": 2}
 GPU_SKIP = "CUDA is not available: the gpu suite needs a CUDA device; nothing was timed"
 
 

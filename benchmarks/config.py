@@ -13,7 +13,7 @@ CELLS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-SUITES = ("quick", "full", "smoke", "small", "scaling", "gpu")
+SUITES = ("quick", "full", "goals", "smoke", "small", "scaling", "gpu")
 
 BASELINE = "torch-nn"  # every "x" ratio divides by it
 FLOOR = "gemm-floor"  # the matrix products of the reference's BPTT alone; "floor x" divides by it
@@ -115,6 +115,9 @@ def suite(name: str) -> Suite:
         gpu += _grid([("LSTM", 25, B, H, H) for H in (512, 1024, 2048) for B in (1, 4)], CELLS, DTYPES, "cuda",
                      inference_only=True)
         return Suite(tuple(cpu + _with_tf32(gpu)), {**cpu_gpu, "cpu": (*CPU_IMPLS, "torch-equations")})
+    if name == "goals":  # the rows the project's speed goals are stated at: T100 B64, I = H = 256 and 512
+        return Suite(tuple(_grid([("*", 100, 64, 256, 256), ("*", 100, 64, 512, 512)], CELLS, DTYPES, "cpu")),
+                     {"cpu": ("torch-nn", "reference", "gemm-floor", "reference-torch", "torch-function")})
     if name == "small":  # the per-step overhead: small layers over many steps (microseconds per step)
         rows = _grid([("*", 1000, B, H, H) for B in (1, 8) for H in (8, 64)], ("LSTM", "GRU", "RNN_TANH"), DTYPES,
                      "cpu")

@@ -60,11 +60,15 @@ def min_activation_bytes(row: Row) -> int:
         LSTM         i, f, g, o, c_{t-1} and tanh(c_t) (with a projection, h_{t-1} is (B, P)
                      and W_hr's input o * tanh(c_t) is rebuilt elementwise)
 
-    so RNN (T+1)BH, GRU 5TBH, LSTM TB(6H + P) elements. The input x is the caller's and not counted.
+        every cell   x, the input of W_ih, for dW_ih              (T B I)
+
+    so RNN (T+1)BH, GRU 5TBH, LSTM TB(6H + P) elements, plus TBI for the input. The input is
+    counted because BPTT needs it; the reference's tape keeps its own copy of it (so a later
+    write into the caller's array cannot change a gradient), and that copy is counted in the tape.
     """
     T, B, H = row.T, row.B, row.H
     elements = {"RNN_TANH": (T + 1) * B * H, "RNN_RELU": (T + 1) * B * H, "GRU": 5 * T * B * H,
-                "LSTM": T * B * (6 * H + (row.P or H))}[row.cell]
+                "LSTM": T * B * (6 * H + (row.P or H))}[row.cell] + T * B * row.I
     return elements * np.dtype(row.dtype).itemsize
 
 
