@@ -439,3 +439,24 @@ def test_progress_eta_scales_the_estimate_by_the_observed_rate():
     assert p.stream.getvalue().splitlines()[-1].startswith("[done] 1/4 rows in")
     small, big = Row("LSTM", 10, 1, 8, 8, "float32", "cpu"), Row("LSTM", 100, 64, 1024, 1024, "float32", "cpu")
     assert job_cost(big, ("step",), 2) > 100 * job_cost(small, ("step",), 2)
+
+
+def test_the_call_counter_counts_every_library_call_of_a_step():
+    """benchmarks.calls: known calls are counted exactly, and the reference's per-step
+    counts are whole numbers (what does not grow with T cancels; the pairwise bias sum,
+    which grows like log T, leaves a few hundredths)."""
+    import numpy as np
+
+    from benchmarks import calls
+
+    with calls.counting() as counted:
+        a = np.zeros((2, 3))  # a constructor: not counted, but its array is
+        b = np.tanh(a) * a + 1  # tanh, multiply, add
+        np.concatenate([a, b])  # one dispatched function
+        b[0] = 5.0  # item assignment: not a library call
+    assert dict(counted) == {"tanh": 1, "multiply": 1, "add": 1, "concatenate": 1}
+    assert np.zeros is not calls.Counted and not isinstance(np.zeros(1), calls.Counted), "constructors restored"
+    lstm = calls.per_step("LSTM")
+    for phase in ("forward", "backward"):
+        assert lstm[phase]["total"] > 0 and abs(lstm[phase]["total"] - round(lstm[phase]["total"])) < 0.1, lstm
+    assert lstm["forward"]["by_name"]["matmul"] == 1 and lstm["backward"]["by_name"]["matmul"] == 1, lstm

@@ -73,7 +73,7 @@ def step_jacobians(module: Any, input: Any, hx: Any = None, layer: int = 0, dire
     zero_dxw = np.zeros(cfg.gates * H, dtype=module.dtype)  # (G*H,) no input tangent
     jac = np.empty((tape.T, B, S, S), dtype=module.dtype)
     for t in range(tape.T):
-        dnew = step_jvp(np, zero_dxw, dstate, lt.state_before(t), lt.state(t), lt.caches[t], lt.weights, no_tangent)
+        dnew = step_jvp(np, zero_dxw, dstate, lt.state_before(t), lt.state(t), lt.cache(t), lt.weights, no_tangent)
         cols = np.concatenate(dnew, axis=-1) if lstm else dnew[0]  # (S, B, S): [k, b, :] = column k
         jac[t] = cols.transpose(1, 2, 0)  # (B, S, S)
     return jac

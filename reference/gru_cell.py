@@ -35,6 +35,12 @@ Backward (``dh'`` arrives; a "d" on a gate is the gradient at its pre-activation
     paper's form: pre_n = xw_n + (r * h) W_hn^T  =>  d(rh) = dn W_hn,  dr_out = d(rh) * h,
                   dh = dh' * z + d(rh) * r + [dr, dz] W_h(r,z),   dW_hn = sum_t dn^T (r * h)
 
+In torch's form every gate gradient is dh' times a factor the incoming gradient does
+not change: dn = dh' * (1 - z)(1 - n^2), dr = dh' * (1 - z)(1 - n^2) hn r (1 - r),
+dz = dh' * (h - n) z (1 - z). ``gru_partials`` forms these factors for a block of
+steps at once, so a step is one product for dhw, one matrix product and dh' * z; dxw
+(which differs from dhw only in the n rows) is formed for the whole block after it.
+
 Tangent::
 
     hw. = h. W_hh^T + h W_hh.^T  (+ b_hh.)
@@ -49,7 +55,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .activations import sigmoid, tanh
+from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 
 
 class GRUStepCache(NamedTuple):
@@ -74,24 +80,53 @@ def gru_step(xp: Any, xw: Any, h_prev: Any, w: Any, reset_after: bool = True) ->
     return h, GRUStepCache(rz, n, hn)
 
 
-def gru_step_backward(xp: Any, dh: Any, cache: GRUStepCache, h_prev: Any, w: Any) -> tuple[Any, Any, Any]:
-    """(dxw, dhw, dh_prev): gradients at xw (B, 3H), at the hidden product (B, 3H)
-    and at the previous hidden state (B, H). In the paper's form dhw is dxw: the n
-    rows' operand is r * h instead of h, which the layer accounts for in dW_hh."""
+class GRUPartials(NamedTuple):
+    """The step's partial derivatives, for K steps at once (leading axis K)."""
+
+    z: Any  # (K, B, H)    dh_prev / dh' directly
+    dn: Any  # (K, B, H)   d a_n / dh':  (1 - z)(1 - n^2)
+    drz: Any  # torch's form: (K, B, 3H) d(h W_hh^T) / dh' in rows r, z, n:  dn hn r (1 - r),  (h - n) z (1 - z),  dn r
+    #           paper's form: (K, B, 2H) d a_r / d(r * h):  h r (1 - r);   d a_z / dh':  (h - n) z (1 - z)
+    r: Any  # (K, B, H) paper's form (d(r * h) / dh = r), else None
+
+
+def gru_partials(xp: Any, cache: GRUStepCache, h_prev: Any) -> GRUPartials:
+    """Every factor of backward that the incoming gradient does not change, for K
+    steps at once: cache fields (K, B, .), h_prev (K, B, H)."""
     rz, n, hn = cache
     H = n.shape[-1]
-    r, z = rz[..., :H], rz[..., H:]  # 2 x (B, H)
-    d_n = dh * (1 - z) * (1 - n * n)  # (B, H)
+    r, z = rz[..., :H], rz[..., H:]  # 2 x (K, B, H)
+    ds = sigmoid_derivative(rz)  # (K, B, 2H)   s (1 - s) for r, z
+    dn = (1 - z) * tanh_derivative(n)  # (K, B, H)
+    dz = (h_prev - n) * ds[..., H:]  # (K, B, H)
     if hn is not None:
-        d_rz_out = xp.concat([d_n * hn, dh * (h_prev - n)], axis=-1)  # (B, 2H) at r and z
-        d_rz = d_rz_out * rz * (1 - rz)  # (B, 2H)
-        dxw = xp.concat([d_rz, d_n], axis=-1)  # (B, 3H)
-        dhw = xp.concat([d_rz, d_n * r], axis=-1)  # (B, 3H)
-        return dxw, dhw, dh * z + dhw @ w.w_hh
+        return GRUPartials(z, dn, xp.concat([dn * hn * ds[..., :H], dz, dn * r], axis=-1), None)  # (K, B, 3H)
+    return GRUPartials(z, dn, xp.concat([h_prev * ds[..., :H], dz], axis=-1), r)  # (K, B, 2H)
+
+
+def gru_step_backward(xp: Any, dh: Any, p: tuple, w: Any) -> tuple[Any, Any]:
+    """(dhw, dh_prev) given one step's partials (``GRUPartials`` fields): the gradient
+    at the hidden product (B, 3H) and at the previous hidden state (B, H). In the
+    paper's form dhw is the gradient at all three pre-activations (dxw): the n rows'
+    operand is r * h, which the layer accounts for in dW_hh."""
+    z, dn, drz, r = p
+    if r is None:
+        dhw = xp.concat([dh, dh, dh], axis=-1) * drz  # (B, 3H)   [dr, dz, dn * r]
+        return dhw, dh * z + dhw @ w.w_hh
+    H = dh.shape[-1]
+    d_n = dh * dn  # (B, H)
     d_rh = d_n @ w.w_hh[2 * H :, ...]  # (B, H) at r * h
-    d_rz = xp.concat([d_rh * h_prev, dh * (h_prev - n)], axis=-1) * rz * (1 - rz)  # (B, 2H)
-    dxw = xp.concat([d_rz, d_n], axis=-1)  # (B, 3H)
-    return dxw, dxw, dh * z + d_rh * r + d_rz @ w.w_hh[: 2 * H, ...]
+    d_rz = xp.concat([d_rh, dh], axis=-1) * drz  # (B, 2H)
+    return xp.concat([d_rz, d_n], axis=-1), dh * z + d_rh * r + d_rz @ w.w_hh[: 2 * H, ...]
+
+
+def gru_input_grad(xp: Any, dhw: Any, dh: Any, p: GRUPartials) -> Any:
+    """dxw (K, B, 3H) for K steps from their dhw (K, B, 3H) and dh' (K, B, H): torch's
+    form differs in the n rows, dn * dh' where dhw has dn * r * dh'."""
+    if p.r is not None:
+        return dhw
+    H = dh.shape[-1]
+    return xp.concat([dhw[..., : 2 * H], dh * p.dn], axis=-1)  # (K, B, 3H)
 
 
 def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: GRUStepCache, w: Any, dw: Any,

@@ -81,7 +81,7 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
                 dxw = dxw + dw.b_x
 
             def step(dstate, t, lt=lt, w=w, dw=dw, dxw=dxw):
-                return cell.step_jvp(xp, dxw[t, ...], dstate, lt.state_before(t), lt.state(t), lt.caches[t], w, dw), None
+                return cell.step_jvp(xp, dxw[t, ...], dstate, lt.state_before(t), lt.state(t), lt.cache(t), w, dw), None
 
             dstate_n, records = scan(xp, step, tuple(s[idx, ...] for s in dstates0), time_steps(T, lt.reverse), lt.mask)
             records.sort(key=lambda r: r[0])  # time order

@@ -7,9 +7,15 @@ through their step functions. Structure (the fast one is also the clear one)::
 
     forward:   xw = x W_ih^T + b            input projection, a few steps per matrix product
                for each step: state = step(xw_t, state)     only h W_hh^T inside
-    backward:  for each step, last first: carry dh (and dc) back through the step
+    backward:  per block of steps: the steps' partial derivatives, all at once
+               for each step, last first: carry dh (and dc) back through the step
                dW_ih = sum_t dxw_t^T x_t    one matrix product after the loop
                dW_hh = sum_t dhw_t^T h_{t-1}
+
+A step's partial derivatives (gate derivatives, products of gates) do not depend on
+the gradient arriving from later steps, so backward forms them for a block of steps
+in a few array calls; what stays in the loop is the chain rule itself (a handful of
+products and one matrix product per step).
 
 Variable lengths are a boolean ``mask`` (T, B, 1): on a padded step the carry
 passes through unchanged -- the state in forward, the gradient in backward, the
@@ -30,15 +36,15 @@ from typing import Any, NamedTuple
 from ._linear import affine, affine_backward, sum_rows, weight_grad
 from ._namespace import Placement, row_major_transpose
 from .config import RNNConfig
-from .gru_cell import gru_step, gru_step_backward, gru_step_jvp
-from .lstm_cell import lstm_projection_input, lstm_rows, lstm_step, lstm_step_backward, lstm_step_jvp
-from .rnn_cell import rnn_step, rnn_step_backward, rnn_step_jvp
+from .gru_cell import gru_input_grad, gru_partials, gru_step, gru_step_backward, gru_step_jvp
+from .lstm_cell import lstm_partials, lstm_projection_input, lstm_rows, lstm_step, lstm_step_backward, lstm_step_jvp
+from .rnn_cell import rnn_partials, rnn_step, rnn_step_backward, rnn_step_jvp
 
 State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
 
 
 class LayerWeights(NamedTuple):
-    """One layer and direction's weights as the loop uses them (LSTM rows in i, f, o, g order)."""
+    """One layer and direction's weights as the loop uses them (LSTM rows in o, i, f, g order)."""
 
     w_ih: Any  # (G*H, I)
     w_hh: Any  # (G*H, P) for dh_prev = dgates W_hh
@@ -69,13 +75,18 @@ def prepare_weights(place: Placement, cfg: RNNConfig, w_ih: Any, w_hh: Any, b_ih
 
 
 class Cell(NamedTuple):
-    """How a cell plugs into the loop; every function takes ``xp`` first."""
+    """How a cell plugs into the loop; every function takes ``xp`` first.
+
+    Backward is split in two: ``partials`` forms, for K steps at once, every factor
+    of the step's chain rule that the incoming gradient does not change; the loop
+    then calls ``step_backward`` with one step's share of them."""
 
     step: Callable  # (xp, xw_t, state, w) -> (state', cache)
-    step_backward: Callable  # (xp, dstate', cache, state, state', w) -> (dxw_t, dhw_t, dstate)
+    partials: Callable  # (xp, tape, lo, hi) -> the partials of steps lo .. hi-1, (K, B, ...)
+    step_backward: Callable  # (xp, dstate', partials_t, w) -> (dhw_t, dstate)
     step_jvp: Callable  # (xp, dxw_t, dstate, state, state', cache, w, dw) -> dstate'
     gate_values: Callable  # (cache, state') -> {gate letter: (B, H)} in torch's letters
-    separate_dhw: bool = False  # does the hidden product get another gradient than xw? (GRU, torch's form)
+    input_grad: Callable | None = None  # (xp, dhw, dh', partials) -> dxw for K steps; None: dxw = dhw
 
 
 def _rnn_cell(nonlinearity: str) -> Cell:
@@ -83,14 +94,17 @@ def _rnn_cell(nonlinearity: str) -> Cell:
         h, cache = rnn_step(xp, xw, state[0], w, nonlinearity)
         return (h,), cache
 
-    def step_backward(xp, dnew, cache, prev, new, w):
-        da, dh_prev = rnn_step_backward(xp, dnew[0], new[0], w, nonlinearity)
-        return da, da, (dh_prev,)
+    def partials(xp, tape, lo, hi):
+        return rnn_partials(states_after(tape, 0, lo, hi), nonlinearity)
+
+    def step_backward(xp, dnew, d_act, w):
+        da, dh_prev = rnn_step_backward(xp, dnew[0], d_act, w, nonlinearity)
+        return da, (dh_prev,)
 
     def step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
         return (rnn_step_jvp(xp, dxw, dprev[0], prev[0], new[0], w, dw, nonlinearity),)
 
-    return Cell(step, step_backward, step_jvp, lambda cache, new: {})
+    return Cell(step, partials, step_backward, step_jvp, lambda cache, new: {})
 
 
 def _gru_cell(reset_after: bool) -> Cell:
@@ -98,9 +112,12 @@ def _gru_cell(reset_after: bool) -> Cell:
         h, cache = gru_step(xp, xw, state[0], w, reset_after)
         return (h,), cache
 
-    def step_backward(xp, dnew, cache, prev, new, w):
-        dxw, dhw, dh_prev = gru_step_backward(xp, dnew[0], cache, prev[0], w)
-        return dxw, dhw, (dh_prev,)
+    def partials(xp, tape, lo, hi):
+        return gru_partials(xp, _rows(tape.caches, lo, hi), states_before(xp, tape, 0, lo, hi))
+
+    def step_backward(xp, dnew, p, w):
+        dhw, dh_prev = gru_step_backward(xp, dnew[0], p, w)
+        return dhw, (dh_prev,)
 
     def step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
         return (gru_step_jvp(xp, dxw, dprev[0], prev[0], cache, w, dw, reset_after),)
@@ -110,16 +127,14 @@ def _gru_cell(reset_after: bool) -> Cell:
         gates = {"r": cache.rz[..., :H], "z": cache.rz[..., H:], "n": cache.n}
         return gates if cache.hn is None else {**gates, "hn": cache.hn}
 
-    return Cell(step, step_backward, step_jvp, gate_values, separate_dhw=reset_after)
+    def input_grad(xp, dhw, dh, p):
+        return gru_input_grad(xp, dhw, dh, p)
+
+    return Cell(step, partials, step_backward, step_jvp, gate_values, input_grad if reset_after else None)
 
 
-def _lstm_step(xp, xw, state, w):
-    return lstm_step(xp, xw, state[0], state[1], w)
-
-
-def _lstm_step_backward(xp, dnew, cache, prev, new, w):
-    dgates, dh_prev, dc_prev = lstm_step_backward(xp, dnew[0], dnew[1], cache, prev[1], w)
-    return dgates, dgates, (dh_prev, dc_prev)
+def _lstm_partials(xp, tape, lo, hi):
+    return lstm_partials(xp, _rows(tape.caches, lo, hi), states_before(xp, tape, 1, lo, hi))
 
 
 def _lstm_step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
@@ -128,12 +143,12 @@ def _lstm_step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
 
 def _lstm_gate_values(cache, new):
     H = cache.g.shape[-1]
-    return {"i": cache.ifo[..., :H], "f": cache.ifo[..., H : 2 * H], "g": cache.g, "o": cache.ifo[..., 2 * H :]}
+    return {"i": cache.oif[..., H : 2 * H], "f": cache.oif[..., 2 * H :], "g": cache.g, "o": cache.oif[..., :H]}
 
 
 def cell_of(cfg: RNNConfig) -> Cell:
     if cfg.mode == "LSTM":
-        return Cell(_lstm_step, _lstm_step_backward, _lstm_step_jvp, _lstm_gate_values)
+        return Cell(lstm_step, _lstm_partials, lstm_step_backward, _lstm_step_jvp, _lstm_gate_values)
     if cfg.mode == "GRU":
         return _gru_cell(cfg.reset_after)
     return _rnn_cell(cfg.nonlinearity)
@@ -177,9 +192,9 @@ class LayerTape(NamedTuple):
     """What one layer and direction's forward recorded (public, read-only).
 
     ``h`` and ``c`` are the states after each step, in time order (padded steps
-    carry the state); ``caches[t]`` is step t's cache (gate values); ``state0``
-    the initial state. For the reverse direction the state before step t is the
-    state after step t + 1.
+    carry the state); ``caches`` holds every step's gate values, one (T, B, .)
+    array per field (``cache(t)`` is step t's); ``state0`` the initial state. For
+    the reverse direction the state before step t is the state after step t + 1.
     """
 
     x: Any  # (T, B, I) the layer's input, time-major
@@ -188,17 +203,34 @@ class LayerTape(NamedTuple):
     mask: Any  # (T, B, 1) bool or None
     reverse: bool
     h: Any  # (T, B, P) states after each step (also the output, before padding is zeroed)
-    c: list | None  # T arrays (B, H), LSTM only
-    caches: list  # T step caches, in time order
+    c: Any  # (T, B, H) LSTM only, else None
+    caches: Any  # the cell's step cache with every field (T, B, .); None for the RNN
 
     def state(self, t: int) -> State:
         """The state after step t."""
-        return (self.h[t, ...],) if self.c is None else (self.h[t, ...], self.c[t])
+        return (self.h[t, ...],) if self.c is None else (self.h[t, ...], self.c[t, ...])
 
     def state_before(self, t: int) -> State:
         """The state step t started from."""
         k = t + 1 if self.reverse else t - 1
         return self.state0 if k < 0 or k >= self.h.shape[0] else self.state(k)
+
+    def cache(self, t: int) -> Any:
+        """Step t's cache: the cell's gate values, (B, .) each."""
+        return None if self.caches is None else _rows(self.caches, t, t + 1, squeeze=True)
+
+
+def _rows(fields: tuple, lo: int, hi: int, squeeze: bool = False) -> tuple:
+    """Time rows lo .. hi-1 of every field of a (Named)tuple of (T, ...) arrays (None stays None)."""
+    def rows(a: Any) -> Any:
+        return None if a is None else a[lo, ...] if squeeze else a[lo:hi, ...]
+
+    return type(fields)(*(rows(a) for a in fields))
+
+
+def _history(xp: Any, T: int, first: Any) -> Any:
+    """An empty (T, *first.shape) array for one value per step, like ``first``."""
+    return xp.empty((T, *first.shape), dtype=first.dtype, device=getattr(first, "device", None))
 
 
 def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, mask: Any = None,
@@ -217,25 +249,32 @@ def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, m
         sequence's state after its own last valid step) and the tape.
     """
     T, B = x.shape[0], x.shape[1]
-    # Each step's h goes straight into one (T, B, P) history, which is both the output and what
-    # the tape keeps: stacking a list of steps at the end would hold every h twice for a moment
-    # (a plain RNN's forward then peaked at 1.56x its tape; written in place, 1.07x).
-    h = xp.empty((T, *state0[0].shape), dtype=state0[0].dtype, device=getattr(state0[0], "device", None))
+    # Each step's states and gate values go straight into (T, ...) histories, which are what
+    # the tape keeps (h is also the output): stacking lists of steps at the end would hold
+    # everything twice for a moment (a plain RNN's forward then peaked at 1.56x its tape), and
+    # backward reads a block of steps as one slice.
+    states: list = []  # (T, B, .) per state part, allocated at the first step, which fixes the shapes
+    caches: list = []  # the first step's cache, then (T, B, .) per cache field (None stays None)
+    fields: list = []  # the cache fields that are arrays
 
     def keep(t, new, cache):
-        h[t, ...] = new[0]
-        return t, new[1:], cache
+        if not states:
+            states.extend(_history(xp, T, v) for v in new)
+            caches.extend([cache, *(() if cache is None else (None if v is None else _history(xp, T, v) for v in cache))])
+            fields.extend(k for k in range(len(caches) - 1) if caches[k + 1] is not None)
+        for history, v in zip(states, new, strict=True):
+            history[t, ...] = v
+        for k in fields:
+            caches[k + 1][t, ...] = cache[k]
 
-    state, records = state0, []
+    state = state0
     for block in _projection_blocks(T, B, reverse):
         lo = min(block)
         xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H)
-        state, block_records = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state,
-                                    block, mask, keep)
-        records += block_records
-    records.sort(key=lambda r: r[0])  # time order
-    c = [rest[0] for _, rest, _ in records] if len(state0) == 2 else None  # T x (B, H)
-    return h, state, LayerTape(x, state0, w, mask, reverse, h, c, [cache for _, _, cache in records])
+        state, _ = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state, block, mask, keep)
+    h, c = states[0], states[1] if len(states) == 2 else None  # (T, B, P), (T, B, H)
+    cache = None if caches[0] is None else type(caches[0])(*caches[1:])
+    return h, state, LayerTape(x, state0, w, mask, reverse, h, c, cache)
 
 
 class LayerGrads(NamedTuple):
@@ -259,40 +298,86 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
         dstate_n: gradient at the final state, (dh_n,) or (dh_n, dc_n).
     """
     x, state0, w, mask, reverse, h, _, caches = tape
-    T = x.shape[0]
+    T, B = x.shape[0], x.shape[1]
     if dout is not None and mask is not None:
         dout = _zero_padding(xp, mask, dout)  # (T, B, P) padded outputs are constants
 
-    def step(dstate, t):
+    def step(dstate, t, partials_t):
         if dout is not None:  # h_t feeds the output and the next step: the two gradients add
             dstate = (dstate[0] + dout[t, ...],) + dstate[1:]
-        dxw, dhw, dprev = cell.step_backward(xp, dstate, caches[t], tape.state_before(t), tape.state(t), w)
-        return dprev, (dxw, dhw, dstate)
+        dhw, dprev = cell.step_backward(xp, dstate, partials_t, w)
+        return dprev, (dhw, dstate)
 
-    dstate0, records = scan(xp, step, dstate_n, list(reversed(time_steps(T, reverse))), mask)
-    records.sort(key=lambda r: r[0])  # time order
-    dxw = xp.stack([out[0] for _, _, out in records])  # (T, B, G*H)
-    dhw = xp.stack([out[1] for _, _, out in records]) if cell.separate_dhw else dxw  # (T, B, G*H)
+    keep_dh = cell.input_grad is not None or w.w_hr is not None
+    histories: list = []  # dhw, and dh where needed: (T, B, .) each, allocated at the first step
+    carries: list = [None] * T if keep_carries else []
+
+    def keep(t, new, out):
+        dhw, dstate = out
+        if not histories:
+            histories.extend([_history(xp, T, dhw)] + ([_history(xp, T, dstate[0])] if keep_dh else []))
+        histories[0][t, ...] = dhw
+        if keep_dh:
+            histories[1][t, ...] = dstate[0]
+        if keep_carries:
+            carries[t] = dstate
+
+    dstate0, dxw = dstate_n, None
+    for block in _projection_blocks(T, B, not reverse):  # backward walks time the other way
+        lo, hi = min(block), max(block) + 1
+        partials = cell.partials(xp, tape, lo, hi)  # every step of the block at once: (K, B, ...)
+        shares = _per_step(xp, partials)
+        dstate0, _ = scan(xp, lambda s, t, lo=lo, shares=shares: step(s, t, shares[t - lo]), dstate0, block, mask,
+                          keep)
+        if cell.input_grad is not None:  # dxw differs from dhw (torch's GRU): formed for the block at once
+            dxw = _history(xp, T, histories[0][0, ...]) if dxw is None else dxw  # (T, B, G*H)
+            dxw[lo:hi, ...] = cell.input_grad(xp, histories[0][lo:hi, ...], histories[1][lo:hi, ...], partials)
+    dhw = histories[0]  # (T, B, G*H)
+    dh = histories[1] if keep_dh else None  # (T, B, P) total gradient at each step's h
+    dxw = dhw if dxw is None else dxw  # (T, B, G*H)
     h0 = state0[0][None, ...]  # (1, B, P)
     h_prev = xp.concat([h[1:, ...], h0]) if reverse else xp.concat([h0, h[:-1, ...]])  # (T, B, P)
     if mask is not None:  # padded steps contribute nothing; zero their operands too, so 0 * NaN cannot leak in
         dxw, h_prev = _zero_padding(xp, mask, dxw), _zero_padding(xp, mask, h_prev)
-        dhw = _zero_padding(xp, mask, dhw) if cell.separate_dhw else dxw
+        dhw = _zero_padding(xp, mask, dhw) if cell.input_grad is not None else dxw
     has_bias = w.b_x is not None
     dx, dw_ih, db_ih = affine_backward(xp, dxw, x, w.w_ih, has_bias)  # (T, B, I), (G*H, I), (G*H,)
     dw_hh = _hidden_weight_grad(xp, cfg, dhw, h_prev, caches)  # (G*H, P)
     db_hh = None
     if has_bias:  # b_hh enters the same sum as b_ih, except GRU's b_hn (inside the reset product)
-        db_hh = sum_rows(xp, xp.reshape(dhw, (-1, dhw.shape[-1]))) if cell.separate_dhw else xp.asarray(db_ih, copy=True)
+        db_hh = sum_rows(xp, xp.reshape(dhw, (-1, dhw.shape[-1]))) if cell.input_grad is not None else xp.asarray(db_ih, copy=True)
     dw_hr = None
     if w.w_hr is not None:  # h' = m W_hr^T at every step: dW_hr = sum_t dh'_t^T m_t
-        dh = xp.stack([out[2][0] for _, _, out in records])  # (T, B, P)
-        m = xp.stack([lstm_projection_input(cache) for cache in caches])  # (T, B, H)
+        m = lstm_projection_input(caches)  # (T, B, H)
         if mask is not None:
             dh, m = _zero_padding(xp, mask, dh), _zero_padding(xp, mask, m)
         dw_hr = weight_grad(xp, dh, m)  # (P, H)
-    carries = [out[2] for _, _, out in records] if keep_carries else None
-    return LayerGrads(dx, dstate0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries)
+    return LayerGrads(dx, dstate0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries if keep_carries else None)
+
+
+def _per_step(xp: Any, partials: Any) -> list:
+    """A block's partials (a NamedTuple of (K, ...) arrays, or one array) -> K per-step
+    tuples (or arrays) of views, made in one pass."""
+    if not isinstance(partials, tuple):
+        return list(xp.unstack(partials))
+    fields = [[None] * partials[0].shape[0] if a is None else xp.unstack(a) for a in partials]
+    return list(zip(*fields, strict=True))
+
+
+def states_after(tape: LayerTape, k: int, lo: int, hi: int) -> Any:
+    """State component k (0: h, 1: c) after steps lo .. hi-1: (K, B, .)."""
+    return (tape.h if k == 0 else tape.c)[lo:hi, ...]
+
+
+def states_before(xp: Any, tape: LayerTape, k: int, lo: int, hi: int) -> Any:
+    """State component k (0: h, 1: c) that steps lo .. hi-1 started from: (K, B, .).
+    These are the states after the neighbouring steps (t - 1, or t + 1 in reverse),
+    and state0 for the step that starts the sequence."""
+    first = tape.state0[k][None, ...]  # (1, B, .)
+    T = tape.h.shape[0]
+    if tape.reverse:
+        return states_after(tape, k, lo + 1, hi + 1) if hi < T else xp.concat([states_after(tape, k, lo + 1, T), first])
+    return states_after(tape, k, lo - 1, hi - 1) if lo > 0 else xp.concat([first, states_after(tape, k, 0, hi - 1)])
 
 
 def _zero_padding(xp: Any, mask: Any, a: Any) -> Any:
@@ -300,12 +385,12 @@ def _zero_padding(xp: Any, mask: Any, a: Any) -> Any:
     return xp.where(mask, a, xp.zeros_like(a[:1, :1, :1]))
 
 
-def _hidden_weight_grad(xp: Any, cfg: RNNConfig, dhw: Any, h_prev: Any, caches: list) -> Any:
+def _hidden_weight_grad(xp: Any, cfg: RNNConfig, dhw: Any, h_prev: Any, caches: Any) -> Any:
     """dW_hh = sum_t dhw_t^T h_{t-1}: one product over all steps. In the paper's GRU
     the n rows multiply r * h, not h."""
     if cfg.mode == "GRU" and not cfg.reset_after:
         H = cfg.hidden_size
-        r = xp.stack([cache.rz[..., :H] for cache in caches])  # (T, B, H)
+        r = caches.rz[..., :H]  # (T, B, H)
         dw_hrz = weight_grad(xp, dhw[..., : 2 * H], h_prev)  # (2H, H)
         return xp.concat([dw_hrz, weight_grad(xp, dhw[..., 2 * H :], r * h_prev)], axis=0)  # (3H, H)
     return weight_grad(xp, dhw, h_prev)  # (G*H, P)

@@ -16,6 +16,9 @@ Backward (``dh'`` = dL/dh' arrives; chain rule through act, then through the pro
     dh = da W_hh                               a = ... + h W_hh^T  =>  dL/dh = da W_hh
     dxw = dhw = da                             (the layer forms dW_ih, dW_hh, the biases)
 
+act'(a) does not depend on the incoming gradient: ``rnn_partials`` forms it for a
+block of steps at once, and a step is one product and one matrix product.
+
 Tangent (a dot is a forward-mode tangent)::
 
     a.  = xw. + h. W_hh^T + h W_hh.^T
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .activations import relu, relu_backward, tanh, tanh_backward
+from .activations import masked, relu, relu_backward, relu_derivative, tanh, tanh_backward, tanh_derivative
 
 
 def rnn_step(xp: Any, xw: Any, h_prev: Any, w: Any, nonlinearity: str) -> tuple[Any, None]:
@@ -38,10 +41,16 @@ def rnn_step(xp: Any, xw: Any, h_prev: Any, w: Any, nonlinearity: str) -> tuple[
     return h, None
 
 
-def rnn_step_backward(xp: Any, dh: Any, h: Any, w: Any, nonlinearity: str) -> tuple[Any, Any]:
-    """(da, dh_prev): the gradient at the pre-activation -- which is the gradient at
-    xw and at h W_hh^T alike -- and at the previous hidden state, each (B, H)."""
-    da = tanh_backward(dh, h) if nonlinearity == "tanh" else relu_backward(xp, dh, h)  # (B, H)
+def rnn_partials(h: Any, nonlinearity: str) -> Any:
+    """act'(a) from the outputs h (K, B, H) of K steps: 1 - h^2, or the bool [h > 0] for relu."""
+    return tanh_derivative(h) if nonlinearity == "tanh" else relu_derivative(h)  # (K, B, H)
+
+
+def rnn_step_backward(xp: Any, dh: Any, d_act: Any, w: Any, nonlinearity: str) -> tuple[Any, Any]:
+    """(da, dh_prev) given the step's act'(a): the gradient at the pre-activation --
+    which is the gradient at xw and at h W_hh^T alike -- and at the previous hidden
+    state, each (B, H)."""
+    da = dh * d_act if nonlinearity == "tanh" else masked(xp, d_act, dh)  # (B, H)
     return da, da @ w.w_hh  # (B, H), (B, H)
 
 

@@ -74,7 +74,7 @@ class RecurrentTape(NamedTuple):
             prev, new = lt.state_before(t), lt.state(t)
             valid = None if lt.mask is None else lt.mask[t, :, 0]
             records.append(StepRecord(t, prev[0], prev[1] if len(prev) == 2 else None, new[0],
-                                      new[1] if len(new) == 2 else None, gate_values(lt.caches[t], new), valid))
+                                      new[1] if len(new) == 2 else None, gate_values(lt.cache(t), new), valid))
         return records
 
     def _check(self, layer: int, direction: int) -> None:
