@@ -113,7 +113,7 @@ def _gru_cell(reset_after: bool) -> Cell:
         return (h,), cache
 
     def partials(xp, tape, lo, hi):
-        return gru_partials(xp, _rows(tape.caches, lo, hi), states_before(xp, tape, 0, lo, hi))
+        return gru_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 0, lo, hi))
 
     def step_backward(xp, dnew, p, w):
         dhw, dh_prev = gru_step_backward(xp, dnew[0], p, w)
@@ -134,7 +134,7 @@ def _gru_cell(reset_after: bool) -> Cell:
 
 
 def _lstm_partials(xp, tape, lo, hi):
-    return lstm_partials(xp, _rows(tape.caches, lo, hi), states_before(xp, tape, 1, lo, hi))
+    return lstm_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 1, lo, hi))
 
 
 def _lstm_step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
@@ -192,9 +192,10 @@ class LayerTape(NamedTuple):
     """What one layer and direction's forward recorded (public, read-only).
 
     ``h`` and ``c`` are the states after each step, in time order (padded steps
-    carry the state); ``caches`` holds every step's gate values, one (T, B, .)
-    array per field (``cache(t)`` is step t's); ``state0`` the initial state. For
-    the reverse direction the state before step t is the state after step t + 1.
+    carry the state); ``h_prev`` and ``c_prev`` the states each step started from
+    (for the reverse direction, the state after step t + 1). Both are views of one
+    (T + 1)-row history that holds the initial state once. ``caches`` holds every
+    step's gate values, one (T, B, .) array per field (``cache(t)`` is step t's).
     """
 
     x: Any  # (T, B, I) the layer's input, time-major
@@ -205,6 +206,8 @@ class LayerTape(NamedTuple):
     h: Any  # (T, B, P) states after each step (also the output, before padding is zeroed)
     c: Any  # (T, B, H) LSTM only, else None
     caches: Any  # the cell's step cache with every field (T, B, .); None for the RNN
+    h_prev: Any = None  # (T, B, P) the state each step started from
+    c_prev: Any = None  # (T, B, H) LSTM only, else None
 
     def state(self, t: int) -> State:
         """The state after step t."""
@@ -212,8 +215,7 @@ class LayerTape(NamedTuple):
 
     def state_before(self, t: int) -> State:
         """The state step t started from."""
-        k = t + 1 if self.reverse else t - 1
-        return self.state0 if k < 0 or k >= self.h.shape[0] else self.state(k)
+        return (self.h_prev[t, ...],) if self.c_prev is None else (self.h_prev[t, ...], self.c_prev[t, ...])
 
     def cache(self, t: int) -> Any:
         """Step t's cache: the cell's gate values, (B, .) each."""
@@ -249,21 +251,26 @@ def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, m
         sequence's state after its own last valid step) and the tape.
     """
     T, B = x.shape[0], x.shape[1]
-    # Each step's states and gate values go straight into (T, ...) histories, which are what
-    # the tape keeps (h is also the output): stacking lists of steps at the end would hold
-    # everything twice for a moment (a plain RNN's forward then peaked at 1.56x its tape), and
-    # backward reads a block of steps as one slice.
-    states: list = []  # (T, B, .) per state part, allocated at the first step, which fixes the shapes
+    # Each step's states and gate values go straight into histories, which are what the tape
+    # keeps (h is also the output): stacking lists of steps at the end would hold everything
+    # twice for a moment (a plain RNN's forward then peaked at 1.56x its tape), and backward
+    # reads a block of steps as one slice. A state history has T + 1 rows, the initial state
+    # first in processing order, so the states after the steps and the states before them are
+    # two views of it: row t + 1 holds the state after step t (reverse: row t, and row T is h0).
+    after = 0 if reverse else 1  # the row offset of "after step t"
+    states: list = []  # (T + 1, B, .) per state part, allocated at the first step, which fixes the shapes
     caches: list = []  # the first step's cache, then (T, B, .) per cache field (None stays None)
     fields: list = []  # the cache fields that are arrays
 
     def keep(t, new, cache):
         if not states:
-            states.extend(_history(xp, T, v) for v in new)
+            states.extend(_history(xp, T + 1, v) for v in new)
+            for history, s0 in zip(states, state0, strict=True):
+                history[T * (1 - after), ...] = s0
             caches.extend([cache, *(() if cache is None else (None if v is None else _history(xp, T, v) for v in cache))])
             fields.extend(k for k in range(len(caches) - 1) if caches[k + 1] is not None)
         for history, v in zip(states, new, strict=True):
-            history[t, ...] = v
+            history[t + after, ...] = v
         for k in fields:
             caches[k + 1][t, ...] = cache[k]
 
@@ -272,9 +279,11 @@ def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, m
         lo = min(block)
         xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H)
         state, _ = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state, block, mask, keep)
-    h, c = states[0], states[1] if len(states) == 2 else None  # (T, B, P), (T, B, H)
+    h, h_prev = states[0][after : after + T, ...], states[0][1 - after : 1 - after + T, ...]  # (T, B, P) each
+    c, c_prev = (states[1][after : after + T, ...], states[1][1 - after : 1 - after + T, ...]) if len(states) == 2 \
+        else (None, None)  # (T, B, H) each
     cache = None if caches[0] is None else type(caches[0])(*caches[1:])
-    return h, state, LayerTape(x, state0, w, mask, reverse, h, c, cache)
+    return h, state, LayerTape(x, state0, w, mask, reverse, h, c, cache, h_prev, c_prev)
 
 
 class LayerGrads(NamedTuple):
@@ -297,7 +306,7 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
             (the output there is a constant zero).
         dstate_n: gradient at the final state, (dh_n,) or (dh_n, dc_n).
     """
-    x, state0, w, mask, reverse, h, _, caches = tape
+    x, w, mask, caches, h_prev = tape.x, tape.weights, tape.mask, tape.caches, tape.h_prev
     T, B = x.shape[0], x.shape[1]
     if dout is not None and mask is not None:
         dout = _zero_padding(xp, mask, dout)  # (T, B, P) padded outputs are constants
@@ -323,7 +332,7 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
             carries[t] = dstate
 
     dstate0, dxw = dstate_n, None
-    for block in _projection_blocks(T, B, not reverse):  # backward walks time the other way
+    for block in _projection_blocks(T, B, not tape.reverse):  # backward walks time the other way
         lo, hi = min(block), max(block) + 1
         partials = cell.partials(xp, tape, lo, hi)  # every step of the block at once: (K, B, ...)
         shares = _per_step(xp, partials)
@@ -335,8 +344,6 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
     dhw = histories[0]  # (T, B, G*H)
     dh = histories[1] if keep_dh else None  # (T, B, P) total gradient at each step's h
     dxw = dhw if dxw is None else dxw  # (T, B, G*H)
-    h0 = state0[0][None, ...]  # (1, B, P)
-    h_prev = xp.concat([h[1:, ...], h0]) if reverse else xp.concat([h0, h[:-1, ...]])  # (T, B, P)
     if mask is not None:  # padded steps contribute nothing; zero their operands too, so 0 * NaN cannot leak in
         dxw, h_prev = _zero_padding(xp, mask, dxw), _zero_padding(xp, mask, h_prev)
         dhw = _zero_padding(xp, mask, dhw) if cell.input_grad is not None else dxw
@@ -369,15 +376,9 @@ def states_after(tape: LayerTape, k: int, lo: int, hi: int) -> Any:
     return (tape.h if k == 0 else tape.c)[lo:hi, ...]
 
 
-def states_before(xp: Any, tape: LayerTape, k: int, lo: int, hi: int) -> Any:
-    """State component k (0: h, 1: c) that steps lo .. hi-1 started from: (K, B, .).
-    These are the states after the neighbouring steps (t - 1, or t + 1 in reverse),
-    and state0 for the step that starts the sequence."""
-    first = tape.state0[k][None, ...]  # (1, B, .)
-    T = tape.h.shape[0]
-    if tape.reverse:
-        return states_after(tape, k, lo + 1, hi + 1) if hi < T else xp.concat([states_after(tape, k, lo + 1, T), first])
-    return states_after(tape, k, lo - 1, hi - 1) if lo > 0 else xp.concat([first, states_after(tape, k, 0, hi - 1)])
+def states_before(tape: LayerTape, k: int, lo: int, hi: int) -> Any:
+    """State component k (0: h, 1: c) that steps lo .. hi-1 started from: (K, B, .)."""
+    return (tape.h_prev if k == 0 else tape.c_prev)[lo:hi, ...]
 
 
 def _zero_padding(xp: Any, mask: Any, a: Any) -> Any:
