@@ -18,7 +18,7 @@ SUITES = ("quick", "full", "goals", "smoke", "small", "scaling", "gpu")
 BASELINE = "torch-nn"  # every "x" ratio divides by it
 FLOOR = "gemm-floor"  # the matrix products of the reference's BPTT alone; "floor x" divides by it
 # Every implementation, in table order (torch nn first). See impls.py for what each one is.
-ALL_IMPLS = ("torch-nn", "reference", "gemm-floor", "reference-torch", "torch-function", "torch-equations", "jax")
+ALL_IMPLS = ("torch-nn", "reference", "gemm-floor", "reference-torch", "torch-function", "torch-autograd", "jax")
 PHASES = ("inference", "forward", "backward", "step")  # step = forward + backward, timed together
 
 
@@ -55,7 +55,7 @@ class Suite:
 
 
 CPU_IMPLS = ("torch-nn", "reference", "gemm-floor", "reference-torch", "torch-function", "jax")
-GPU_IMPLS = ("torch-nn", "reference-torch", "torch-function", "torch-equations", "gemm-floor")
+GPU_IMPLS = ("torch-nn", "reference-torch", "torch-function", "torch-autograd", "gemm-floor")
 
 
 def _grid(shapes: list[tuple[str, int, int, int, int]], cells, dtypes, device, inference_only=False) -> list[Row]:
@@ -114,7 +114,7 @@ def suite(name: str) -> Suite:
         gpu = _grid([("LSTM", 25, B, H, H) for H in (512, 1024, 2048) for B in (16, 64, 128)], CELLS, DTYPES, "cuda")
         gpu += _grid([("LSTM", 25, B, H, H) for H in (512, 1024, 2048) for B in (1, 4)], CELLS, DTYPES, "cuda",
                      inference_only=True)
-        return Suite(tuple(cpu + _with_tf32(gpu)), {**cpu_gpu, "cpu": (*CPU_IMPLS, "torch-equations")})
+        return Suite(tuple(cpu + _with_tf32(gpu)), {**cpu_gpu, "cpu": (*CPU_IMPLS, "torch-autograd")})
     if name == "goals":  # the rows the project's speed goals are stated at: T100 B64, I = H = 256 and 512
         return Suite(tuple(_grid([("*", 100, 64, 256, 256), ("*", 100, 64, 512, 512)], CELLS, DTYPES, "cpu")),
                      {"cpu": ("torch-nn", "reference", "gemm-floor", "reference-torch", "torch-function")})

@@ -13,7 +13,7 @@ reference's backward) for validation. Nothing is timed here.
     gemm-floor       the reference's matrix products alone (floor.py): NumPy on the CPU,
                      torch on CUDA; computes no RNN, so nothing to validate
     torch-function   the hand-written BPTT as a torch.autograd.Function (torch_impl.rnn_bptt)
-    torch-equations  explicit torch ops differentiated by autograd (torch_impl.equations)
+    torch-autograd   the core's forward on torch tensors, differentiated by torch's autograd (torch_impl.rnn_forward)
     jax              lax.scan + jax.vjp, jit-compiled (jax_impl.py), where jax is installed
 """
 
@@ -192,8 +192,8 @@ def _prepare_functional(row: Row, module_name: str, fn_name: str) -> Prepared:
     return _torch_runner(row, lambda x, hx: fn(row.cell, x, hx, params, **kw), params)
 
 
-def prepare_torch_equations(row: Row) -> Prepared:
-    return _prepare_functional(row, "equations", "rnn_forward")
+def prepare_torch_autograd(row: Row) -> Prepared:
+    return _prepare_functional(row, "bptt", "rnn_forward")
 
 
 def prepare_torch_function(row: Row) -> Prepared:
@@ -229,7 +229,7 @@ def prepare_jax(row: Row) -> Prepared:
 
 
 PREPARE = {"reference": prepare_reference, "torch-nn": prepare_torch_nn, FLOOR: prepare_floor,
-           "reference-torch": prepare_reference_torch, "torch-equations": prepare_torch_equations,
+           "reference-torch": prepare_reference_torch, "torch-autograd": prepare_torch_autograd,
            "torch-function": prepare_torch_function, "jax": prepare_jax}
 
 

@@ -218,7 +218,7 @@ def test_the_gpu_suite_lists_cuda_rows_with_tf32_off_and_on():
 
     s = suite("gpu")
     assert s.rows and all(r.device == "cuda" for r in s.rows)
-    assert set(s.impls["cuda"]) >= {"torch-nn", "reference-torch", "torch-function", "torch-equations", "gemm-floor"}
+    assert set(s.impls["cuda"]) >= {"torch-nn", "reference-torch", "torch-function", "torch-autograd", "gemm-floor"}
     assert s.impls["cuda"][0] == "torch-nn"
     f32 = [r for r in s.rows if r.dtype == "float32"]
     assert {r.tf32 for r in f32} == {False, True} and len(f32) == 2 * sum(not r.tf32 for r in f32)
@@ -347,6 +347,22 @@ def test_jax_row_validates_against_torch_nn():
                       "float64", "cpu")
         assert got["valid"], (cell, got)
 
+
+
+@pytest.mark.parametrize("impl", ["torch-function", "torch-autograd", "reference-torch"])
+def test_the_torch_rows_validate_against_torch_nn(impl):
+    """The rows the gpu suite times on CUDA, validated here on the CPU: the hand-written
+    BPTT as an autograd Function, autograd through the core's forward, the core on tensors."""
+    pytest.importorskip("torch")
+    from benchmarks.config import Row
+    from benchmarks.impls import as_numpy, prepare
+    from benchmarks.worker import compare
+
+    for cell, P in (("LSTM", 0), ("LSTM", 2), ("GRU", 0), ("RNN_TANH", 0)):
+        row = Row(cell, 5, 3, 4, 6, "float64", "cpu", P=P)
+        got = compare(as_numpy(prepare(impl, row).results()), as_numpy(prepare("torch-nn", row).results()),
+                      "float64", "cpu")
+        assert got["valid"], (impl, cell, P, got)
 
 # --- timing, memory, progress ----------------------------------------------------------------------------------
 
