@@ -22,7 +22,7 @@ def affine(xp: Any, x: Any, weight: Any, bias: Any | None) -> Any:
     lead = tuple(x.shape[:-1])
     y = xp.reshape(x, (-1, x.shape[-1])) @ weight.T  # (N, out)
     if bias is not None:
-        y = y + bias
+        y += bias  # in place: the product is a new array, and a second (N, out) would double the peak
     return xp.reshape(y, (*lead, weight.shape[0]))  # (..., out)
 
 

@@ -279,6 +279,7 @@ def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, m
         lo = min(block)
         xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H)
         state, _ = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state, block, mask, keep)
+        del xw  # freed before the next block's projection: one block at a time next to the histories
     h, h_prev = states[0][after : after + T, ...], states[0][1 - after : 1 - after + T, ...]  # (T, B, P) each
     c, c_prev = (states[1][after : after + T, ...], states[1][1 - after : 1 - after + T, ...]) if len(states) == 2 \
         else (None, None)  # (T, B, H) each
