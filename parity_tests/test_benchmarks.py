@@ -476,3 +476,17 @@ def test_the_call_counter_counts_every_library_call_of_a_step():
     for phase in ("forward", "backward"):
         assert lstm[phase]["total"] > 0 and abs(lstm[phase]["total"] - round(lstm[phase]["total"])) < 0.1, lstm
     assert lstm["forward"]["by_name"]["matmul"] == 1 and lstm["backward"]["by_name"]["matmul"] == 1, lstm
+
+
+
+def test_ab_loads_two_revisions_side_by_side_in_one_process():
+    """benchmarks.ab imports a second ``reference`` under another name and times both on the
+    same arrays: here this tree against itself, on one tiny row."""
+    import reference
+    from benchmarks import ab
+    from benchmarks.config import Row
+
+    twin = ab.load_reference(ROOT, "reference_twin_for_test")
+    assert twin.__name__ == "reference_twin_for_test" and twin.LSTM is not reference.LSTM
+    got = ab.compare(reference, twin, Row("GRU", 4, 2, 3, 5, "float64", "cpu"), reps=2)
+    assert got["new_ms"] > 0 and got["old_ms"] > 0 and got["ratio"] > 0
