@@ -80,18 +80,48 @@ def test_carries_are_the_gradient_at_each_state_as_torch_computes_it(mode, lengt
                 assert_close(f"carries[0][{d}][{t}][{k}]", got, s.grad, *F64)
 
 
+# -- backward where a library's rows are copies ------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+def test_backward_without_row_views_copies_each_step(mode, monkeypatch):
+    """Each backward step writes its dhw over its share of the block's partials, and the loop
+    keeps the block with one copy, where rows from ``unstack`` are views (NumPy, torch,
+    array-api-strict). A library whose rows are copies gets a copy per step instead: made to
+    take that path here, NumPy gives the same gradients to the bit, over several blocks,
+    both directions and lengths. Kills ``per_step_gradients_dropped_without_views``."""
+    monkeypatch.setattr(reference.layer, "PARTIALS_ELEMENTS", 1 << 12)  # blocks of 2 (GRU, LSTM) or 8 (RNN) steps
+    kw = {"proj_size": 2} if mode == "LSTM" else {}
+    m = getattr(reference, mode)(3, 4, num_layers=2, bidirectional=True, seed=0, **kw)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (24, 128, 3))  # (T, B, I)
+    lengths = rng.integers(1, 25, 128)
+    out, _, tape = m.forward(x, lengths=lengths)
+    g_out = rng.standard_normal(out.shape)
+    expected = m.backward(tape, g_out)
+    monkeypatch.setitem(reference._namespace._ROWS_ARE_VIEWS, "numpy", False)
+    got = m.backward(tape, g_out)
+    for name, value in expected.items():
+        for k, (a, b) in enumerate(zip(*(v if isinstance(v, tuple) else (v,) for v in (got[name], value)),
+                                       strict=True)):
+            assert np.array_equal(a, b), f"{name}[{k}] differs on the copy-per-step path"
+
+
 # -- long sequences: several input-projection blocks ---------------------------------------------
 
 @pytest.mark.parametrize("mode", ["GRU", "LSTM"])
-def test_sequences_long_enough_for_several_projection_blocks_match_torch(mode):
-    """T * B large enough that the loop cuts the input projection into blocks (T = 12, B = 64:
-    three blocks of four steps), both directions, with lengths. The rest of the suite draws
-    T * B <= 48: one block. Kills ``reverse_blocks_in_forward_order``."""
+def test_sequences_long_enough_for_several_projection_blocks_match_torch(mode, monkeypatch):
+    """T * B large enough that the loop cuts time into blocks, forward and backward alike
+    (T = 24, B = 128: forward's projections eight blocks of three steps; backward's partials,
+    given 2^13 numbers a block here, blocks of seven (GRU) or five (LSTM) steps), both directions,
+    with lengths. The rest of the suite draws T * B <= 48: one block. Kills
+    ``reverse_blocks_in_forward_order`` and ``block_input_grad_of_first_block_only``."""
     pytest.importorskip("torch")
     from strategies import LayerConfig
     from test_layers import check_layer_against_torch
 
-    check_layer_against_torch(LayerConfig(mode, 2, 3, 1, True, False, True, "tanh", 0, 12, 64, True, True,
+    monkeypatch.setattr(reference.layer, "PARTIALS_ELEMENTS", 1 << 13)
+
+    check_layer_against_torch(LayerConfig(mode, 2, 3, 1, True, False, True, "tanh", 0, 24, 128, True, True,
                                           "float64", 5))
 
 

@@ -240,6 +240,23 @@ def test_writing_into_the_outputs_leaves_the_tape_intact(cfg):
         _close_tree(name, got[name], expected[name], 0, 0)
 
 
+@given(layer_configs(dtype=st.just("float64")))
+def test_writing_into_the_callers_arrays_afterwards_changes_no_result(cfg):
+    # forward copies what the tape keeps (input, hx); backward reads grad_output where it lies
+    # (no copy: a tape never keeps it), so nothing it returns may share grad_output's memory.
+    m = cfg.build()
+    x, hx, lengths, g_out, g_hid = cfg.data()
+    _, _, tape = m.forward(x, hx, lengths=lengths)
+    expected = m.backward(tape, g_out.copy(), g_hid)
+    for arr in (x, *(() if hx is None else _parts(hx))):
+        arr += 1.0  # the caller's input and initial state, written after forward
+    got = m.backward(tape, g_out, g_hid)
+    for name in expected:
+        _close_tree(name, got[name], expected[name], 0, 0)
+        for k, part in enumerate(_parts(got[name])):
+            assert not np.shares_memory(part, g_out), f"{name}[{k}] shares memory with grad_output"
+
+
 def test_torch_output_written_in_place_is_caught_at_backward():
     torch = pytest.importorskip("torch")
     m = reference.GRU(2, 3, seed=0)

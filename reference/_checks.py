@@ -79,13 +79,14 @@ def make_rng(seed: Any) -> np.random.Generator:
         raise type(e)(f"seed: expected None, a non-negative int or a numpy Generator, got {_describe(seed)}") from None
 
 
-def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
-    """A read-only copy of ``value`` in ``dtype``.
+def as_float_array(name: str, value: Any, dtype: np.dtype, copy: bool = True) -> np.ndarray:
+    """A read-only copy of ``value`` in ``dtype`` (``copy=False``: ``value`` itself
+    where it already is a row-major array of ``dtype``, never written).
 
     Rule: real floating input of any precision (float16, float32, float64) is
     cast to the module's dtype; integer, bool, complex and object input raise
     TypeError. The copy means later changes to the caller's array cannot reach a
-    tape, and the caller's array is never written.
+    tape; what a tape never keeps (a cotangent) needs none.
     """
     try:
         arr = np.asarray(value)
@@ -96,8 +97,9 @@ def as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected real floating values, got {_describe(arr)}")
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, as torch's .to() does
-        out = np.array(arr, dtype=dtype, copy=True, order="C")
-    out.flags.writeable = False
+        out = np.array(arr, dtype=dtype, copy=True if copy else None, order="C")
+    if out is not arr:  # never change the flags of the caller's array
+        out.flags.writeable = False
     return out
 
 

@@ -108,11 +108,15 @@ def gru_step_backward(xp: Any, dh: Any, p: tuple, w: Any) -> tuple[Any, Any]:
     """(dhw, dh_prev) given one step's partials (``GRUPartials`` fields): the gradient
     at the hidden product (B, 3H) and at the previous hidden state (B, H). In the
     paper's form dhw is the gradient at all three pre-activations (dxw): the n rows'
-    operand is r * h, which the layer accounts for in dW_hh."""
+    operand is r * h, which the layer accounts for in dW_hh.
+
+    In torch's form dhw is written over ``drz``, the step's own share of the block's
+    partials (read by no other step): the block of partials becomes the block of dhw,
+    which the layer keeps without a copy per step."""
     z, dn, drz, r = p
     if r is None:
-        dhw = xp.concat([dh, dh, dh], axis=-1) * drz  # (B, 3H)   [dr, dz, dn * r]
-        return dhw, dh * z + dhw @ w.w_hh
+        drz *= xp.concat([dh, dh, dh], axis=-1)  # (B, 3H)   dhw = [dr, dz, dn * r] = dh' * d(h W_hh^T)/dh', in place
+        return drz, dh * z + drz @ w.w_hh
     H = dh.shape[-1]
     d_n = dh * dn  # (B, H)
     d_rh = d_n @ w.w_hh[2 * H :, ...]  # (B, H) at r * h

@@ -110,12 +110,16 @@ def lstm_step_backward(xp: Any, dstate: tuple[Any, Any], p: tuple, w: Any) -> tu
     """(dgates, (dh_prev, dc_prev)) given dstate = (dh', dc') and one step's partials
     (``LSTMPartials`` fields): the gradient at the pre-activations (B, 4H) in o, i, f, g
     rows -- the gradient at xw and at h W_hh^T alike -- and at the previous states,
-    (B, P) and (B, H)."""
+    (B, P) and (B, H).
+
+    dgates is written over ``da_dmc``, the step's own share of the block's partials
+    (read by no other step): the block of partials becomes the block of dgates, which
+    the layer keeps without a copy per step."""
     dh, dc = dstate  # (B, P), (B, H)
-    dc_dm, da_dmc, f = p
+    dc_dm, dgates, f = p  # dgates holds da/d(m, c') until the product below
     dm = dh if w.w_hr is None else dh @ w.w_hr  # (B, H)
     dc = dc + dm * dc_dm  # (B, H) total gradient at c'
-    dgates = xp.concat([dm, dc, dc, dc], axis=-1) * da_dmc  # (B, 4H)   [do, di, df, dg]
+    dgates *= xp.concat([dm, dc, dc, dc], axis=-1)  # (B, 4H)   [do, di, df, dg] = [dm, dc, dc, dc] * da/d(m, c'), in place
     return dgates, (dgates @ w.w_hh, dc * f)
 
 

@@ -281,7 +281,7 @@ class RNNBase(ParameterModule):
             out_shape = (T, B, D * P) if batched else (T, D * P)
             if batched and tape.config.batch_first:
                 out_shape = (B, T, D * P)
-            g = as_float(place, "grad_output", grad_output, self.dtype)
+            g = as_float(place, "grad_output", grad_output, self.dtype, copy=False)  # read, never kept or written
             if tuple(g.shape) != out_shape:
                 raise ValueError(f"grad_output: expected shape {out_shape} (the shape of output), got {tuple(g.shape)}")
             dout = self.to_time_major(place, g, batched, tape.config.batch_first)  # (T, B, D*P)

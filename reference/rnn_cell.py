@@ -49,8 +49,16 @@ def rnn_partials(h: Any, nonlinearity: str) -> Any:
 def rnn_step_backward(xp: Any, dh: Any, d_act: Any, w: Any, nonlinearity: str) -> tuple[Any, Any]:
     """(da, dh_prev) given the step's act'(a): the gradient at the pre-activation --
     which is the gradient at xw and at h W_hh^T alike -- and at the previous hidden
-    state, each (B, H)."""
-    da = dh * d_act if nonlinearity == "tanh" else masked(xp, d_act, dh)  # (B, H)
+    state, each (B, H).
+
+    tanh's da is written over ``d_act``, the step's own share of the block's partials
+    (read by no other step): the block of partials becomes the block of da, which the
+    layer keeps without a copy per step. relu's is a select, into a new array."""
+    if nonlinearity == "tanh":
+        d_act *= dh  # (B, H)   da = dh' * (1 - h'^2), in place
+        da = d_act
+    else:
+        da = masked(xp, d_act, dh)  # (B, H)   da = dh' * [h' > 0]
     return da, da @ w.w_hh  # (B, H), (B, H)
 
 
