@@ -15,7 +15,10 @@ through their step functions. Structure (the fast one is also the clear one)::
 A step's partial derivatives (gate derivatives, products of gates) do not depend on
 the gradient arriving from later steps, so backward forms them for a block of steps
 in a few array calls; what stays in the loop is the chain rule itself (a handful of
-products and one matrix product per step).
+products and one matrix product per step). The step's last product is written over
+its own share of the block's partials, so the block ends holding its steps' dhw:
+one copy per block into the history, none when one block covers every step. Blocks
+are sized to stay in cache between the two passes over them.
 
 Variable lengths are a boolean ``mask`` (T, B, 1): on a padded step the carry
 passes through unchanged -- the state in forward, the gradient in backward, the
