@@ -256,6 +256,12 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
     """A :class:`Candidate` from a Candidate, a torch module, a reference module or a :class:`CandidateFn`."""
     if isinstance(obj, Candidate):
         return obj
+    from .keras_layers import KerasCandidate, is_keras_object
+
+    if is_keras_object(obj):  # before torch's check: on the torch backend a Keras layer is also a torch Module
+        if layout != "torch":
+            raise ValueError("layout: Keras candidates hold their own weights; layout= is for function candidates")
+        return KerasCandidate(obj)
     if is_torch_module(obj):
         if layout != "torch":
             raise ValueError("layout: torch module candidates use torch's layout; layout= is for function candidates")
@@ -266,7 +272,8 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
         return ReferenceCandidate(obj)
     if callable(obj) and not isinstance(obj, type):
         return FunctionCandidate(obj, layout, dtype)
-    raise TypeError(f"candidate: expected a torch module, a reference module, a model file's candidate or a "
+    raise TypeError(f"candidate: expected a torch module, a reference module, a Keras layer or model, a model file's "
+                    f"candidate or a "
                     f"function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
                     f"got {type(obj).__name__}")
 

@@ -105,6 +105,10 @@ def load_model(path: str, *, mode: str | None = None, layout: str | None = None)
         raise ValueError(f"model: no such file {path!r}")
     if path.endswith(".onnx"):
         return OnnxCandidate(path)
+    if path.endswith(".keras"):
+        from .keras_layers import load_keras_model
+
+        return load_keras_model(path)
     if path.endswith(TORCH_SUFFIXES) or path.endswith(".npz"):
         try:
             from torch_impl.compare import load_torch_file, torch_nn_candidate
@@ -114,7 +118,7 @@ def load_model(path: str, *, mode: str | None = None, layout: str | None = None)
             state, spec, _ = load_weights(path, layout=layout, mode=mode)
             return torch_nn_candidate(spec, state, name=os.path.basename(path))
         return load_torch_file(path, mode=mode)
-    raise ValueError(f"model: expected a .onnx, .npz or {'/'.join(TORCH_SUFFIXES)} file, got {path!r}")
+    raise ValueError(f"model: expected a .onnx, .keras, .npz or {'/'.join(TORCH_SUFFIXES)} file, got {path!r}")
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
