@@ -53,12 +53,13 @@ unpickling runs any code the file names, with your permissions (it can read,
 write or delete your files), so use it only on files you made or trust; a
 state_dict (torch.save(module.state_dict())) needs no trust. A missing,
 truncated, mislabelled or oversized file exits 2 saying why.
+--candidate runs code by design: it imports the module or executes the .py file you name.
 
 exit status:
   0  match (no difference, for --diff-weights)
   1  mismatch (also when localisation stopped; differences, for --diff-weights)
   2  usage error: bad arguments, a candidate that cannot be imported, built or run
-     as the protocol says, or an unavailable device
+     as the protocol says, a file refused (see above), or an unavailable device
 """
 
 

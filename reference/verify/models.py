@@ -106,7 +106,7 @@ def weights_from_mapping(arrays: Mapping[str, Any], *, layout: str | None = None
     return state, Spec.from_state_dict(state, spec_mode, reset_after=ra), layout
 
 
-def load_model(path: str, *, mode: str | None = None, layout: str | None = None,
+def load_model(path: str | os.PathLike[str], *, mode: str | None = None, layout: str | None = None,
                trust_pickle: bool = False) -> Candidate:
     """A candidate that runs the file's own runtime on the file's own weights (see the module docstring).
 
@@ -116,7 +116,7 @@ def load_model(path: str, *, mode: str | None = None, layout: str | None = None,
     path = check_file(path, "model")
     if path.endswith(".onnx"):
         return OnnxCandidate(path)
-    if path.endswith(TORCH_SUFFIXES) or path.endswith(".npz"):
+    if path.endswith((*TORCH_SUFFIXES, ".npz")):
         try:
             from torch_impl.compare import load_torch_file, torch_nn_candidate
         except ImportError as e:
@@ -165,7 +165,7 @@ class OnnxCandidate(Candidate):
         self.spec, self.own_params, self.dtype = _spec_and_weights(self.nodes)
         try:
             self._session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        except Exception as e:  # ONNX Runtime's errors are private pybind11 classes deriving from Exception only
+        except Exception as e:  # noqa: BLE001 -- ONNX Runtime's errors are pybind11 classes deriving from Exception
             raise CandidateError(f"{self.name}: ONNX Runtime cannot load the graph: {type(e).__name__}: {e}") from None
         inputs = self._session.get_inputs()
         self._x = inputs[0].name
@@ -246,13 +246,12 @@ class OnnxCandidate(Candidate):
 
 def load_onnx(onnx: Any, path: str) -> Any:
     """The ModelProto of ``path``, its external data read only from files inside the model's directory."""
-    from google.protobuf.message import DecodeError
     from onnx import TensorProto, external_data_helper
 
     name = os.path.basename(path)
     try:
         proto = onnx.load(path, load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError, or whatever else corrupt bytes make it raise
         raise ValueError(f"model: {name} is not a readable ONNX model (truncated or corrupt): {e}") from None
     base = os.path.dirname(os.path.abspath(path))
     external = [t for t in _tensors(proto) if t.data_location == TensorProto.EXTERNAL]
