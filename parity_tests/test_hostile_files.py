@@ -248,6 +248,14 @@ def torch_sd(path, legacy=False):
     return path
 
 
+def torch_expanded(path, shape):
+    """A .pt whose weight_ih_l0 declares ``shape`` over a 4-byte storage (an expanded view, saved as such)."""
+    torch = pytest.importorskip("torch")
+    sd = torch.nn.LSTM(3, 4).state_dict()
+    torch.save({**sd, "weight_ih_l0": torch.zeros(1).expand(*shape)}, path)
+    return path
+
+
 def onnx_lstm(path, x_dims=("T", "B", 3), w_dims=None):
     """An LSTM(3, 4) graph; ``w_dims`` declares W's shape over its real 192 bytes."""
     onnx = pytest.importorskip("onnx")
@@ -303,6 +311,10 @@ HOSTILE = {  # name: (file name, builder, what the message says)
     "truncated legacy .pt": ("t.pth", lambda p: _truncate(torch_sd(p, legacy=True)), "truncated or corrupt"),
     "truncated .onnx": ("t.onnx", lambda p: _truncate(onnx_lstm(p)), "not a readable ONNX model"),
     "truncated .npz": ("t.npz", lambda p: _truncate(npz(p)), "truncated or corrupt"),
+    ".pt tensor of 10^12 elements": ("big.pt", lambda p: torch_expanded(p, (10**6, 10**6)),
+                                     "weight_ih_l0: declares shape (1000000, 1000000)"),
+    ".pt tensor its storage does not fill": ("short.pt", lambda p: torch_expanded(p, (16, 3)),
+                                             "(192 bytes) over a storage of 4 bytes"),
     ".onnx initializer of 10^12 elements": ("big.onnx", lambda p: onnx_lstm(p, w_dims=(1, 10**6, 10**6)),
                                             "tensor 'W': declares shape (1, 1000000, 1000000)"),
     ".onnx initializer its bytes do not fill": ("short.onnx", lambda p: onnx_lstm(p, w_dims=(1, 16, 4)),

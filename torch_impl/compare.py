@@ -202,13 +202,31 @@ def load_torch_file(path: str, mode: str | None = None, *, trust_pickle: bool = 
     if isinstance(obj, torch.nn.Module):
         return TorchCandidate(obj, mode=mode, name=name)
     if isinstance(obj, Mapping):
-        state = {k: v.detach().cpu().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        for k, v in tensors.items():
+            _check_declared_size(v, f"model: {name}: {k}")
+        state = {k: v.detach().cpu().numpy() for k, v in tensors.items()}
         try:
             spec = Spec.from_state_dict(state, mode)
         except ValueError as e:
             raise ValueError(f"model: {name} holds a state_dict that is not one recurrent module's: {e}") from None
         return torch_nn_candidate(spec, state, name=f"{name} in torch.nn.{spec.torch_class}")
     raise ValueError(f"model: {name} holds a {type(obj).__name__}; expected a torch module or a state_dict")
+
+
+def _check_declared_size(t: Any, where: str) -> None:
+    """Refuse a tensor whose shape its storage does not fill (an expanded view declaring 10^12 elements over
+    4 bytes would be allocated in full downstream) or that exceeds the verifier's limit."""
+    from reference.verify.files import MAX_ARRAY_BYTES
+
+    declared = t.numel() * t.element_size()
+    held = t.untyped_storage().nbytes()
+    if declared > MAX_ARRAY_BYTES:
+        raise ValueError(f"{where}: declares shape {tuple(t.shape)} ({declared:.3g} bytes), over the limit of "
+                         f"{MAX_ARRAY_BYTES} bytes")
+    if declared > held:
+        raise ValueError(f"{where}: declares shape {tuple(t.shape)} ({declared} bytes) over a storage of {held} "
+                         "bytes (an expanded or overlapping view); a state_dict holds each weight in full")
 
 
 def _first_line(text: str) -> str:

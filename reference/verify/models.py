@@ -4,8 +4,9 @@
 file          runtime (the candidate)                                       weights and configuration
 ============  ============================================================  ===================================
 .onnx         ONNX Runtime (``pip install 'rnn-reference[verify]'``)        the LSTM/GRU/RNN nodes' W, R, B
-.pt / .pth    torch: a pickled module as it is, or torch.nn.<mode> with a    the module's / the state_dict's
-              state_dict loaded (configuration from the shapes)
+.pt / .pth    torch: torch.nn.<mode> with a state_dict loaded                the state_dict's / the module's
+              (configuration from the shapes), or, with trust_pickle=True,
+              a pickled module as it is
 .npz          torch.nn.<mode> (or a candidate you give) on these weights    arrays in the torch, keras, onnx or
                                                                             ifog layout (names tell which)
 ============  ============================================================  ===================================
