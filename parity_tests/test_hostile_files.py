@@ -44,7 +44,7 @@ class Touch:
         self.path = str(path)
 
     def __reduce__(self):
-        return (open, (self.path, "w"))
+        return (exec, (f"open({self.path!r}, 'w').close()",))
 
 
 def state() -> dict[str, np.ndarray]:
