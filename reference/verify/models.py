@@ -450,7 +450,7 @@ class OnnxCandidate(Candidate):
             if spec.lstm:
                 feeds["initial_c"] = hx[1][layer * D:(layer + 1) * D].astype(self.dtype)
             if spec.peephole:
-                feeds["P"] = np.stack([lp[f"weight_p_l0{s}"] for s in sfx]).astype(self.dtype)  # (D, 3H), i, f, o
+                feeds["P"] = np.stack([swap_peepholes(lp[f"weight_p_l0{s}"]) for s in sfx]).astype(self.dtype)
             y, *states = self._node_session(sub, lengths is not None)(feeds)
             T, B = y.shape[0], y.shape[2]
             x = y.transpose(0, 2, 1, 3).reshape(T, B, D * H)  # (T, B, D*H)
@@ -582,6 +582,15 @@ def _recurrent_nodes(onnx: Any, proto: Any, fed: Mapping[str, np.ndarray]) -> li
     return nodes
 
 
+def swap_peepholes(p: Any) -> np.ndarray:
+    """ONNX's P rows (p_i, p_o, p_f) <-> the reference's weight_p rows (p_i, p_f, p_o): (3H,) -> (3H,).
+
+    The same swap of the last two blocks goes either way.
+    """
+    i, second, third = np.split(np.asarray(p), 3)
+    return np.concatenate([i, third, second])  # (3H,)
+
+
 def _unsupported(where: str, attribute: str, value: Any, supported: str, field: str) -> None:
     """Refuse a value the core has no field for (yet): the attribute, the value and what is supported."""
     if not core_supports(field):
@@ -621,9 +630,16 @@ def _spec_fields(op: str, attrs: Mapping[str, Any], peephole: bool, where: str) 
             _unsupported(where, "activations", list(acts), "Tanh or Relu" if op == "RNN" else f"{list(default)} "
                          "(torch's)", "activations")
             out["activations"] = acts
-            for key in ("activation_alpha", "activation_beta"):
-                if key in attrs:
-                    out[key] = tuple(float(v) for v in attrs[key])
+            if "activation_alpha" in attrs or "activation_beta" in attrs:
+                from reference.config import aligned_activation_arguments
+
+                try:  # ONNX lists values only for the functions that take them; RNNConfig has one per function
+                    out["activation_alpha"], out["activation_beta"] = aligned_activation_arguments(
+                        acts, attrs.get("activation_alpha"), attrs.get("activation_beta"))
+                except ValueError as e:
+                    raise CandidateError(f"{where}: attributes activations={list(acts)}, activation_alpha="
+                                         f"{attrs.get('activation_alpha')}, activation_beta="
+                                         f"{attrs.get('activation_beta')}: {e}") from None
     if attrs.get("clip") is not None:
         _unsupported(where, "clip", attrs["clip"], "cells without clipping (torch's)", "clip")
         out["clip"] = float(attrs["clip"])
@@ -691,7 +707,7 @@ def _spec_and_weights(nodes, data: TestData | None = None) -> tuple[Spec, dict, 
         if "P" in arrays:
             D = 2 if attrs.get("direction") == "bidirectional" else 1
             for d in range(D):
-                peepholes[f"weight_p_l{layer}{'_reverse' if d else ''}"] = np.asarray(arrays["P"][d])  # (3H,) i, f, o
+                peepholes[f"weight_p_l{layer}{'_reverse' if d else ''}"] = swap_peepholes(arrays["P"][d])
     if any(f != fields_seen[0] for f in fields_seen):
         raise CandidateError("ONNX model: its recurrent nodes differ in activations, direction, clip, input_forget, "
                              "peepholes or linear_before_reset; expected one module's layers")
@@ -708,8 +724,9 @@ def _spec_and_weights(nodes, data: TestData | None = None) -> tuple[Spec, dict, 
         attrs = nodes[0][1]
         shown = {k: attrs[k] for k in ("activations", "activation_alpha", "activation_beta", "clip", "input_forget",
                                        "direction") if k in attrs}
-        raise CandidateError(f"ONNX node 0 ({nodes[0][0].op_type} {nodes[0][0].name!r}): attributes {shown}: {e}"
-                             ) from None
+        named = ", ".join(f"{k}={v!r}" for k, v in shown.items()) or "(defaults)"
+        raise CandidateError(f"ONNX node 0 ({nodes[0][0].op_type} {nodes[0][0].name!r}): attribute{'s' * (len(shown) > 1)} "
+                             f"{named}: {e}") from None
     return spec, {k: np.asarray(v) for k, v in state.items()}, dtype
 
 

@@ -61,7 +61,9 @@ class Spec:
     def __post_init__(self):
         if not isinstance(self.training, (bool, np.bool_)):
             raise TypeError(f"training: expected a bool, got {self.training!r}")
-        self.config  # noqa: B018 -- RNNConfig validates every layer field, with its messages
+        config = self.config  # RNNConfig validates every layer field, with its messages
+        for name in ("mode", *(k for k in ONNX_FIELDS if core_supports(k))):  # its normal form (a mode's default
+            object.__setattr__(self, name, getattr(config, name))  # activations are None, names in the specs' case)
 
     # -- derived sizes -----------------------------------------------------------
 
