@@ -28,7 +28,10 @@ from parity_tests.tolerances import candidate_tol, tol
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+try:  # only the gradient test needs torch; the rest runs in the torch-free suite too
+    import torch
+except ImportError:
+    torch = None
 
 from onnx import numpy_helper
 
@@ -222,6 +225,7 @@ def test_gradients_equal_autograd_of_onnx_s_equations(name, data, cases):
     from reference.verify.candidates import reference_run
     from reference.verify.spec import Spec
 
+    pytest.importorskip("torch")
     folder = cases[name]
     model, node, attrs = _node(folder)
     op = node.op_type

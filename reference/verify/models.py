@@ -3,7 +3,7 @@
 ============  ============================================================  ===================================
 file          runtime (the candidate)                                       weights and configuration
 ============  ============================================================  ===================================
-.onnx         ONNX Runtime (``pip install 'rnn-reference[verify]'``)        the LSTM/GRU/RNN nodes' W, R, B
+.onnx         ONNX Runtime (``pip install 'rnn-reference[verify]'``)        the LSTM/GRU/RNN nodes' W, R, B, P
 .pt / .pth    torch: a pickled module as it is, or torch.nn.<mode> with a    the module's / the state_dict's
               state_dict loaded (configuration from the shapes)
 .npz          torch.nn.<mode> (or a candidate you give) on these weights    arrays in the torch, keras, onnx or
@@ -18,7 +18,22 @@ axis under ``"l0/W"``). Loading a pickled torch module runs the pickle's code
 
 ONNX Runtime runs inference only, so an .onnx file is checked forward. The file's
 own graph runs the main check; localisation runs the same operator (op type and
-attributes) node by node, on the weights it is given.
+attributes) node by node, on the weights it is given. Where ONNX Runtime refuses
+a model (it has no ``layout=1``), onnx's ``onnx.reference.ReferenceEvaluator`` runs
+it, and the report's candidate name says so.
+
+ONNX models as they are: weights, initial states and sequence lengths that are
+graph inputs (ONNX's conformance models ship them in ``test_data_set_0``) are read
+from ``inputs=`` (``rnn-check --inputs``): a test-data folder of ``input_<j>.pb``
+(the graph's input j, as ONNX's node tests define) or an .npz keyed by input name.
+Its ``output_<j>.pb``, where present, are the expected outputs:
+``OnnxCandidate.check_expected`` runs the reference on the folder's inputs against
+them (float32 table). The operators' attributes map onto RNNConfig's fields:
+``direction="reverse"`` to ``reverse``, ``layout=1`` to batch-major inputs and ONNX's
+axes for Y (B, T, D, H) and Y_h/Y_c (B, D, H), ``linear_before_reset`` to
+``reset_after``, ``activations`` (with alpha/beta), ``clip``, ``input_forget`` and
+``P`` (rows i, o, f) to ``weight_p`` (rows i, f, o). An attribute the reference cannot
+express is refused by name, with its value and what is supported.
 """
 
 from __future__ import annotations
@@ -328,8 +343,9 @@ class OnnxCandidate(Candidate):
         graph_inputs = [i.name for i in _graph_inputs(proto)]
         self._graph_outputs = [o.name for o in proto.graph.output]
         self.layout = int(attrs.get("layout", 0))
-        # one node fed straight from the graph's inputs (ONNX's node tests): fed and read slot by slot
-        self._single = len(self.nodes) == 1 and sources.get("X") in graph_inputs
+        # one node fed straight from the graph's inputs, each of them (ONNX's node tests): fed and read slot by slot
+        self._single = len(self.nodes) == 1 and sources.get("X") in graph_inputs and set(graph_inputs) <= set(
+            sources.values())
         weight_inputs = {n for (_, _, _, src) in self.nodes for slot, n in src.items() if slot in _WEIGHT_SLOTS}
         self._weight_feeds = {n: fed[n] for n in weight_inputs}
         if self._single:
