@@ -483,3 +483,37 @@ def test_forward_mode_names_what_it_lacks():
     m = reference.LSTM(2, 3, peephole=True, seed=0)
     with pytest.raises(ValueError, match="jvp"):
         reference.jvp(m, np.zeros((2, 1, 2)), tangents={"input": np.ones((2, 1, 2))})
+
+
+@given(cfg=onnx_configs(max_layers=1, allow_proj=False).filter(lambda c: not c.bidirectional and not c.reverse),
+       B=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_cells_take_the_options_as_one_step_of_the_layer(cfg, B, seed):
+    """RNNCell, GRUCell, LSTMCell with ONNX's options are the layer's step: same outputs, same gradients."""
+    if cfg.mode == "GRU" and not cfg.reset_after:
+        cfg = cfg.replace(reset_after=True)  # the cells have torch's form only
+    layer = cfg.module(seed=seed)
+    kwargs = dict(activations=cfg.activations, activation_alpha=cfg.activation_alpha,
+                  activation_beta=cfg.activation_beta, clip=cfg.clip)
+    if cfg.mode == "LSTM":
+        cell = reference.LSTMCell(cfg.input_size, cfg.hidden_size, cfg.bias, input_forget=cfg.input_forget,
+                                  peephole=cfg.peephole, **kwargs)
+    elif cfg.mode == "GRU":
+        cell = reference.GRUCell(cfg.input_size, cfg.hidden_size, cfg.bias, **kwargs)
+    else:
+        cell = reference.RNNCell(cfg.input_size, cfg.hidden_size, cfg.bias, nonlinearity=cfg.nonlinearity, **kwargs)
+    assert cell.config == cfg.replace(num_layers=1)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (B, cfg.input_size))
+    hx = tuple(rng.uniform(-1, 1, (B, cfg.hidden_size)) for _ in cfg.state_shapes(B))
+    lstm = cfg.mode == "LSTM"
+    hidden, tape = cell.forward(x, hx if lstm else hx[0])
+    out, _, ltape = layer.forward(x[None], tuple(h[None] for h in hx) if lstm else hx[0][None])
+    d = rng.standard_normal((B, cfg.hidden_size))
+    grads = cell.backward(tape, (d, None) if lstm else d)
+    lgrads = layer.backward(ltape, d[None])
+    fwd = tol("float64", "cpu", "forward")
+    assert_close("h'", hidden[0] if lstm else hidden, out[0], *fwd, config=cfg)
+    assert_close("input", grads["input"], lgrads["input"][0], *fwd, config=cfg)
+    for name in cell.state_dict():
+        assert_close(name, grads[name], lgrads[f"{name}_l0"], *fwd, config=cfg)
