@@ -479,7 +479,64 @@ def test_derivative_conventions_at_the_kinks():
     np.testing.assert_array_equal(d, [1, 1, 0, 1])
 
 
-def test_forward_mode_names_what_it_lacks():
-    m = reference.LSTM(2, 3, peephole=True, seed=0)
-    with pytest.raises(ValueError, match="jvp"):
-        reference.jvp(m, np.zeros((2, 1, 2)), tangents={"input": np.ones((2, 1, 2))})
+@given(cfg=onnx_configs(), T=st.integers(1, 4), B=st.integers(1, 3), use_lengths=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_forward_mode_is_the_transpose_of_backward(cfg, T, B, use_lengths, seed):
+    """<J v, u> = <v, J^T u> with v every tangent (input, hx, parameters) and u every cotangent:
+    forward mode and the hand-written BPTT agree without torch."""
+    m = cfg.module(seed=seed)
+    rng = np.random.default_rng(seed)
+    lstm = cfg.mode == "LSTM"
+    x = rng.uniform(-1, 1, (T, B, cfg.input_size))
+    hx = tuple(rng.uniform(-1, 1, s) for s in cfg.state_shapes(B))
+    lengths = rng.integers(1, T + 1, B).tolist() if use_lengths else None
+    v = {"input": rng.standard_normal(x.shape), "hx": tuple(rng.standard_normal(h.shape) for h in hx)}
+    v.update((k, rng.standard_normal(p.shape)) for k, p in m.state_dict().items())
+    out, _, d_out, d_hidden = reference.jvp(m, x, hx if lstm else hx[0],
+                                            {**v, "hx": v["hx"] if lstm else v["hx"][0]}, lengths=lengths)
+    d_hidden = d_hidden if lstm else (d_hidden,)
+    u_out, u_hidden = rng.standard_normal(out.shape), tuple(rng.standard_normal(h.shape) for h in d_hidden)
+    _, _, tape = m.forward(x, hx if lstm else hx[0], lengths=lengths)
+    g = m.backward(tape, u_out, u_hidden if lstm else u_hidden[0])
+    g_hx = g["hx"] if lstm else (g["hx"],)
+    lhs = [d_out * u_out, *(a * b for a, b in zip(d_hidden, u_hidden, strict=True))]
+    rhs = [v["input"] * g["input"], *(a * b for a, b in zip(v["hx"], g_hx, strict=True))]
+    rhs += [v[k] * g[k] for k in m.state_dict()]
+    scale = sum(np.abs(t).sum() for t in lhs + rhs)
+    rtol, atol = tol("float64", "cpu", "gradient")
+    err = abs(sum(t.sum() for t in lhs) - sum(t.sum() for t in rhs))
+    assert err <= atol + rtol * scale, f"<J v, u> - <v, J^T u> = {err:.3e} (scale {scale:.3e}) for {cfg}"
+
+
+@given(cfg=onnx_configs(max_layers=1, allow_proj=False).filter(lambda c: not c.bidirectional and not c.reverse),
+       B=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_cells_take_the_options_as_one_step_of_the_layer(cfg, B, seed):
+    """RNNCell, GRUCell, LSTMCell with ONNX's options are the layer's step: same outputs, same gradients."""
+    if cfg.mode == "GRU" and not cfg.reset_after:
+        cfg = cfg.replace(reset_after=True)  # the cells have torch's form only
+    layer = cfg.module(seed=seed)
+    kwargs = dict(activations=cfg.activations, activation_alpha=cfg.activation_alpha,
+                  activation_beta=cfg.activation_beta, clip=cfg.clip)
+    if cfg.mode == "LSTM":
+        cell = reference.LSTMCell(cfg.input_size, cfg.hidden_size, cfg.bias, input_forget=cfg.input_forget,
+                                  peephole=cfg.peephole, **kwargs)
+    elif cfg.mode == "GRU":
+        cell = reference.GRUCell(cfg.input_size, cfg.hidden_size, cfg.bias, **kwargs)
+    else:
+        cell = reference.RNNCell(cfg.input_size, cfg.hidden_size, cfg.bias, nonlinearity=cfg.nonlinearity, **kwargs)
+    assert cell.config == cfg.replace(num_layers=1)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (B, cfg.input_size))
+    hx = tuple(rng.uniform(-1, 1, (B, cfg.hidden_size)) for _ in cfg.state_shapes(B))
+    lstm = cfg.mode == "LSTM"
+    hidden, tape = cell.forward(x, hx if lstm else hx[0])
+    out, _, ltape = layer.forward(x[None], tuple(h[None] for h in hx) if lstm else hx[0][None])
+    d = rng.standard_normal((B, cfg.hidden_size))
+    grads = cell.backward(tape, (d, None) if lstm else d)
+    lgrads = layer.backward(ltape, d[None])
+    fwd = tol("float64", "cpu", "forward")
+    assert_close("h'", hidden[0] if lstm else hidden, out[0], *fwd, config=cfg)
+    assert_close("input", grads["input"], lgrads["input"][0], *fwd, config=cfg)
+    for name in cell.state_dict():
+        assert_close(name, grads[name], lgrads[f"{name}_l0"], *fwd, config=cfg)

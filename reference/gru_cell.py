@@ -135,11 +135,13 @@ def gru_input_grad(xp: Any, dhw: Any, dh: Any, p: GRUPartials) -> Any:
     return xp.concat([dhw[..., : 2 * H], dh * p.dn], axis=-1)  # (K, B, 3H)
 
 
-def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: GRUStepCache, w: Any, dw: Any,
-                 reset_after: bool = True) -> Any:
-    """h'. (K..., B, H) given the tangents of xw, h and the weights (dw entries None = 0)."""
-    rz, n, hn = cache
+def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: tuple, w: Any, dw: Any,
+                 reset_after: bool = True, d_act: tuple | None = None) -> Any:
+    """h'. (K..., B, H) given the tangents of xw, h and the weights (dw entries None = 0).
+    ``d_act`` as for ``gru_partials`` (ONNX's general form), None for sigmoid' and tanh'."""
+    rz, n, hn = cache[:3]
     H = n.shape[-1]
+    ds, dg = (rz * (1 - rz), 1 - n * n) if d_act is None else d_act  # (B, 2H), (B, H)
     r, z = rz[..., :H], rz[..., H:]  # 2 x (B, H)
     if reset_after:
         dhw = dh_prev @ w.w_hh_T  # (K..., B, 3H)
@@ -147,18 +149,18 @@ def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: GRUStepCac
             dhw = dhw + h_prev @ dw.w_hh_T
         if dw.b_hn is not None:
             dhw = xp.concat([dhw[..., : 2 * H], dhw[..., 2 * H :] + dw.b_hn], axis=-1)
-        d_rz = rz * (1 - rz) * (dxw[..., : 2 * H] + dhw[..., : 2 * H])  # (K..., B, 2H)
+        d_rz = ds * (dxw[..., : 2 * H] + dhw[..., : 2 * H])  # (K..., B, 2H)
         d_pre_n = dxw[..., 2 * H :] + d_rz[..., :H] * hn + r * dhw[..., 2 * H :]  # (K..., B, H)
     else:
         dhw_rz = dh_prev @ w.w_hh_T[..., : 2 * H]  # (K..., B, 2H)
         if dw.w_hh_T is not None:
             dhw_rz = dhw_rz + h_prev @ dw.w_hh_T[..., : 2 * H]
-        d_rz = rz * (1 - rz) * (dxw[..., : 2 * H] + dhw_rz)  # (K..., B, 2H)
+        d_rz = ds * (dxw[..., : 2 * H] + dhw_rz)  # (K..., B, 2H)
         d_rh = d_rz[..., :H] * h_prev + r * dh_prev  # (K..., B, H) tangent of r * h
         d_pre_n = dxw[..., 2 * H :] + d_rh @ w.w_hh_T[..., 2 * H :]  # (K..., B, H)
         if dw.w_hh_T is not None:
             d_pre_n = d_pre_n + (r * h_prev) @ dw.w_hh_T[..., 2 * H :]
-    d_n = (1 - n * n) * d_pre_n  # (K..., B, H)
+    d_n = dg * d_pre_n  # (K..., B, H)
     return (1 - z) * d_n + d_rz[..., H:] * (h_prev - n) + z * dh_prev  # (K..., B, H)
 
 
@@ -205,11 +207,16 @@ def gru_general_step(xp: Any, xw: Any, h_prev: Any, w: Any, acts: tuple, clip: f
 def gru_general_partials(xp: Any, cache: GRUGeneralCache, h_prev: Any, acts: tuple,
                          clip: float | None) -> GRUPartials:
     """``gru_partials`` for ONNX's form, K steps at once: cache fields (K, B, .), h_prev (K, B, H)."""
+    return gru_partials(xp, cache, h_prev, gru_general_derivatives(xp, cache, acts, clip))
+
+
+def gru_general_derivatives(xp: Any, cache: GRUGeneralCache, acts: tuple, clip: float | None) -> tuple[Any, Any]:
+    """(f'(a_rz~), g'(a_n~)) times the clip's derivative, for any leading axes."""
     f_act, g_act = acts
     H = cache.n.shape[-1]
-    x, dclip = clip_input(xp, cache.a, clip)  # (K, B, 3H)
-    d_rz = f_act.derivative(xp, x[..., : 2 * H], cache.rz)  # (K, B, 2H)
-    d_n = g_act.derivative(xp, x[..., 2 * H :], cache.n)  # (K, B, H)
+    x, dclip = clip_input(xp, cache.a, clip)  # (..., 3H)
+    d_rz = f_act.derivative(xp, x[..., : 2 * H], cache.rz)  # (..., 2H)
+    d_n = g_act.derivative(xp, x[..., 2 * H :], cache.n)  # (..., H)
     if dclip is not None:
         d_rz, d_n = d_rz * dclip[..., : 2 * H], d_n * dclip[..., 2 * H :]
-    return gru_partials(xp, cache, h_prev, (d_rz, d_n))
+    return d_rz, d_n

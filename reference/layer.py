@@ -40,6 +40,7 @@ from ._linear import affine, affine_backward, sum_rows, weight_grad
 from ._namespace import Placement, row_major_transpose, rows_are_views, unstack
 from .config import RNNConfig
 from .gru_cell import (
+    gru_general_derivatives,
     gru_general_partials,
     gru_general_step,
     gru_input_grad,
@@ -51,6 +52,7 @@ from .gru_cell import (
 from .lstm_cell import (
     lstm_general_partials,
     lstm_general_step,
+    lstm_general_step_jvp,
     lstm_partials,
     lstm_peephole_grad,
     lstm_projection_input,
@@ -59,7 +61,15 @@ from .lstm_cell import (
     lstm_step_backward,
     lstm_step_jvp,
 )
-from .rnn_cell import rnn_general_partials, rnn_general_step, rnn_partials, rnn_step, rnn_step_backward, rnn_step_jvp
+from .rnn_cell import (
+    rnn_general_partials,
+    rnn_general_step,
+    rnn_general_step_jvp,
+    rnn_partials,
+    rnn_step,
+    rnn_step_backward,
+    rnn_step_jvp,
+)
 
 State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
 
@@ -174,11 +184,6 @@ def _lstm_gate_values(cache, new):
     return {"i": cache.oif[..., H : 2 * H], "f": cache.oif[..., 2 * H :], "g": cache.g, "o": cache.oif[..., :H]}
 
 
-def _no_jvp(*args: Any) -> Any:
-    raise ValueError("jvp: forward mode is not written for ONNX's general cells (activations, clip, input_forget, "
-                     "peephole); backward is")
-
-
 def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
     """ONNX's cells (``general`` configurations): the gate functions of this direction, the clip,
     input_forget and peepholes. Backward reuses torch's step_backward: only the partials differ."""
@@ -193,7 +198,11 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
             return lstm_general_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 1, lo, hi),
                                          states_after(tape, 1, lo, hi), tape.weights.w_p, acts, clip, input_forget)
 
-        return Cell(lstm_step_, lstm_partials_, lstm_step_backward, _no_jvp, _lstm_gate_values,
+        def lstm_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
+            return lstm_general_step_jvp(xp, dxw, dprev[0], dprev[1], prev[0], prev[1], new[1], cache, w, dw, acts,
+                                         clip, input_forget)
+
+        return Cell(lstm_step_, lstm_partials_, lstm_step_backward, lstm_step_jvp_, _lstm_gate_values,
                     dhw_block=lambda p: p.da_dmc)
     if cfg.mode == "GRU":
         default = _gru_cell(cfg.reset_after)
@@ -205,7 +214,11 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
         def gru_partials_(xp, tape, lo, hi):
             return gru_general_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 0, lo, hi), acts, clip)
 
-        return default._replace(step=gru_step_, partials=gru_partials_, step_jvp=_no_jvp)
+        def gru_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
+            return (gru_step_jvp(xp, dxw, dprev[0], prev[0], cache, w, dw, cfg.reset_after,
+                                 gru_general_derivatives(xp, cache, acts, clip)),)
+
+        return default._replace(step=gru_step_, partials=gru_partials_, step_jvp=gru_step_jvp_)
 
     def rnn_step_(xp, xw, state, w):
         h, cache = rnn_general_step(xp, xw, state[0], w, acts[0], clip)
@@ -218,7 +231,11 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
         da, dh_prev = rnn_step_backward(xp, dnew[0], d_act, w, "tanh")  # da = dh' * f'(a~), in place
         return da, (dh_prev,)
 
-    return Cell(rnn_step_, rnn_partials_, rnn_step_backward_, _no_jvp, lambda cache, new: {}, dhw_block=lambda p: p)
+    def rnn_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
+        return (rnn_general_step_jvp(xp, dxw, dprev[0], prev[0], new[0], cache.a, w, dw, acts[0], clip),)
+
+    return Cell(rnn_step_, rnn_partials_, rnn_step_backward_, rnn_step_jvp_, lambda cache, new: {},
+                dhw_block=lambda p: p)
 
 
 def cell_of(cfg: RNNConfig, direction: int = 0) -> Cell:

@@ -124,7 +124,7 @@ def lstm_step_backward(xp: Any, dstate: tuple[Any, Any], p: tuple, w: Any) -> tu
     return dgates, (dgates @ w.w_hh, dc * f)
 
 
-def lstm_projection_input(cache: LSTMStepCache) -> Any:
+def lstm_projection_input(cache: Any) -> Any:
     """m = o * tanh(c') (B, H), the input of the projection, rebuilt from the cache
     (one product; cheaper than keeping another B*H floats per step)."""
     H = cache.g.shape[-1]
@@ -211,21 +211,28 @@ def lstm_general_step(xp: Any, xw: Any, state: tuple[Any, Any], w: Any, acts: tu
     return (h, c), LSTMGeneralCache(xp.concat([o, i, f], axis=-1), g, h_c, xp.concat([a_o, a_i, a_f, a_g], axis=-1))
 
 
+def _lstm_general_derivatives(xp: Any, cache: LSTMGeneralCache, c: Any, acts: tuple,
+                              clip: float | None) -> tuple[Any, Any]:
+    """(f'(a_o~), f'(a_i~), f'(a_f~), g'(a_g~) (..., 4H) times the clip's derivative, h'(c') (..., H))."""
+    f_act, g_act, h_act = acts
+    oif, g, h_c, a = cache
+    H = g.shape[-1]
+    x, dclip = clip_input(xp, a, clip)  # (..., 4H) the functions' inputs, and the clip's derivative
+    d_a = xp.concat([f_act.derivative(xp, x[..., : 3 * H], oif), g_act.derivative(xp, x[..., 3 * H :], g)],
+                    axis=-1)  # (..., 4H)
+    return (d_a if dclip is None else d_a * dclip), h_act.derivative(xp, c, h_c)
+
+
 def lstm_general_partials(xp: Any, cache: LSTMGeneralCache, c_prev: Any, c: Any, w_p: Any, acts: tuple,
                           clip: float | None, input_forget: bool) -> LSTMPartials:
     """``lstm_partials`` for ONNX's form, K steps at once: cache fields (K, B, .), c_prev and c
     (K, B, H) the cell states before and after each step, w_p (3H,) or None."""
-    f_act, g_act, h_act = acts
-    oif, g, h_c, a = cache
+    oif, g, h_c, _ = cache
     H = g.shape[-1]
     o, i, f = oif[..., :H], oif[..., H : 2 * H], oif[..., 2 * H :]  # 3 x (K, B, H)
-    x, dclip = clip_input(xp, a, clip)  # (K, B, 4H) the functions' inputs, and the clip's derivative
-    d_a = xp.concat([f_act.derivative(xp, x[..., : 3 * H], oif), g_act.derivative(xp, x[..., 3 * H :], g)],
-                    axis=-1)  # (K, B, 4H)   f'(a_o~), f'(a_i~), f'(a_f~), g'(a_g~)
-    if dclip is not None:
-        d_a = d_a * dclip
+    d_a, dh_c = _lstm_general_derivatives(xp, cache, c, acts, clip)  # (K, B, 4H), (K, B, H)
     do_dm = h_c * d_a[..., :H]  # (K, B, H)
-    dc_dm = o * h_act.derivative(xp, c, h_c)  # (K, B, H)
+    dc_dm = o * dh_c  # (K, B, H)
     di_dc = ((g - c_prev) if input_forget else g) * d_a[..., H : 2 * H]  # (K, B, H)   f = 1 - i: dL/di = dc' (g - c)
     df_dc = xp.zeros_like(di_dc) if input_forget else c_prev * d_a[..., 2 * H : 3 * H]  # (K, B, H)
     dcprev_dc = f  # (K, B, H)
@@ -233,6 +240,44 @@ def lstm_general_partials(xp: Any, cache: LSTMGeneralCache, c_prev: Any, c: Any,
         dc_dm = dc_dm + w_p[2 * H :] * do_dm
         dcprev_dc = f + w_p[:H] * di_dc + w_p[H : 2 * H] * df_dc
     return LSTMPartials(dc_dm, xp.concat([do_dm, di_dc, df_dc, i * d_a[..., 3 * H :]], axis=-1), dcprev_dc)
+
+
+def lstm_general_step_jvp(xp: Any, dxw: Any, dh_prev: Any, dc_prev: Any, h_prev: Any, c_prev: Any, c: Any,
+                          cache: LSTMGeneralCache, w: Any, dw: Any, acts: tuple, clip: float | None,
+                          input_forget: bool) -> tuple[Any, Any]:
+    """(h'., c'.) of ONNX's LSTM given the tangents of xw, (h, c) and the weights (dw entries None = 0)::
+
+        a_i. = xw_i. + (h W_hh^T). + p_i. c + p_i c.     (a_f. alike; a_o. with c'. and c')
+        i. = f'(a_i~) a_i.    f. = -i. (input_forget) or f'(a_f~) a_f.    g. = g'(a_g~) a_g.
+        c'. = f. c + f c. + i. g + i g.      o. = f'(a_o~) a_o.      m. = o. h(c') + o h'(c') c'.
+    """
+    oif, g, h_c, _ = cache
+    H = g.shape[-1]
+    o, i, f = oif[..., :H], oif[..., H : 2 * H], oif[..., 2 * H :]  # 3 x (B, H)
+    d_a, dh_c = _lstm_general_derivatives(xp, cache, c, acts, clip)  # (B, 4H), (B, H)
+    da = dxw + dh_prev @ w.w_hh_T  # (K..., B, 4H)
+    if dw.w_hh_T is not None:
+        da = da + h_prev @ dw.w_hh_T
+    da_i, da_f = da[..., H : 2 * H], da[..., 2 * H : 3 * H]  # (K..., B, H)
+    if w.w_p is not None:
+        da_i, da_f = da_i + w.w_p[:H] * dc_prev, da_f + w.w_p[H : 2 * H] * dc_prev
+    if dw.w_p is not None:
+        da_i, da_f = da_i + dw.w_p[:H] * c_prev, da_f + dw.w_p[H : 2 * H] * c_prev
+    d_i = d_a[..., H : 2 * H] * da_i  # (K..., B, H)
+    d_f = -d_i if input_forget else d_a[..., 2 * H : 3 * H] * da_f
+    dc = d_f * c_prev + f * dc_prev + d_i * g + i * (d_a[..., 3 * H :] * da[..., 3 * H :])  # (K..., B, H)
+    da_o = da[..., :H]  # (K..., B, H)
+    if w.w_p is not None:
+        da_o = da_o + w.w_p[2 * H :] * dc
+    if dw.w_p is not None:
+        da_o = da_o + dw.w_p[2 * H :] * c
+    dm = d_a[..., :H] * da_o * h_c + o * dh_c * dc  # (K..., B, H)
+    if w.w_hr_T is None:
+        return dm, dc
+    dh = dm @ w.w_hr_T  # (K..., B, P)
+    if dw.w_hr_T is not None:
+        dh = dh + lstm_projection_input(cache) @ dw.w_hr_T
+    return dh, dc
 
 
 def lstm_peephole_grad(xp: Any, dgates: Any, c_prev: Any, c: Any) -> Any:

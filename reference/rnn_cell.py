@@ -95,3 +95,12 @@ def rnn_general_partials(xp: Any, a: Any, h: Any, act: Any, clip: float | None) 
     x, dclip = clip_input(xp, a, clip)
     d_act = act.derivative(xp, x, h)  # (K, B, H)
     return d_act if dclip is None else d_act * dclip
+
+
+def rnn_general_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, h: Any, a: Any, w: Any, dw: Any, act: Any,
+                         clip: float | None) -> Any:
+    """h'. = f'(a~) [|a| <= clip] a. (K..., B, H), given the tangents of xw, h and the weights."""
+    da = dxw + dh_prev @ w.w_hh_T  # (K..., B, H)
+    if dw.w_hh_T is not None:
+        da = da + h_prev @ dw.w_hh_T
+    return rnn_general_partials(xp, a, h, act, clip) * da
