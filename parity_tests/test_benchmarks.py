@@ -58,8 +58,8 @@ def test_json_has_environment_and_validated_rows(bench_out):
     assert fwd["tape_bytes"] >= fwd["min_activation_bytes"] > 0
     step = next(r for r in ref if r["phase"] == "step")
     floor = next(r for r in rows if r["impl"] == "gemm-floor" and r["phase"] == "step")
-    assert step["ratio_to_floor"] == pytest.approx(step["ms"] / floor["ms"])
-    assert step["us_per_step"] == pytest.approx(1e3 * step["ms"] / step["T"])
+    assert step["ratio_to_floor"] == pytest.approx(step["ms"] / floor["ms"], rel=1e-12, abs=0)
+    assert step["us_per_step"] == pytest.approx(1e3 * step["ms"] / step["T"], rel=1e-12, abs=0)
     assert step["step_peak_rss_bytes"] is not None and step["step_peak_rss_bytes"] >= 0
     assert doc["settings"]["memory_method"]
 
@@ -449,7 +449,7 @@ def test_progress_eta_scales_the_estimate_by_the_observed_rate():
     p = Progress(total_cost=100.0, total_rows=4, stream=io.StringIO())
     assert p.eta(5.0) is None
     p.advance(25.0, rows=1)
-    assert p.eta(10.0) == pytest.approx(30.0)  # a quarter done in 10 s: 30 s left
+    assert p.eta(10.0) == pytest.approx(30.0, rel=1e-12, abs=0)  # a quarter done in 10 s: 30 s left
     assert "1/4 rows, 25%" in p.stream.getvalue() and "ETA" in p.stream.getvalue()
     p.close()
     assert p.stream.getvalue().splitlines()[-1].startswith("[done] 1/4 rows in")

@@ -44,6 +44,6 @@ def test_paper_gru_matches_autograd_of_explicit_equations(num_layers, bidirectio
 def test_the_two_gru_forms_differ_and_the_paper_form_refuses_other_modes():
     x = np.random.default_rng(0).standard_normal((4, 2, 3))
     a, b = reference.GRU(3, 5, seed=0), reference.GRU(3, 5, seed=0, reset_after=False)
-    assert not np.allclose(a(x)[0], b(x)[0])
+    assert not np.allclose(a(x)[0], b(x)[0], rtol=1e-3, atol=0)  # apart by far more than rounding
     with pytest.raises(ValueError, match="reset_after"):
         reference.RNNConfig("LSTM", 3, 4, reset_after=False)

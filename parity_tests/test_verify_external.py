@@ -194,7 +194,9 @@ def test_pickled_module_and_state_dict(tmp_path):
     m = torch.nn.RNN(3, 4, num_layers=2, nonlinearity="relu").double()
     torch.save(m, tmp_path / "m.pt")
     torch.save(m.state_dict(), tmp_path / "sd.pt")
-    assert compare(load_model(str(tmp_path / "m.pt"))).passed
+    with pytest.raises(ValueError, match="trust_pickle=True"):  # a pickled module runs code: refused unless trusted
+        load_model(str(tmp_path / "m.pt"))
+    assert compare(load_model(str(tmp_path / "m.pt"), trust_pickle=True)).passed
     from_sd = load_model(str(tmp_path / "sd.pt"), mode="RNN_RELU")  # shapes cannot tell relu from tanh
     assert from_sd.spec == Spec("RNN_RELU", 3, 4, num_layers=2) and compare(from_sd).passed
     assert load_model(str(tmp_path / "sd.pt")).spec.mode == "RNN_TANH"  # unless told, torch's default

@@ -4,8 +4,9 @@
 file          runtime (the candidate)                                       weights and configuration
 ============  ============================================================  ===================================
 .onnx         ONNX Runtime (``pip install 'rnn-reference[verify]'``)        the LSTM/GRU/RNN nodes' W, R, B, P
-.pt / .pth    torch: a pickled module as it is, or torch.nn.<mode> with a    the module's / the state_dict's
-              state_dict loaded (configuration from the shapes)
+.pt / .pth    torch: torch.nn.<mode> with a state_dict loaded                the state_dict's / the module's
+              (configuration from the shapes), or, with trust_pickle=True,
+              a pickled module as it is
 .npz          torch.nn.<mode> (or a candidate you give) on these weights    arrays in the torch, keras, onnx or
                                                                             ifog layout (names tell which)
 ============  ============================================================  ===================================
@@ -13,8 +14,15 @@ file          runtime (the candidate)                                       weig
 An .npz holds torch's names (``weight_ih_l0``, ...), or one layer's foreign
 arrays (``W``, ``R``, ``B``), or several layers' as ``"l0/kernel"``,
 ``"l0_reverse/kernel"``, ``"l1/kernel"`` (ONNX arrays may keep their direction
-axis under ``"l0/W"``). Loading a pickled torch module runs the pickle's code
-(torch's ``weights_only=False``): load only files you trust.
+axis under ``"l0/W"``).
+
+Reading a file runs no code from it (:mod:`reference.verify.files`): a .pt/.pth
+is read with torch's ``weights_only=True``, so a state_dict loads and a pickled
+module is refused with a ValueError that says why, unless ``trust_pickle=True``
+(``rnn-check --trust-pickle``) says the file is trusted: unpickling it then runs
+whatever code it names, as you. An .npz is read with ``allow_pickle=False``; an
+.onnx without external data from outside its directory. A missing, truncated,
+mislabelled or oversized file is refused by name before anything is allocated.
 
 ONNX Runtime runs inference only, so an .onnx file is checked forward. The file's
 own graph runs the main check; localisation runs the same operator (op type and
@@ -47,31 +55,31 @@ from typing import Any
 import numpy as np
 
 from .candidates import Candidate, CandidateError, is_reference_module, is_torch_module, spec_of_module, to_numpy
+from .files import MAX_ARRAY_BYTES, MAX_INPUT_ELEMENTS, TORCH_SUFFIXES, check_file, read_npz
 from .layouts import detect_layout, import_state_dict, mode_from_shapes, torch_mode
 from .spec import Spec, core_supports
 
-TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".bin")
-
 
 def load_weights(source: Any, *, layout: str | None = None, mode: str | None = None,
-                 reset_after: bool | None = None) -> tuple[dict[str, np.ndarray], Spec, str]:
+                 reset_after: bool | None = None, trust_pickle: bool = False
+                 ) -> tuple[dict[str, np.ndarray], Spec, str]:
     """(torch state_dict of NumPy arrays, configuration, the layout it came in) from any weight source.
 
     ``source``: a file path (.onnx, .npz, .pt/.pth), a torch or reference module,
     a torch state_dict, ``{"l0": {...}, ...}`` in a foreign layout, or one
-    layer's foreign arrays.
+    layer's foreign arrays. ``trust_pickle``: let a .pt/.pth that is a pickled
+    module load in full, which runs the code it names (see the module docstring).
     """
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
+        path = check_file(source, "weights")
         if path.endswith(".onnx"):
             cand = OnnxCandidate(path)
             return cand.own_params, cand.spec, "onnx"
         if path.endswith(".npz"):
-            with np.load(path) as f:
-                arrays = {k: f[k] for k in f.files}
+            arrays = read_npz(path, "weights")
             return weights_from_mapping(arrays, layout=layout, mode=mode, reset_after=reset_after)
         if path.endswith(TORCH_SUFFIXES):
-            model = load_model(path, mode=mode)
+            model = load_model(path, mode=mode, trust_pickle=trust_pickle)
             assert model.own_params is not None and model.spec is not None  # a file's candidate holds both
             return model.own_params, model.spec, "torch"
         raise ValueError(f"weights: expected a .onnx, .npz, {', '.join(TORCH_SUFFIXES)} file, got {path!r}")
@@ -115,19 +123,20 @@ def weights_from_mapping(arrays: Mapping[str, Any], *, layout: str | None = None
     return state, Spec.from_state_dict(state, spec_mode, reset_after=ra), layout
 
 
-def load_model(path: str, *, mode: str | None = None, layout: str | None = None, inputs: Any = None) -> Candidate:
+def load_model(path: str | os.PathLike[str], *, mode: str | None = None, layout: str | None = None,
+               trust_pickle: bool = False, inputs: Any = None) -> Candidate:
     """A candidate that runs the file's own runtime on the file's own weights (see the module docstring).
 
+    ``trust_pickle``: let a .pt/.pth that is a pickled module load in full, which
+    runs the code it names; by default only a state_dict (``weights_only=True``) loads.
     ``inputs`` (.onnx only): values of graph inputs that are not constants, see :func:`read_test_data`.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"model: no such file {path!r}")
+    path = check_file(path, "model")
     if inputs is not None and not path.endswith(".onnx"):
         raise ValueError(f"inputs: only an .onnx model takes graph input values, got {os.path.basename(path)!r}")
     if path.endswith(".onnx"):
         return OnnxCandidate(path, inputs=inputs)
-    if path.endswith(TORCH_SUFFIXES) or path.endswith(".npz"):
+    if path.endswith((*TORCH_SUFFIXES, ".npz")):
         try:
             from torch_impl.compare import load_torch_file, torch_nn_candidate
         except ImportError as e:
@@ -135,7 +144,7 @@ def load_model(path: str, *, mode: str | None = None, layout: str | None = None,
         if path.endswith(".npz"):
             state, spec, _ = load_weights(path, layout=layout, mode=mode)
             return torch_nn_candidate(spec, state, name=os.path.basename(path))
-        return load_torch_file(path, mode=mode)
+        return load_torch_file(path, mode=mode, trust_pickle=trust_pickle)
     raise ValueError(f"model: expected a .onnx, .npz or {'/'.join(TORCH_SUFFIXES)} file, got {path!r}")
 
 
@@ -192,10 +201,7 @@ def read_test_data(source: Any, proto: Any) -> TestData:
         if isinstance(source, Mapping):
             arrays = {k: np.asarray(v) for k, v in source.items()}
         else:
-            if not os.path.isfile(where):
-                raise ValueError(f"inputs: no such file {where!r}")
-            with np.load(where) as f:
-                arrays = {k: f[k] for k in f.files}
+            arrays = read_npz(check_file(where, "inputs"), "inputs")
         unknown = sorted(set(arrays) - set(by_name))
         if unknown:
             raise ValueError(f"{where}: {unknown} are not graph inputs of the model; its inputs are {list(by_name)}")
@@ -331,9 +337,10 @@ class OnnxCandidate(Candidate):
     def __init__(self, model: Any, name: str | None = None, inputs: Any = None):
         onnx, ort = _onnx()
         self._ort = ort
-        proto = onnx.load(model) if isinstance(model, (str, os.PathLike)) else model
-        self.name = name or (os.path.basename(os.fspath(model)) if isinstance(model, (str, os.PathLike))
-                             else "ONNX model")
+        from_file = isinstance(model, (str, os.PathLike))
+        self.name = name or (os.path.basename(os.fspath(model)) if from_file else "ONNX model")
+        proto = load_onnx(onnx, check_file(model, "model")) if from_file else model
+        check_onnx_sizes(onnx, proto, self.name)
         self.opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=14)
         self.data = None if inputs is None else read_test_data(inputs, proto)
         fed = {} if self.data is None else self.data.inputs
@@ -386,11 +393,15 @@ class OnnxCandidate(Candidate):
         try:
             session = self._ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             return "onnxruntime", lambda feeds: session.run(None, feeds)
-        except Exception as e:  # noqa: BLE001 -- any refusal: the evaluator below is tried, and the reason reported
+        except Exception as e:  # noqa: BLE001 -- ONNX Runtime's errors are pybind11 classes deriving from Exception
             from onnx.reference import ReferenceEvaluator
 
             reason = str(e).split(" was false. ")[-1].split(" If you need")[0].strip()[:160]
-            evaluator = ReferenceEvaluator(proto)
+            try:
+                evaluator = ReferenceEvaluator(proto)
+            except Exception as e2:  # noqa: BLE001 -- neither runtime loads it: say why for both
+                raise CandidateError(f"{self.name}: ONNX Runtime cannot load the graph: {type(e).__name__}: {e}; nor "
+                                     f"can onnx.reference.ReferenceEvaluator: {type(e2).__name__}: {e2}") from None
             return (f"onnx.reference.ReferenceEvaluator; ONNX Runtime refuses it: {reason}",
                     lambda feeds: evaluator.run(None, feeds))
 
@@ -548,6 +559,80 @@ def _with_all_outputs(onnx: Any, proto: Any, node: Any, lstm: bool, dtype: np.dt
     del model.graph.output[:]
     model.graph.output.extend(helper.make_tensor_value_info(o, elem, None) for o in n.output)
     return model
+
+
+def load_onnx(onnx: Any, path: str) -> Any:
+    """The ModelProto of ``path``, its external data read only from files inside the model's directory."""
+    from onnx import TensorProto, external_data_helper
+
+    name = os.path.basename(path)
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError, or whatever else corrupt bytes make it raise
+        raise ValueError(f"model: {name} is not a readable ONNX model (truncated or corrupt): {e}") from None
+    base = os.path.dirname(os.path.abspath(path))
+    external = [t for t in _tensors(proto) if t.data_location == TensorProto.EXTERNAL]
+    for t in external:
+        info = {e.key: e.value for e in t.external_data}
+        location = info.get("location", "")
+        target = os.path.normpath(os.path.join(base, location))
+        if not location or os.path.isabs(location) or os.path.commonpath([base, target]) != base:
+            raise ValueError(f"model: {name}: tensor {t.name!r} keeps its data at {location!r}, outside the "
+                             "model's directory; external data is read only from files beside the model")
+        if not os.path.isfile(target):
+            raise ValueError(f"model: {name}: tensor {t.name!r} keeps its data in {location!r}, which is missing")
+        size = os.path.getsize(target) - int(info.get("offset", 0))
+        if int(info.get("length", size)) > size:
+            raise ValueError(f"model: {name}: tensor {t.name!r} declares {info['length']} bytes in {location!r}, "
+                             f"which holds {size} from its offset")
+    if external:
+        check_onnx_sizes(onnx, proto, name)  # before the external data is read
+        external_data_helper.load_external_data_for_model(proto, base)
+    return proto
+
+
+def _tensors(proto: Any) -> list[Any]:
+    """The graph's constant tensors, as the verifier reads them: initializers and Constant nodes' values."""
+    consts = list(proto.graph.initializer)
+    consts += [a.t for node in proto.graph.node if node.op_type == "Constant" for a in node.attribute if a.name == "value"]
+    return consts
+
+
+def check_onnx_sizes(onnx: Any, proto: Any, name: str) -> None:
+    """Refuse, from the declared shapes alone, a tensor whose shape its data do not fill or that exceeds the
+    limits of :mod:`reference.verify.files`, and a fixed input shape too large to draw."""
+    from onnx import TensorProto
+
+    for t in _tensors(proto):
+        where = f"model: {name}: tensor {t.name!r}"
+        dims = tuple(t.dims)
+        if any(d < 0 for d in dims):
+            raise ValueError(f"{where}: declares a negative dimension, shape {dims}")
+        try:
+            itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{where}: data type {t.data_type} is not a numeric type") from None
+        declared = math.prod(dims) * itemsize
+        if declared > MAX_ARRAY_BYTES:
+            raise ValueError(f"{where}: declares shape {dims} ({declared:.3g} bytes), over the limit of "
+                             f"{MAX_ARRAY_BYTES} bytes")
+        if t.data_location == TensorProto.EXTERNAL:
+            length = {e.key: e.value for e in t.external_data}.get("length")
+            held = None if length is None else int(length)
+        else:
+            held = len(t.raw_data) if t.raw_data else None
+        if held is not None and held != declared:
+            raise ValueError(f"{where}: declares shape {dims} ({declared} bytes) but holds {held} bytes")
+    constants = {t.name for t in proto.graph.initializer}
+    for value in proto.graph.input:
+        if value.name in constants:
+            continue
+        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)
+        fixed = math.prod(d for d in dims if d is not None)
+        if fixed > MAX_INPUT_ELEMENTS:
+            raise ValueError(f"model: {name}: input {value.name!r} declares shape {dims} ({fixed:.3g} elements), over "
+                             f"the limit of {MAX_INPUT_ELEMENTS} the check can draw: export it with dynamic axes "
+                             "(dynamic_axes= in torch.onnx.export)")
 
 
 def _recurrent_nodes(onnx: Any, proto: Any, fed: Mapping[str, np.ndarray]) -> list[tuple[Any, dict, dict, dict]]:
