@@ -497,3 +497,27 @@ def test_a_planted_bug_in_the_initializers_is_named_by_gate_layer_and_direction(
     diffs = [str(d) for d in diff_weights(str(tmp_path / "bad.onnx"), str(tmp_path / "good.onnx"))]
     where = f"layer 0 {'reverse' if direction else 'forward'}: {slot} block {gate}"
     assert len(diffs) == 1 and diffs[0].startswith(where), diffs
+
+
+def test_a_test_data_file_is_read_from_itself_within_its_declared_size(cases, tmp_path, capsys):
+    import shutil
+
+    from onnx import TensorProto
+
+    folder = cases["test_gru_defaults"]
+    model = os.path.join(folder, "model.onnx")
+    W = _read(folder, "input")[1]
+    for label, make, says in (
+        ("external", lambda t: (t.ClearField("raw_data"), setattr(t, "data_location", TensorProto.EXTERNAL),
+                                t.external_data.add(key="location", value="../../etc/passwd")),
+         "keeps its data in another file"),
+        ("short", lambda t: setattr(t, "raw_data", t.raw_data[:-4]), "but holds 116 bytes"),
+    ):
+        data = str(tmp_path / label)
+        shutil.copytree(_data(folder), data)
+        t = numpy_helper.from_array(W, "W")
+        make(t)
+        with open(os.path.join(data, "input_1.pb"), "wb") as f:
+            f.write(t.SerializeToString())
+        assert main(["--model", model, "--inputs", data]) == 2
+        assert says in capsys.readouterr().err

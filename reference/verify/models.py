@@ -228,6 +228,7 @@ def read_test_data(source: Any, proto: Any) -> TestData:
             t = TensorProto()
             with open(path, "rb") as f:
                 t.ParseFromString(f.read())
+            _check_test_tensor(t, path)
             vi = values[j]
             if t.name and t.name != vi.name:
                 raise ValueError(f"{path}: holds {t.name!r}, but the graph's {prefix} {j} is {vi.name!r} "
@@ -243,6 +244,24 @@ def read_test_data(source: Any, proto: Any) -> TestData:
         raise ValueError(f"inputs: {folder} holds no input_*.pb files (ONNX test data: input_0.pb, input_1.pb, ... in "
                          "the order of the graph's inputs)")
     return TestData(folder, ins, outs, files)
+
+
+def _check_test_tensor(t: Any, path: str) -> None:
+    """A test-data tensor holds its own data (none from other files), within the size limits, as it declares."""
+    from onnx import TensorProto, helper
+
+    dims = tuple(t.dims)
+    if t.data_location == TensorProto.EXTERNAL:
+        raise ValueError(f"{path}: keeps its data in another file; test data is read from the .pb file itself")
+    try:
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: data type {t.data_type} is not a numeric type") from None
+    declared = math.prod(dims) * itemsize
+    if any(d < 0 for d in dims) or declared > MAX_ARRAY_BYTES:
+        raise ValueError(f"{path}: declares shape {dims}, negative or over the limit of {MAX_ARRAY_BYTES} bytes")
+    if t.raw_data and len(t.raw_data) != declared:
+        raise ValueError(f"{path}: declares shape {dims} ({declared} bytes) but holds {len(t.raw_data)} bytes")
 
 
 def _numbered(folder: str, prefix: str) -> list[str]:
