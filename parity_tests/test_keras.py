@@ -61,7 +61,25 @@ LAYERS = {
                                                L.Bidirectional(L.GRU(H))),
     "stacked SimpleRNN": lambda: model(L.SimpleRNN(H, return_sequences=True), L.SimpleRNN(H, return_sequences=True),
                                        L.SimpleRNN(H)),
+    # ONNX's options in the core: Keras's other activations, and go_backwards as one reverse direction
+    "LSTM hard_sigmoid": lambda: built(L.LSTM(H, recurrent_activation="hard_sigmoid")),
+    "GRU elu/softsign reset_after=False": lambda: built(L.GRU(H, activation="elu", recurrent_activation="softsign",
+                                                              reset_after=False)),
+    "SimpleRNN sigmoid": lambda: built(L.SimpleRNN(H, activation="sigmoid")),
+    "Bidirectional SimpleRNN leaky_relu": lambda: built(L.Bidirectional(L.SimpleRNN(H, activation="leaky_relu"))),
+    "LSTM go_backwards": lambda: built(L.LSTM(H, go_backwards=True, return_sequences=True)),
+    "stacked GRU go_backwards": lambda: model(L.GRU(H, go_backwards=True, return_sequences=True),
+                                              L.GRU(H, go_backwards=True)),
 }
+
+
+OTHER_ACTIVATIONS = {"LSTM hard_sigmoid", "GRU elu/softsign reset_after=False", "SimpleRNN sigmoid",
+                     "Bidirectional SimpleRNN leaky_relu"}
+
+
+def doubled(x):
+    """An activation of the user's own (a Python function): no ONNX function is it."""
+    return x * 2
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
@@ -76,6 +94,8 @@ def test_keras_layers_match_the_reference(name):
     for attr, want in expected.items():
         assert getattr(report.spec, attr) == want, (name, report.spec)
     assert report.spec.reset_after is ("reset_after=False" not in name)
+    assert report.spec.reverse is ("go_backwards" in name)
+    assert (report.spec.activations is None) is (name not in OTHER_ACTIVATIONS)
 
 
 def test_the_reference_reads_the_layers_own_weights():
@@ -142,15 +162,15 @@ def test_a_custom_gru_cell_bug_is_named_at_the_new_gate():
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda: built(L.LSTM(H, recurrent_activation="hard_sigmoid")), ["recurrent_activation='hard_sigmoid'",
-                                                                     "'sigmoid'"]),
-    (lambda: built(L.GRU(H, activation="relu")), ["activation='relu'", "'tanh'"]),
-    (lambda: built(L.SimpleRNN(H, activation="sigmoid")), ["activation='sigmoid'", "'relu'"]),
+    (lambda: built(L.LSTM(H, recurrent_activation="gelu")), ["recurrent_activation='gelu'", "'hard_sigmoid'"]),
+    (lambda: built(L.GRU(H, activation=doubled)), ["activation='doubled'", "'tanh'"]),
+    (lambda: built(L.SimpleRNN(H, activation="silu")), ["activation='silu'", "'relu'"]),
     (lambda: built(L.Bidirectional(L.LSTM(H), merge_mode="sum")), ["merge_mode='sum'", "concat"]),
-    (lambda: built(L.LSTM(H, go_backwards=True)), ["go_backwards=True"]),
+    (lambda: built(L.LSTM(H, stateful=True)), ["stateful=True"]),
     (lambda: model(L.LSTM(H, return_sequences=True), L.Dense(2)), ["Dense"]),
     (lambda: model(L.LSTM(H, return_sequences=True), L.LSTM(H + 1)), ["units"]),
     (lambda: model(L.LSTM(H, return_sequences=True), L.GRU(H)), ["mode"]),
+    (lambda: model(L.LSTM(H, return_sequences=True), L.LSTM(H, recurrent_activation="hard_sigmoid")), ["functions"]),
 ])
 def test_what_the_reference_cannot_express_is_refused_by_name(make, words):
     with pytest.raises(ValueError) as e:
@@ -172,9 +192,9 @@ def test_rnn_check_runs_a_saved_keras_model(tmp_path, capsys):
     assert rnn_check(["--model", str(good)]) == 0, capsys.readouterr()
     assert "MATCH" in capsys.readouterr().out
     bad = tmp_path / "bad.keras"
-    model(L.LSTM(H, recurrent_activation="hard_sigmoid")).save(bad)
+    model(L.LSTM(H, recurrent_activation="gelu")).save(bad)
     assert rnn_check(["--model", str(bad)]) == 2
-    assert "hard_sigmoid" in capsys.readouterr().err
+    assert "gelu" in capsys.readouterr().err
     buggy = tmp_path / "buggy.keras"
     model(L.RNN(TanhOutputGateLSTMCell(H))).save(buggy)
     assert rnn_check(["--model", str(buggy)]) == 1

@@ -27,10 +27,11 @@ the last output there, is a convention of the padding, not of the maths). Gradie
 through ``Layer.stateless_call``: ``torch.autograd`` on the torch backend, ``jax.vjp`` on JAX,
 ``tf.GradientTape`` on TensorFlow.
 
-What the reference cannot express is refused by name (ValueError): an activation other than
-tanh/sigmoid (and relu for SimpleRNN), ``go_backwards`` on a layer of its own, a merge mode
-other than concat, ``stateful``, layers that differ in size or kind, or any other layer in a
-model. Initialisation options (``unit_forget_bias``, initializers) and dropout (inactive in
+Activations are the cells' own, as ONNX's functions (:data:`KERAS_ACTIVATIONS`: tanh, sigmoid,
+relu, hard_sigmoid, linear, elu, softsign, softplus, leaky_relu); ``go_backwards`` on a layer of
+its own is ONNX's reverse direction. What the reference cannot express is refused by name
+(ValueError): another activation (gelu, a Python function), a merge mode other than concat,
+``stateful``, layers that differ in size or kind, or any other layer in a model. Initialisation options (``unit_forget_bias``, initializers) and dropout (inactive in
 inference) do not change what is checked.
 """
 
@@ -43,11 +44,17 @@ from typing import Any
 
 import numpy as np
 
+from ..config import RNNConfig
 from .candidates import Candidate, CandidateError
 from .layouts import export_state_dict, import_gradients, import_state_dict
 from .spec import Spec
 
-_ACTIVATIONS = {"LSTM": ("tanh", "sigmoid"), "GRU": ("tanh", "sigmoid")}  # (activation, recurrent_activation)
+# Keras's activations as ONNX's functions (name, alpha, beta): Keras 3's hard_sigmoid is
+# relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1); its leaky_relu's default slope is 0.2.
+KERAS_ACTIVATIONS = {"tanh": ("Tanh", 0.0, 0.0), "sigmoid": ("Sigmoid", 0.0, 0.0), "relu": ("Relu", 0.0, 0.0),
+                     "hard_sigmoid": ("HardSigmoid", 1 / 6, 0.5), "linear": ("Affine", 1.0, 0.0),
+                     "elu": ("Elu", 1.0, 0.0), "softsign": ("Softsign", 0.0, 0.0),
+                     "softplus": ("Softplus", 0.0, 0.0), "leaky_relu": ("LeakyRelu", 0.2, 0.0)}
 
 
 def is_keras_object(obj: Any) -> bool:
@@ -85,28 +92,33 @@ def load_keras_model(path: str) -> KerasCandidate:
 # -- what the layers are, in torch's terms ----------------------------------------------------------
 
 
-def _mode(keras: Any, cell: Any, where: str) -> str:
-    """The reference's mode for a Keras cell, from the built-in cell class it is or derives from."""
+def _functions(keras: Any, cell: Any, where: str) -> tuple[str, tuple]:
+    """(the reference's mode, the cell's gate functions as ONNX's (name, alpha, beta), in ONNX's order).
+
+    The mode comes from the built-in cell class the cell is or derives from; the functions are
+    f, g, h for LSTM (recurrent_activation, activation, activation), f, g for GRU and f for SimpleRNN.
+    """
     L = keras.layers
-    act = lambda f: keras.activations.serialize(f) if f is not None else "linear"
+    attrs: tuple[str, ...]
     if isinstance(cell, L.LSTMCell):
-        mode = "LSTM"
+        mode, attrs = "LSTM", ("recurrent_activation", "activation", "activation")
     elif isinstance(cell, L.GRUCell):
-        mode = "GRU"
+        mode, attrs = "GRU", ("recurrent_activation", "activation")
     elif isinstance(cell, L.SimpleRNNCell):
-        name = act(cell.activation)
-        if name not in ("tanh", "relu"):
-            raise ValueError(f"{where}: activation={name!r}; the reference's RNN runs 'tanh' or 'relu'")
-        return "RNN_TANH" if name == "tanh" else "RNN_RELU"
+        mode, attrs = "RNN_TANH", ("activation",)
     else:
         raise TypeError(f"{where}: cell {type(cell).__name__} derives from none of keras.layers.LSTMCell, GRUCell, "
-                         "SimpleRNNCell, so its equations are unknown to the reference")
-    for attr, want in zip(("activation", "recurrent_activation"), _ACTIVATIONS[mode], strict=True):
-        name = act(getattr(cell, attr))
-        if name != want:
-            raise ValueError(f"{where}: {attr}={name!r}; the reference's {mode} uses {want!r} (supported: "
-                             f"activation='tanh', recurrent_activation='sigmoid')")
-    return mode
+                        "SimpleRNNCell, so its equations are unknown to the reference")
+    functions = []
+    for attr in attrs:
+        f = getattr(cell, attr)
+        known = {id(keras.activations.get(k)): k for k in KERAS_ACTIVATIONS}  # Keras's own functions, by identity
+        name = "linear" if f is None else known.get(id(f))
+        if name is None:
+            raise ValueError(f"{where}: {attr}={getattr(f, '__name__', repr(f))!r} is not a function the reference "
+                             f"has; supported: {', '.join(repr(k) for k in KERAS_ACTIVATIONS)}")
+        functions.append(KERAS_ACTIVATIONS[name])
+    return mode, tuple(functions)
 
 
 def _recurrent_layers(keras: Any, obj: Any) -> list[Any]:
@@ -144,13 +156,12 @@ class _Layer:
                 raise ValueError(f"{where}: its forward layer must run forward and its backward layer backward")
         else:
             self.rnns = [layer]
-            if layer.go_backwards:
-                raise ValueError(f"{where}: go_backwards=True on a layer of its own (one reverse direction); "
-                                 "the reference runs it inside Bidirectional only")
-        modes = {_mode(keras, r.cell, f"{where} ({r.name})") for r in self.rnns}
-        if len(modes) != 1:
-            raise ValueError(f"{where}: its two directions are of different kinds {sorted(modes)}")
-        self.mode = modes.pop()
+        self.reverse = len(self.rnns) == 1 and bool(layer.go_backwards)  # one direction, run from the last step
+        kinds = [_functions(keras, r.cell, f"{where} ({r.name})") for r in self.rnns]
+        if len({mode for mode, _ in kinds}) != 1:
+            raise ValueError(f"{where}: its two directions are of different kinds {[m for m, _ in kinds]}")
+        self.mode = kinds[0][0]
+        self.functions = tuple(f for _, fs in kinds for f in fs)  # every direction's, as ONNX lists them
         for r in self.rnns:
             if getattr(r, "stateful", False):
                 raise ValueError(f"{where}: stateful=True carries state across calls; the reference takes it as hx")
@@ -193,7 +204,7 @@ class KerasCandidate(Candidate):
         self.layers = [_Layer(keras, layer) for layer in _recurrent_layers(keras, obj)]
         first = self.layers[0]
         for k, layer in enumerate(self.layers[1:], 1):
-            for attr in ("mode", "units", "use_bias", "reset_after"):
+            for attr in ("mode", "units", "use_bias", "reset_after", "reverse", "functions"):
                 if getattr(layer, attr) != getattr(first, attr):
                     raise ValueError(f"layer {layer.layer.name!r}: {attr} {getattr(layer, attr)} differs from the first "
                                      f"recurrent layer's {getattr(first, attr)}; the reference stacks layers alike")
@@ -203,9 +214,12 @@ class KerasCandidate(Candidate):
             if layer.input_size != want:
                 raise ValueError(f"layer {layer.layer.name!r} (recurrent layer {k}): takes {layer.input_size} "
                                  f"features, the layer below gives {want}")
-        self.spec = Spec(first.mode, first.input_size, next(iter(first.units)), len(self.layers),
-                         next(iter(first.use_bias)), len(first.rnns) == 2,
-                         reset_after=next(iter(first.reset_after)) if first.mode == "GRU" else True)
+        names, alphas, betas = zip(*first.functions, strict=True)
+        self.spec = Spec.coerce(RNNConfig(
+            first.mode, first.input_size, next(iter(first.units)), len(self.layers), next(iter(first.use_bias)),
+            bidirectional=len(first.rnns) == 2, reverse=first.reverse,
+            reset_after=next(iter(first.reset_after)) if first.mode == "GRU" else True,
+            activations=names, activation_alpha=alphas, activation_beta=betas))
         self.dtype = np.dtype(str(first.rnns[0].cell.kernel.dtype).replace("torch.", ""))
         nested = {f"l{k}{sfx}": arrays for k, layer in enumerate(self.layers)
                   for sfx, arrays in zip(("", "_reverse"), layer.arrays(), strict=False)}
@@ -230,7 +244,8 @@ class KerasCandidate(Candidate):
 
     def _stack(self, spec: Spec, B: int, T: int) -> list[list[Any]]:
         """Per layer, per direction, a built clone (cached by configuration and shape)."""
-        if spec.mode != self.spec.mode or spec.reset_after != self.spec.reset_after:
+        fixed = ("mode", "reset_after", "reverse", "activations", "activation_alpha", "activation_beta")
+        if any(getattr(spec, f) != getattr(self.spec, f) for f in fixed):
             raise CandidateError(f"{self.name} runs {self.spec}, asked {spec}")
         key = (spec, B, T)
         if key not in self._clones:
