@@ -464,6 +464,8 @@ def test_aligned_activation_arguments_read_onnx_attributes():
         aligned_activation_arguments(acts, [0.1, 0.2, 0.3, 0.4])
     with pytest.raises(ValueError, match="activation_beta"):
         aligned_activation_arguments(("ScaledTanh",), [1.0])
+    with pytest.raises(ValueError, match="activations"):
+        aligned_activation_arguments(("Swish",))
 
 
 def test_derivative_conventions_at_the_kinks():
@@ -540,3 +542,27 @@ def test_cells_take_the_options_as_one_step_of_the_layer(cfg, B, seed):
     assert_close("input", grads["input"], lgrads["input"][0], *fwd, config=cfg)
     for name in cell.state_dict():
         assert_close(name, grads[name], lgrads[f"{name}_l0"], *fwd, config=cfg)
+
+
+@pytest.mark.parametrize("library", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_general_cells_run_in_any_array_library(library, mode):
+    """Every function, the clip and the peepholes through the array API: the same numbers as NumPy."""
+    lib = pytest.importorskip(library)
+    rng = np.random.default_rng(0)
+    n = ACTIVATION_COUNT[mode]
+    for k in range(0, len(ONNX_ACTIVATIONS), n):
+        acts = tuple((ONNX_ACTIVATIONS * 2)[k : k + n])
+        cfg = RNNConfig(mode, 3, 4, activations=acts, activation_alpha=(0.5,) * n, activation_beta=(0.3,) * n,
+                        clip=0.7, peephole=mode == "LSTM", input_forget=mode == "LSTM")
+        m = cfg.module(seed=k)
+        x, dout = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 2, 4))
+        out, _, tape = m.forward(x)
+        grads = m.backward(tape, dout)
+        as_lib = (lambda a: lib.tensor(a)) if library == "torch" else (lambda a: lib.asarray(a))
+        out_l, _, tape_l = m.forward(as_lib(x))
+        grads_l = m.backward(tape_l, as_lib(dout))
+        fwd, grad = tol("float64", "cpu", "forward"), tol("float64", "cpu", "gradient")
+        assert_close("output", np.asarray(out_l), out, *fwd, config=cfg)
+        for name in ("input", *m.state_dict()):
+            assert_close(name, np.asarray(grads_l[name]), grads[name], *grad, config=cfg)
