@@ -277,6 +277,9 @@ def run_both(cfg: RNNConfig, T: int, B: int, seed: int, dtype, runner, *, layout
     D, H = cfg.num_directions, cfg.hidden_size
     x = rng.uniform(-1, 1, (T, B, cfg.input_size))
     hx = tuple(rng.uniform(-1, 1, s) for s in cfg.state_shapes(B))
+    if dtype == np.float32:  # the same numbers on both sides: the runner's own arithmetic is what is compared
+        m.load_state_dict({k: v.astype(np.float32) for k, v in m.state_dict().items()})
+        x, hx = x.astype(np.float32).astype(np.float64), tuple(h.astype(np.float32).astype(np.float64) for h in hx)
     lengths = rng.integers(1, T + 1, B).tolist() if use_lengths else None
     x_in = x.transpose(1, 0, 2) if layout else x  # ONNX layout=1 is batch-major: X (B, T, I)
     out, hidden, _ = m.forward(x_in, hx if cfg.mode == "LSTM" else hx[0], lengths=lengths)
@@ -340,8 +343,18 @@ def test_onnx_operator_forward_matches_reference_evaluator(cfg, layout, T, B, se
 # -- (c) every option against ONNX Runtime (float32) ------------------------------------------------
 
 
-@given(cfg=onnx_configs(max_layers=1, allow_proj=False).filter(lambda c: c.activations is None
-                                                                  or c.activation_alpha is not None),
+def onnxruntime_reads_alike(cfg: RNNConfig) -> bool:
+    """Explicit alpha and beta (ONNX Runtime's defaults for Affine and ThresholdedRelu are not the
+    specs'), and no clip at a ThresholdedRelu's threshold (it takes x > alpha where the RNN specs
+    write x >= alpha: a clipped input sits exactly there)."""
+    if cfg.activations is None:
+        return True
+    thresholds = {abs(a) for n, a in zip(cfg.activations, cfg.activation_alpha or (), strict=False)
+                  if n == "ThresholdedRelu"}
+    return cfg.activation_alpha is not None and cfg.clip not in thresholds
+
+
+@given(cfg=onnx_configs(max_layers=1, allow_proj=False).filter(onnxruntime_reads_alike),
        T=st.integers(1, 5), B=st.integers(1, 3), use_lengths=st.booleans(), seed=st.integers(0, 2**16))
 @example(cfg=RNNConfig("LSTM", 2, 3, reverse=True, peephole=True, input_forget=True, clip=0.5,
                        activations=("HardSigmoid", "LeakyRelu", "Softsign"), activation_alpha=(0.3, 0.1, 0),
@@ -464,6 +477,8 @@ def test_aligned_activation_arguments_read_onnx_attributes():
         aligned_activation_arguments(acts, [0.1, 0.2, 0.3, 0.4])
     with pytest.raises(ValueError, match="activation_beta"):
         aligned_activation_arguments(("ScaledTanh",), [1.0])
+    with pytest.raises(ValueError, match="activations"):
+        aligned_activation_arguments(("Swish",))
 
 
 def test_derivative_conventions_at_the_kinks():
@@ -540,3 +555,27 @@ def test_cells_take_the_options_as_one_step_of_the_layer(cfg, B, seed):
     assert_close("input", grads["input"], lgrads["input"][0], *fwd, config=cfg)
     for name in cell.state_dict():
         assert_close(name, grads[name], lgrads[f"{name}_l0"], *fwd, config=cfg)
+
+
+@pytest.mark.parametrize("library", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_general_cells_run_in_any_array_library(library, mode):
+    """Every function, the clip and the peepholes through the array API: the same numbers as NumPy."""
+    lib = pytest.importorskip(library)
+    rng = np.random.default_rng(0)
+    n = ACTIVATION_COUNT[mode]
+    for k in range(0, len(ONNX_ACTIVATIONS), n):
+        acts = tuple((ONNX_ACTIVATIONS * 2)[k : k + n])
+        cfg = RNNConfig(mode, 3, 4, activations=acts, activation_alpha=(0.5,) * n, activation_beta=(0.3,) * n,
+                        clip=0.7, peephole=mode == "LSTM", input_forget=mode == "LSTM")
+        m = cfg.module(seed=k)
+        x, dout = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 2, 4))
+        out, _, tape = m.forward(x)
+        grads = m.backward(tape, dout)
+        as_lib = (lambda a: lib.tensor(a)) if library == "torch" else (lambda a: lib.asarray(a))
+        out_l, _, tape_l = m.forward(as_lib(x))
+        grads_l = m.backward(tape_l, as_lib(dout))
+        fwd, grad = tol("float64", "cpu", "forward"), tol("float64", "cpu", "gradient")
+        assert_close("output", np.asarray(out_l), out, *fwd, config=cfg)
+        for name in ("input", *m.state_dict()):
+            assert_close(name, np.asarray(grads_l[name]), grads[name], *grad, config=cfg)

@@ -94,6 +94,8 @@ def masked(xp: Any, keep: Any, dy: Any) -> Any:
 #     LeakyRelu(x)       x if x >= 0 else alpha x         1 if x >= 0 else alpha
 #     ThresholdedRelu(x) x if x >= alpha else 0           1 if x >= alpha else 0  (the jump at alpha has no
 #                                                                                   derivative: the pieces' are used)
+#                        (the RNN operators' text; ONNX's ThresholdedRelu operator and ONNX Runtime take x > alpha:
+#                        they differ at x = alpha alone, which a clip equal to alpha makes reachable)
 #     ScaledTanh(x)      alpha tanh(beta x)               alpha beta (1 - tanh(beta x)^2)
 #     HardSigmoid(x)     min(max(alpha x + beta, 0), 1)   alpha if 0 < alpha x + beta < 1 else 0 (0 at the corners,
 #                                                                                   as torch's hardsigmoid)

@@ -125,7 +125,10 @@ def aligned_activation_arguments(activations: Any, alpha: Any = None, beta: Any 
         rest = list(values or ())
         aligned = []
         for act in activations:
-            default = ONNX_ARGUMENT_DEFAULTS[_ACTIVATION_NAMES.get(str(act).lower(), "Tanh")][k]
+            if str(act).lower() not in _ACTIVATION_NAMES:
+                raise ValueError(f"activations: {act!r} is not one of ONNX's activation functions "
+                                 f"({', '.join(ONNX_ACTIVATIONS)})")
+            default = ONNX_ARGUMENT_DEFAULTS[_ACTIVATION_NAMES[str(act).lower()]][k]
             if default is None:
                 aligned.append(0.0)
             elif rest:
