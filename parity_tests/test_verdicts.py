@@ -19,8 +19,8 @@ import reference
 from parity_tests import wrong_answers as wa
 from reference.gradcheck import check_gradients, check_module_gradients, check_vjp
 from reference.recurrent import RNNBase
-from reference.tolerances import TOLERANCES, compare_arrays
-from reference.verify import CandidateError, Spec, compare
+from reference.tolerances import TOLERANCES, candidate_tol, compare_arrays
+from reference.verify import CandidateError, Spec, compare, diff_weights, layouts
 from reference.verify.testing import assert_matches_reference
 
 # -- compare_arrays: the one rule ----------------------------------------------------------------
@@ -351,3 +351,244 @@ def test_assert_matches_reference_raises_on_one_wrong_quantity_with_the_report(p
         assert "DTYPE MISMATCH" in message and p.key in message
     else:
         assert re.search(rf"^  {re.escape(wa.report_name(p.key))} .*FAIL", message, re.MULTILINE), message
+
+
+# -- CandidateError: every malformed result names what was expected and what came back ----------------------
+
+MALFORMED = {  # name -> (how a correct result is broken, a regex naming what was expected and what came back)
+    "a tuple": (lambda r: (r["output"], r["hidden"]), r"returned a tuple of 2; expected a mapping with 'output'"),
+    "None": (lambda r: None, r"returned None; expected a mapping with 'output' \(T, B, D\*P\) and 'hidden'"),
+    "no output": (lambda r: {k: v for k, v in r.items() if k != "output"},
+                  r"returned no 'output' \(keys \[.*'hidden'.*\]\); expected 'output' and 'hidden'"),
+    "no hidden": (lambda r: {k: v for k, v in r.items() if k != "hidden"},
+                  r"returned no 'hidden' \(keys \['.*\]\); expected 'output' and 'hidden'"),
+    "hidden too long": (lambda r: {**r, "hidden": (*r["hidden"], r["hidden"][0])},
+                        r"returned 'hidden' as a tuple of \d; expected a tuple \(h_n"),
+    "output as text": (lambda r: {**r, "output": "output"}, r"returned 'output' as str.*; expected a real array"),
+    "output ragged": (lambda r: {**r, "output": [[1.0], [1.0, 2.0]]}, r"returned 'output' as list; expected an array"),
+    "complex output": (lambda r: {**r, "output": r["output"] * 1j},
+                       r"returned 'output' as ndarray of shape .* of dtype complex128; expected a real array"),
+    "bool h_n": (lambda r: {**r, "hidden": (r["hidden"][0] > 0, *r["hidden"][1:])},
+                 r"returned 'hidden'\[0\] as ndarray .* of dtype bool; expected a real array"),
+    "unknown key": (lambda r: {**r, "weight_xx_l0": r["output"]},
+                    r"returned unknown gradient keys \['weight_xx_l0'\]; expected 'output', 'hidden'"),
+    "hx too short": (lambda r: {**r, "hx": r["hx"][:-1] or None},
+                     r"returned 'hx' as (a tuple of \d|None); expected a tuple like hx \(\(dh_0"),
+    "complex gradient": (lambda r: {**r, "weight_hh_l0": r["weight_hh_l0"] * 1j},
+                         r"returned 'weight_hh_l0' as ndarray .* of dtype complex128; expected a real array"),
+}
+
+
+@settings(max_examples=30)
+@given(problem=problems(), malformed=st.sampled_from(sorted(MALFORMED)))
+def test_every_malformed_result_is_a_candidate_error_naming_expected_and_returned(problem, malformed):
+    spec, T, B, seed, dtype = problem
+    breaks, message = MALFORMED[malformed]
+
+    def candidate(spec_, params, input, hx, grad_output, grad_hidden, **kw):
+        return breaks(wa.reference_result(spec_, params, input, hx, grad_output, grad_hidden, **kw))
+
+    with pytest.raises(CandidateError, match=message):
+        compare(candidate, spec, seq_len=T, batch=B, seed=seed, dtype=dtype)
+
+
+def test_a_candidate_that_raises_and_one_in_a_foreign_layout_that_returns_bad_gradients_are_named():
+    spec = Spec("LSTM", 2, 3)
+
+    def raises(*args, **kw):
+        raise FloatingPointError("overflow in step 3")
+
+    with pytest.raises(CandidateError, match=r"raises raised FloatingPointError: overflow in step 3 \(running LSTM"):
+        compare(raises, spec)
+
+    def keras(spec_, params, input, hx, grad_output, grad_hidden, **kw):
+        res = wa.reference_result(spec_, layouts.import_state_dict("keras", spec_, params), input, hx, grad_output,
+                                  grad_hidden, **kw)
+        grads = layouts.export_state_dict("keras", spec_, {k: v for k, v in res.items() if k.startswith(("w", "b"))})
+        grads["l0"]["kernel"] = grads["l0"]["kernel"].T  # (4H, I): the wrong orientation
+        return {k: v for k, v in res.items() if not k.startswith(("w", "b"))} | grads
+
+    with pytest.raises(CandidateError, match=r"weight gradients in the keras layout: weights\['l0'\]: kernel: "
+                                             r"expected 12 gate rows"):
+        compare(keras, spec, layout="keras")
+
+
+# -- module candidates: a reference subclass and a torch module, wrong in one quantity -----------------------
+
+
+def _wrong_reference_class(cls, p: wa.Perturbation):
+    """A reference layer subclass whose forward (for output, h_n, c_n) or backward (for gradients) is wrong by p."""
+
+    class Wrong(cls):
+        def forward(self, input, hx=None, **kw):
+            out, hidden, tape = super().forward(input, hx, **kw)
+            res = {"output": out, "hidden": hidden if isinstance(hidden, tuple) else (hidden,)}
+            if wa.kind_of(p.key) == "forward":
+                res = wa.perturb(res, p, *candidate_tol(out.dtype, "cpu", "forward"))
+            h = res["hidden"]
+            return res["output"], h if isinstance(hidden, tuple) else h[0], tape
+
+        def backward(self, tape, *args, **kw):
+            grads = super().backward(tape, *args, **kw)
+            if wa.kind_of(p.key) == "forward":
+                return grads
+            res = {**grads, "hx": grads["hx"] if isinstance(grads["hx"], tuple) else (grads["hx"],)}
+            rtol, atol = candidate_tol(np.asarray(grads["input"]).dtype, "cpu", "gradient")
+            res = wa.perturb(res, p, rtol, atol)
+            return {**res, "hx": res["hx"] if isinstance(grads["hx"], tuple) else res["hx"][0]}
+
+    return Wrong
+
+
+REFERENCE_LAYERS = [(reference.LSTM, dict(proj_size=1, num_layers=2, bidirectional=True)),
+                    (reference.GRU, dict(reset_after=False)), (reference.RNN, dict(nonlinearity="relu"))]
+
+
+@settings(max_examples=20)
+@given(which=st.integers(0, len(REFERENCE_LAYERS) - 1), seed=st.integers(0, 2**10), data=st.data())
+def test_a_reference_subclass_is_checked_as_its_own_class(which, seed, data):
+    """A subclass of a reference module is run as itself (not as the stock reference), wrong in one quantity."""
+    cls, kw = REFERENCE_LAYERS[which]
+    module = cls(2, 2, **kw, dtype=np.float64, seed=seed)
+    spec = Spec.coerce(module)
+    p = data.draw(wa.perturbations(truth_of(spec, 5, 3, seed), ("above", "below", "nan", "inf"), spec=spec))
+    wrong = _wrong_reference_class(cls, p)(2, 2, **kw, dtype=np.float64, seed=seed)
+    _assert_verdict(p, lambda: compare(wrong, localise=False, seed=seed))
+
+
+# -- layouts: round trips, and one wrong gate block in a foreign layout is that gate's block in torch's ---------
+
+LAYOUT_CASES = [(layout, mode, ra, proj) for layout in layouts.LAYOUTS for mode in ("RNN", "GRU", "LSTM")
+                for ra in ((True, False) if mode == "GRU" else (True,)) for proj in ((0, 1) if mode == "LSTM" else (0,))
+                if layout == "torch" or (layout, mode) in layouts._FORMATS]
+SPEC_MODE = {"RNN": "RNN_TANH", "GRU": "GRU", "LSTM": "LSTM"}
+
+
+def torch_cell(mode: str, I: int, H: int, proj: int, rng) -> dict:
+    G, P = len(layouts.TORCH_ORDER[mode]), proj or H
+    w = {"weight_ih": rng.uniform(-0.6, 0.6, (G * H, I)), "weight_hh": rng.uniform(-0.6, 0.6, (G * H, P)),
+         "bias_ih": rng.uniform(-0.6, 0.6, G * H), "bias_hh": rng.uniform(-0.6, 0.6, G * H)}
+    return w | ({"weight_hr": rng.uniform(-0.6, 0.6, (proj, H))} if proj else {})
+
+
+def _merged(layout: str, mode: str, ra: bool) -> bool:
+    fmt = layouts.layout_format(layout, mode)
+    return fmt is not None and (fmt.bias_kind == "merged" or (fmt.bias_kind == "rows" and not ra))
+
+
+def _run(mode, ra, proj, cell, x, seed):
+    """The one-layer reference's output with these cell weights: the function the weights compute."""
+    spec = Spec(SPEC_MODE[mode], x.shape[-1], cell["weight_hr" if proj else "weight_hh"].shape[-1 if proj else 1],
+                reset_after=ra, proj_size=proj)
+    m = spec.reference({f"{k}_l0": v for k, v in cell.items()})
+    hx = tuple(np.random.default_rng(seed).uniform(-1, 1, s) for s in spec.state_shapes(x.shape[1]))
+    return np.asarray(m.forward(x, hx if spec.lstm else hx[0])[0])
+
+
+@settings(max_examples=60)
+@given(case=st.sampled_from(LAYOUT_CASES), I=st.integers(1, 3), H=st.integers(2, 3), seed=st.integers(0, 2**16))
+def test_every_layout_round_trips_and_keeps_the_function(case, I, H, seed):
+    layout, mode, ra, proj = case
+    rng = np.random.default_rng(seed)
+    t = torch_cell(mode, I, H, proj, rng)
+    if proj and layout != "torch":
+        with pytest.raises(ValueError, match=r"projections \(weight_hr\) have no place"):
+            layouts.export_weights(layout, mode, t, reset_after=ra)
+        return
+    w = layouts.export_weights(layout, mode, t, reset_after=ra)
+    back = layouts.import_weights(layout, mode, w, reset_after=ra)
+    again = layouts.export_weights(layout, mode, back, reset_after=ra)  # foreign -> torch -> foreign: exact
+    assert set(again) == set(w) and all(np.array_equal(again[k], w[k]) for k in w)
+    assert set(back) == set(t) and all(np.array_equal(back[k], t[k]) for k in t if not k.startswith("bias"))
+    if _merged(layout, mode, ra):  # one bias: (b_ih + b_hh, 0)
+        assert np.array_equal(back["bias_ih"], t["bias_ih"] + t["bias_hh"]) and not back["bias_hh"].any()
+    else:
+        assert np.array_equal(back["bias_ih"], t["bias_ih"]) and np.array_equal(back["bias_hh"], t["bias_hh"])
+    x = rng.uniform(-1, 1, (3, 2, I))
+    np.testing.assert_allclose(_run(mode, ra, proj, back, x, seed), _run(mode, ra, proj, t, x, seed),
+                               rtol=1e-13, atol=1e-15)  # the same function, in either GRU form
+
+
+def test_torch_form_gru_refuses_a_merged_bias():
+    """b_hn sits inside the reset product: torch's GRU cannot merge its biases, in either direction."""
+    t = torch_cell("GRU", 2, 3, 0, np.random.default_rng(0))
+    w = layouts.export_weights("keras", "GRU", t)
+    assert w["bias"].shape == (2, 9)
+    merged = layouts.export_weights("keras", "GRU", t, reset_after=False)
+    with pytest.raises(ValueError, match="reset_after=False GRU; torch's form"):
+        layouts.import_weights("keras", "GRU", merged)
+
+
+@st.composite
+def foreign_block_perturbations(draw):
+    """(layout, mode, reset_after, torch weights, foreign weights, the foreign array, its gate letter, part, the
+    perturbed foreign weights): one gate block of one foreign array moved."""
+    layout, mode, ra, _ = draw(st.sampled_from([c for c in LAYOUT_CASES if c[0] != "torch" and not c[3]]))
+    fmt = layouts.layout_format(layout, mode)
+    H = draw(st.integers(2, 3))
+    t = torch_cell(mode, draw(st.integers(1, 3)), H, 0, np.random.default_rng(draw(st.integers(0, 2**16))))
+    w = layouts.export_weights(layout, mode, t, reset_after=ra)
+    name = draw(st.sampled_from([fmt.w_in, fmt.w_h, fmt.bias]))
+    gate = draw(st.sampled_from(fmt.order))
+    j, GH = fmt.order.index(gate), len(fmt.order) * H
+    wrong = {k: np.array(v, copy=True) for k, v in w.items()}
+    a = wrong[name]
+    part = 0
+    if name == fmt.bias and a.ndim == 2:  # keras GRU rows: (input, recurrent)
+        part = draw(st.integers(0, 1))
+        a[part, j * H:(j + 1) * H] += draw(st.sampled_from([0.5, -0.25]))
+    elif name == fmt.bias and fmt.bias_kind == "concat":  # onnx [Wb, Rb]
+        part = draw(st.integers(0, 1))
+        a[part * GH + j * H:part * GH + (j + 1) * H] += draw(st.sampled_from([0.5, -0.25]))
+    elif fmt.transposed and name != fmt.bias:
+        a[:, j * H:(j + 1) * H] += draw(st.sampled_from([0.5, -0.25]))
+    else:
+        a[j * H:(j + 1) * H] += draw(st.sampled_from([0.5, -0.25]))
+    return layout, mode, ra, t, w, name, gate, part, wrong
+
+
+TORCH_OF = lambda fmt, name, part: ("weight_ih" if name == fmt.w_in else "weight_hh" if name == fmt.w_h
+                                    else ("bias_ih", "bias_hh")[part])
+
+
+@settings(max_examples=60)
+@given(case=foreign_block_perturbations())
+def test_one_wrong_foreign_gate_block_is_that_gate_in_torch_and_in_the_weight_diff(case):
+    layout, mode, ra, t, w, name, gate, part, wrong = case
+    fmt = layouts.layout_format(layout, mode)
+    right, moved = (layouts.import_weights(layout, mode, v, reset_after=ra) for v in (w, wrong))
+    target = TORCH_OF(fmt, name, part)
+    j, G = layouts.TORCH_ORDER[mode].index(gate), len(fmt.order)
+    for k in right:
+        rows = np.abs(moved[k] - right[k]).reshape(G, -1).max(axis=1) > 0  # which gate blocks moved
+        assert rows.tolist() == ([g == j for g in range(G)] if k == target else [False] * G), (k, target, gate)
+    spec_mode = SPEC_MODE[mode]
+    diffs = diff_weights({"l0": wrong}, {f"{k}_l0": v for k, v in t.items()}, layout_a=layout, mode=spec_mode,
+                         reset_after=ra)
+    assert [(d.layer, d.direction, d.tensor, d.gates) for d in diffs] == [(0, 0, target, (gate,) if G > 1 else ("h",))], \
+        [d.text for d in diffs]
+    assert diff_weights({"l0": w}, {f"{k}_l0": v for k, v in t.items()}, layout_a=layout, mode=spec_mode,
+                        reset_after=ra) == []  # the same function: a merged bias is not a difference
+
+
+@settings(max_examples=40)
+@given(mode=st.sampled_from(["RNN_TANH", "GRU", "GRU paper", "LSTM"]), block=st.integers(0, 3),
+       amount=st.sampled_from([0.5, -0.3]), seed=st.integers(0, 2**16))
+def test_the_weight_diff_reports_a_bias_split_exactly_where_it_changes_the_function(mode, block, amount, seed):
+    """Moving an amount from b_hh to b_ih keeps b_ih + b_hh: the same function except in torch-form GRU's n
+    block, where b_hn sits inside the reset product; paper-form GRU has no such block."""
+    spec = Spec(mode.split()[0], 2, 3, reset_after=mode != "GRU paper")
+    G = spec.G
+    block %= G
+    sd = {k: np.asarray(v) for k, v in spec.reference(seed=seed).state_dict().items()}
+    moved = dict(sd, bias_ih_l0=sd["bias_ih_l0"].copy(), bias_hh_l0=sd["bias_hh_l0"].copy())
+    moved["bias_ih_l0"][block * 3:(block + 1) * 3] += amount  # the parts grow, their sum stays (to rounding)
+    moved["bias_hh_l0"][block * 3:(block + 1) * 3] -= amount
+    x = np.random.default_rng(seed).uniform(-1, 1, (3, 2, 2))
+    same = np.allclose(spec.reference(moved).forward(x)[0], spec.reference(sd).forward(x)[0], rtol=1e-13, atol=1e-15)
+    diffs = diff_weights(moved, sd, mode=spec.mode, reset_after=spec.reset_after)
+    gate = (spec.gates or ("h",))[block]
+    assert same == (not diffs), ([d.text for d in diffs], same)
+    assert same == (not (spec.mode == "GRU" and spec.reset_after and gate == "n"))
+    if diffs:
+        assert {(d.tensor, d.gates) for d in diffs} == {("bias_ih", ("n",)), ("bias_hh", ("n",))}
