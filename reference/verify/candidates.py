@@ -194,8 +194,12 @@ class ReferenceCandidate(Candidate):
         cfg = spec.config
         kwargs: dict[str, Any] = dict(num_layers=cfg.num_layers, bias=cfg.bias, batch_first=False,
                                       dropout=cfg.dropout, bidirectional=cfg.bidirectional, dtype=self.dtype)
-        kwargs.update({"LSTM": {"proj_size": cfg.proj_size}, "GRU": {"reset_after": cfg.reset_after}}.get(
-            cfg.mode, {"nonlinearity": cfg.nonlinearity}))
+        if cfg.mode == "LSTM":
+            kwargs["proj_size"] = cfg.proj_size
+        elif cfg.mode == "GRU":
+            kwargs["reset_after"] = cfg.reset_after
+        else:
+            kwargs["nonlinearity"] = cfg.nonlinearity
         try:
             with warnings.catch_warnings():  # dropout with one layer: a warning, as torch gives
                 warnings.simplefilter("ignore", UserWarning)
