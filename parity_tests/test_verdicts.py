@@ -485,8 +485,9 @@ def _run(mode, ra, proj, cell, x, seed):
     return np.asarray(m.forward(x, hx if spec.lstm else hx[0])[0])
 
 
-@settings(max_examples=60)
-@given(case=st.sampled_from(LAYOUT_CASES), I=st.integers(1, 3), H=st.integers(2, 3), seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=lambda c: "-".join(map(str, c)))
+@settings(max_examples=5)
+@given(I=st.integers(1, 3), H=st.integers(2, 3), seed=st.integers(0, 2**16))
 def test_every_layout_round_trips_and_keeps_the_function(case, I, H, seed):
     layout, mode, ra, proj = case
     rng = np.random.default_rng(seed)
@@ -519,11 +520,14 @@ def test_torch_form_gru_refuses_a_merged_bias():
         layouts.import_weights("keras", "GRU", merged)
 
 
+FOREIGN_CASES = [c for c in LAYOUT_CASES if c[0] != "torch" and not c[3]]
+
+
 @st.composite
-def foreign_block_perturbations(draw):
+def foreign_block_perturbations(draw, case):
     """(layout, mode, reset_after, torch weights, foreign weights, the foreign array, its gate letter, part, the
     perturbed foreign weights): one gate block of one foreign array moved."""
-    layout, mode, ra, _ = draw(st.sampled_from([c for c in LAYOUT_CASES if c[0] != "torch" and not c[3]]))
+    layout, mode, ra, _ = case
     fmt = layouts.layout_format(layout, mode)
     H = draw(st.integers(2, 3))
     t = torch_cell(mode, draw(st.integers(1, 3)), H, 0, np.random.default_rng(draw(st.integers(0, 2**16))))
@@ -551,10 +555,11 @@ TORCH_OF = lambda fmt, name, part: ("weight_ih" if name == fmt.w_in else "weight
                                     else ("bias_ih", "bias_hh")[part])
 
 
-@settings(max_examples=60)
-@given(case=foreign_block_perturbations())
-def test_one_wrong_foreign_gate_block_is_that_gate_in_torch_and_in_the_weight_diff(case):
-    layout, mode, ra, t, w, name, gate, part, wrong = case
+@pytest.mark.parametrize("foreign", FOREIGN_CASES, ids=lambda c: "-".join(map(str, c[:3])))
+@settings(max_examples=8)
+@given(data=st.data())
+def test_one_wrong_foreign_gate_block_is_that_gate_in_torch_and_in_the_weight_diff(foreign, data):
+    layout, mode, ra, t, w, name, gate, part, wrong = data.draw(foreign_block_perturbations(foreign))
     fmt = layouts.layout_format(layout, mode)
     right, moved = (layouts.import_weights(layout, mode, v, reset_after=ra) for v in (w, wrong))
     target = TORCH_OF(fmt, name, part)
@@ -571,15 +576,14 @@ def test_one_wrong_foreign_gate_block_is_that_gate_in_torch_and_in_the_weight_di
                         reset_after=ra) == []  # the same function: a merged bias is not a difference
 
 
-@settings(max_examples=40)
-@given(mode=st.sampled_from(["RNN_TANH", "GRU", "GRU paper", "LSTM"]), block=st.integers(0, 3),
-       amount=st.sampled_from([0.5, -0.3]), seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("mode,block", [(m, j) for m, G in (("RNN_TANH", 1), ("GRU", 3), ("GRU paper", 3), ("LSTM", 4))
+                                        for j in range(G)])
+@settings(max_examples=4)
+@given(amount=st.sampled_from([0.5, -0.3]), seed=st.integers(0, 2**16))
 def test_the_weight_diff_reports_a_bias_split_exactly_where_it_changes_the_function(mode, block, amount, seed):
     """Moving an amount from b_hh to b_ih keeps b_ih + b_hh: the same function except in torch-form GRU's n
     block, where b_hn sits inside the reset product; paper-form GRU has no such block."""
     spec = Spec(mode.split()[0], 2, 3, reset_after=mode != "GRU paper")
-    G = spec.G
-    block %= G
     sd = {k: np.asarray(v) for k, v in spec.reference(seed=seed).state_dict().items()}
     moved = dict(sd, bias_ih_l0=sd["bias_ih_l0"].copy(), bias_hh_l0=sd["bias_hh_l0"].copy())
     moved["bias_ih_l0"][block * 3:(block + 1) * 3] += amount  # the parts grow, their sum stays (to rounding)
@@ -664,9 +668,9 @@ def _in_layout(layout: str, candidate):
     return fn
 
 
-@settings(max_examples=30)
-@given(case=st.sampled_from([c for c in LAYOUT_CASES if c[0] != "torch" and not c[3]]), seed=st.integers(0, 2**10),
-       bidirectional=st.booleans(), data=st.data())
+@pytest.mark.parametrize("case", FOREIGN_CASES, ids=lambda c: "-".join(map(str, c[:3])))
+@settings(max_examples=4)
+@given(seed=st.integers(0, 2**10), bidirectional=st.booleans(), data=st.data())
 def test_a_candidate_in_a_foreign_layout_passes_and_fails_one_wrong_gradient_by_name(case, seed, bidirectional, data):
     layout, mode, ra, _ = case
     spec = Spec(SPEC_MODE[mode], 2, 2, 2, bidirectional=bidirectional, reset_after=ra)
