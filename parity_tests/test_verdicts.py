@@ -689,3 +689,23 @@ def test_a_candidate_in_a_foreign_layout_passes_and_fails_one_wrong_gradient_by_
             assert {t.name for t in report.failures()} == {f"grad {p.key}", f"grad {p.key.replace('_ih', '_hh')}"}
         return
     _assert_verdict(p, lambda: compare(cand, spec, seq_len=3, batch=2, seed=seed, layout=layout, localise=False))
+
+
+@settings(max_examples=20)
+@given(mode=st.sampled_from(["RNN_RELU", "RNN_TANH", "LSTM"]), t=st.integers(0, 2), b=st.integers(0, 1),
+       value=st.sampled_from([np.inf, -np.inf, np.nan]), seed=st.integers(0, 2**10), data=st.data())
+def test_compare_fails_a_finite_answer_where_the_truth_is_not(mode, t, b, value, seed, data):
+    """An infinite or NaN input makes the truth non-finite; a candidate finite there is wrong, the truth is not."""
+    spec, T, B = Spec(mode, 1, 2), 3, 2
+    x = np.random.default_rng(seed).uniform(-1, 1, (T, B, 1))
+    x[t, b, 0] = value
+    kw = dict(input=x, seed=seed, gradients=False, localise=False)
+    assert compare(wa.wrong_candidate(None, spec, T, B), spec, **kw).passed
+    truth = wa.reference_result(spec, spec.reference(seed=seed).state_dict(), x,
+                                tuple(np.zeros(s) for s in spec.state_shapes(B)), None, None)
+    try:
+        p = data.draw(wa.perturbations(truth, ("finite",)))
+    except ValueError:  # relu(-inf) = 0: nothing non-finite to replace
+        return
+    report = compare(wa.wrong_candidate(p, spec, T, B), spec, **kw)
+    assert not report.passed and [r.name for r in report.failures()] == [wa.report_name(p.key)], (p, str(report))
