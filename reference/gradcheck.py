@@ -17,7 +17,8 @@ error and the worst index, printable as a table; truthy when all pass.
 Arguments are validated as everywhere else: arrays must hold real floats
 (TypeError otherwise), ``eps`` must be positive and ``rtol``/``atol``
 non-negative (ValueError), and every array needs an analytic gradient of its
-own shape (ValueError). The caller's arrays and modules are never written.
+own shape (ValueError), of real floats (TypeError), with no gradient for an
+array not given (ValueError). The caller's arrays and modules are never written.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def _check_args(arrays: Any, analytic: Any = None, eps: Any = 1e-6, rtol: Any = 
         missing = [k for k in point if k not in analytic]
         if missing:
             raise ValueError(f"analytic: expected a gradient for every array, missing {missing}")
+        extra = [k for k in analytic if k not in point]
+        if extra:  # a gradient with no array to check it against would be reported as nothing
+            raise ValueError(f"analytic: unexpected keys {extra}; expected the keys of arrays {list(point)}")
     return point
 
 
@@ -133,8 +137,13 @@ def numerical_gradient(fn: Callable[..., Any], arrays: Arrays, cotangents: Any, 
     return grads
 
 
+def _analytic(name: str, value: Any) -> np.ndarray:
+    """A float64 copy of one analytic gradient: real floats only (a complex part would be dropped silently)."""
+    return as_float_array(f"analytic[{name!r}]", value, np.dtype(np.float64))
+
+
 def _compare(name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float) -> TensorCheck:
-    analytic = np.asarray(analytic, dtype=np.float64)
+    analytic = _analytic(name, analytic)
     if analytic.shape != numeric.shape:
         raise ValueError(f"analytic[{name!r}]: expected shape {numeric.shape}, got {analytic.shape}")
     err = np.abs(analytic - numeric)
@@ -165,7 +174,7 @@ def check_vjp(fn: Callable[..., Any], arrays: Arrays, analytic: Mapping[str, np.
     checks = []
     for name, x in point.items():
         v = rng.standard_normal(x.shape)
-        a = np.asarray(analytic[name], dtype=np.float64)
+        a = _analytic(name, analytic[name])
         if a.shape != x.shape:
             raise ValueError(f"analytic[{name!r}]: expected shape {x.shape}, got {a.shape}")
         up = _loss(fn(**{**point, name: x + eps * v}), cotangents)

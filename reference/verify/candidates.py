@@ -165,7 +165,8 @@ def _import_layout_gradients(layout: str, spec: Spec, res: Any) -> Any:
 
 
 class ReferenceCandidate(Candidate):
-    """A reference module (any dtype) as a candidate: e.g. the float32 reference against the float64 one."""
+    """A reference module (any dtype) as a candidate: e.g. the float32 reference against the float64 one, or a
+    subclass with its own forward or backward (run as its own class, for every configuration localisation poses)."""
 
     declares_reset_after = True
 
@@ -177,8 +178,37 @@ class ReferenceCandidate(Candidate):
         self.name = f"{type(module).__name__} (reference, {self.dtype.name})"
 
     def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
-        m = spec.reference(params, dtype=self.dtype)
-        return reference_run(m, spec, x, hx, grad_output, grad_hidden, lengths, dropout_masks)[0]
+        return reference_run(self._module(spec, params), spec, x, hx, grad_output, grad_hidden, lengths,
+                             dropout_masks)[0]
+
+    def _module(self, spec: Spec, params: dict) -> Any:
+        """The module's own class (a subclass's forward and backward are what is checked) built for ``spec``."""
+        import warnings
+
+        from ..recurrent import GRU, LSTM, RNN
+
+        cls = type(self.module)
+        if cls in (GRU, LSTM, RNN):
+            return spec.reference(params, dtype=self.dtype)
+
+        cfg = spec.config
+        kwargs: dict[str, Any] = dict(num_layers=cfg.num_layers, bias=cfg.bias, batch_first=False,
+                                      dropout=cfg.dropout, bidirectional=cfg.bidirectional, dtype=self.dtype)
+        if cfg.mode == "LSTM":
+            kwargs["proj_size"] = cfg.proj_size
+        elif cfg.mode == "GRU":
+            kwargs["reset_after"] = cfg.reset_after
+        else:
+            kwargs["nonlinearity"] = cfg.nonlinearity
+        try:
+            with warnings.catch_warnings():  # dropout with one layer: a warning, as torch gives
+                warnings.simplefilter("ignore", UserWarning)
+                m = cls(cfg.input_size, cfg.hidden_size, **kwargs)
+            m.load_state_dict(params)
+        except Exception as e:
+            raise CandidateError(f"could not build {self.name} for {spec} ({cls.__name__}(input_size, hidden_size, "
+                                 f"**{sorted(kwargs)})): {type(e).__name__}: {e}") from e
+        return m.train(spec.training)
 
 
 def reference_run(m: Any, spec: Spec, x, hx, grad_output, grad_hidden, lengths, masks, carries: bool = False):
@@ -383,7 +413,7 @@ def normalise(raw: Any, pb: Problem, expect: Expect, dtype: np.dtype, who: str) 
                              f"{str(list(pb.params)[:4])[:-1]}, ...]")
     if pb.backward:
         _gradients(raw, res, pb, expect, who)
-    notes = [f"{name} is {a.dtype}" for name, a in _arrays(res) if a.dtype.kind == "f" and a.dtype != dtype]
+    notes = [f"{name} is {a.dtype}" for name, a in _arrays(res) if a.dtype != dtype]  # integers too
     return res, notes
 
 
@@ -391,7 +421,7 @@ def _gradients(raw: Mapping, res: dict, pb: Problem, expect: Expect, who: str) -
     hint = " (if it does not compute this gradient, say so with compare(..., gradients=...))"
     if expect.input:
         if raw.get("input") is None:
-            raise CandidateError(f"{who} returned no gradient 'input'{hint}")
+            raise CandidateError(f"{who} returned no gradient 'input' (keys {sorted(raw)}){hint}")
         res["input"] = _array("'input'", raw["input"], who)
     wanted = expect.hx[:len(pb.hx)]
     if any(wanted):
@@ -410,7 +440,9 @@ def _gradients(raw: Mapping, res: dict, pb: Problem, expect: Expect, who: str) -
     names = expect.param_names(pb.params)
     missing = [n for n in names if raw.get(n) is None]
     if missing:
-        raise CandidateError(f"{who} returned no gradient for the parameters {missing}{hint}")
+        given = sorted(n for n in pb.params if raw.get(n) is not None)
+        raise CandidateError(f"{who} returned no gradient for the parameters {missing} (it returned gradients for "
+                             f"{given or 'none'}){hint}")
     for n in names:
         res[n] = _array(repr(n), raw[n], who)
 

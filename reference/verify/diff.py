@@ -22,11 +22,14 @@ import numpy as np
 
 from .spec import Spec, direction_name, split_name
 
+SUM_ULPS = 8  # two splits of one sum: each addition rounds by half an ulp of its parts
+
 _LAYOUT_NAMES = {  # torch name -> the layout's own, for messages
     "keras": {"weight_ih": "kernel", "weight_hh": "recurrent_kernel", "bias_ih": "bias (input part)",
-              "bias_hh": "bias (recurrent part)"},
-    "onnx": {"weight_ih": "W", "weight_hh": "R", "bias_ih": "B (input half, Wb)", "bias_hh": "B (recurrent half, Rb)"},
-    "ifog": {"weight_ih": "Wx", "weight_hh": "Wh", "bias_ih": "b", "bias_hh": "b"},
+              "bias_hh": "bias (recurrent part)", "bias": "bias"},
+    "onnx": {"weight_ih": "W", "weight_hh": "R", "bias_ih": "B (input half, Wb)", "bias_hh": "B (recurrent half, Rb)",
+             "bias": "B (Wb + Rb)"},
+    "ifog": {"weight_ih": "Wx", "weight_hh": "Wh", "bias_ih": "b", "bias_hh": "b", "bias": "b"},
 }
 
 
@@ -73,12 +76,26 @@ def diff_weights(a: Any, b: Any, *, layout_a: str | None = None, layout_b: str |
     if rtol is None:
         exact = all(np.asarray(v).dtype == np.float64 for v in (*sa.values(), *sb.values()))
         rtol = 0.0 if exact else 1e-6
-    return state_dict_diff(sa, sb, spec_a, names=names, rtol=rtol)
+    merged = any(_merges_biases(lay, spec_a) for lay in (lay_a, lay_b))
+    return state_dict_diff(sa, sb, spec_a, names=names, rtol=rtol, sums=merged)
+
+
+def _merges_biases(layout: str, spec: Spec) -> bool:
+    """Whether ``layout`` holds one bias b_ih + b_hh for ``spec`` (imported as (b, 0): its split means nothing)."""
+    from .layouts import layout_format
+
+    fmt = layout_format(layout, spec.mode)
+    return fmt is not None and (fmt.bias_kind == "merged" or (fmt.bias_kind == "rows" and not spec.reset_after))
 
 
 def state_dict_diff(a: Mapping[str, Any], b: Mapping[str, Any], spec: Spec, *, names: Mapping[str, str] | None = None,
-                    rtol: float = 0.0) -> list[WeightDifference]:
-    """Differences between two torch-named state_dicts of the configuration ``spec``."""
+                    rtol: float = 0.0, sums: bool = False) -> list[WeightDifference]:
+    """Differences between two torch-named state_dicts of the configuration ``spec``.
+
+    ``sums``: one side holds a merged bias (imported as (b_ih + b_hh, 0)), so the
+    blocks where only the sum matters are compared, and named, as that sum (under
+    ``bias_ih``, where the merged bias lives in torch's names), never per part.
+    """
     names = names or {}
     out: list[WeightDifference] = []
     for key in sorted(set(a) ^ set(b)):
@@ -110,7 +127,15 @@ def state_dict_diff(a: Mapping[str, Any], b: Mapping[str, Any], spec: Spec, *, n
                 other = "bias_hh" if base == "bias_ih" else "bias_ih"
                 xo, yo = get(a, other), get(b, other)
                 if xo is not None and yo is not None:
-                    skip = {j for j in sum_only if _close(_block(x + xo, j, spec.G), _block(y + yo, j, spec.G), rtol)}
+                    same_sum = {j for j in sum_only if _sums_close(x, xo, y, yo, j, spec.G, rtol)}
+                    if sums:
+                        if base == "bias_ih":  # the sum, once, over the blocks where only it matters
+                            out.extend(_block_differences(x + xo, y + yo, spec, rtol,
+                                                          same_sum | (set(range(spec.G)) - sum_only), where,
+                                                          names.get("bias", "bias_ih + bias_hh"), layer, d, base))
+                        skip = sum_only
+                    else:
+                        skip = same_sum
             out.extend(_block_differences(x, y, spec, rtol, skip, where, label, layer, d, base))
     return out
 
@@ -125,6 +150,15 @@ def _sum_only_blocks(spec: Spec) -> set[int]:
 def _block(a: np.ndarray, j: int, G: int) -> np.ndarray:
     n = a.shape[0] // G
     return a[j * n:(j + 1) * n]
+
+
+def _sums_close(x, xo, y, yo, j: int, G: int, rtol: float) -> bool:
+    """Block j of x + xo against y + yo: within rtol, plus the rounding of the two sums (a few ulps of their parts:
+    two splits of one sum agree to that, not bit for bit)."""
+    sx, sy = _block(x + xo, j, G), _block(y + yo, j, G)
+    parts = max(float(np.abs(_block(p, j, G)).max(initial=0.0)) for p in (x, xo, y, yo))
+    slack = SUM_ULPS * float(np.finfo(np.float64).eps) * parts
+    return float(np.abs(sx - sy).max(initial=0.0)) <= rtol * float(np.abs(sy).max(initial=0.0)) + slack
 
 
 def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> bool:
