@@ -41,16 +41,23 @@ only through r * h.)
 (forward direction t = T - 1 down; reverse direction t = 0 up). Teacher-forced steps see every buggy step
 wrong on its own, so the verdict must be the first of them in that order: :func:`expected_time`.
 
-The verdict must name (layer, direction, gate, time) exactly. The one place where no observation can: an
+RNN relu's biases are shifted (+1 on unit 0, -1 on unit 1, in each bias), so every step has a live unit and a
+dead one: on a step of dead units only a scale bug changes nothing, on one of live units only a wrong
+derivative below 0 changes nothing, and the first step a bug acts on must be a step it shows on.
+
+The verdict must name (layer, direction, gate, time) exactly; a gate's bias bug is named at the bias
+("bias_ih"), its detail naming the gate's block. The one place where no observation can: an
 output scale on LSTM's i or on g, since the cell sees them only as the product i * g (1.1 i * g = i * 1.1 g);
 the verdict must then name both, "i, g".
 
     python -m parity_tests.localisation_matrix              # every case: prints misses and "N/N hits"
     python -m parity_tests.localisation_matrix --covering   # the cases CI runs
+    python -m parity_tests.localisation_matrix --seed 3     # other weights, data and cotangents
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import math
 import sys
@@ -423,11 +430,16 @@ def verdict(bug: Bug, report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Every case of the full matrix (``--covering``: CI's set); prints each miss and "N/N hits"."""
-    bugs = covering_bugs() if argv and "--covering" in argv else all_bugs()
+    """Every case of the full matrix (``--covering``: CI's set; ``--seed N``: other weights and data);
+    prints each miss and "N/N hits"."""
+    parser = argparse.ArgumentParser(prog="python -m parity_tests.localisation_matrix")
+    parser.add_argument("--covering", action="store_true", help="only the cases CI runs")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the weights, data and cotangents")
+    args = parser.parse_args(argv)
+    bugs = covering_bugs() if args.covering else all_bugs()
     misses = []
     for bug in bugs:
-        why = verdict(bug, run(bug))
+        why = verdict(bug, run(bug, seed=args.seed))
         if why:
             misses.append(f"MISS {bug}: {why}")
             print(misses[-1], flush=True)

@@ -311,8 +311,9 @@ def _isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
         if one is not None:
             return one
         if spec.proj_size and not c_bad and _projection_wrong(S, pinned, d, rows, tol):
-            return "W_hr", ("with every gate pinned the cell differs in h, but not in the unprojected state o * "
-                            "tanh(c') read through selecting W_hr's: check the projection, h' = W_hr (o * tanh(c'))")
+            return "W_hr", ("with every gate pinned the cell differs in h, and h' is not W_hr times the unprojected "
+                            "state o * tanh(c') the candidate returns through selecting W_hr's: check the projection, "
+                            "h' = W_hr (o * tanh(c'))")
         q = "c" if c_bad else "h"
         eq = "c' = f * c + i * g" if q == "c" else _EQ_H[spec.mode] + (" then h' = W_hr h'" if spec.proj_size else "")
         return q, f"with every gate pinned to the same value the cell still differs in {q}: check {eq}"
