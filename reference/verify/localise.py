@@ -15,15 +15,21 @@ Forward, layer by layer:
    when the layer agrees once lengths are dropped).
 3. *isolation* of a wrong step, on that step:
    GRU's other form (reset before W_hn) and RNN's other nonlinearity are tried
-   whole; each bias is zeroed (a step that then agrees names the bias, and its
-   gate blocks); then every gate is pinned to the same value (the input reads
-   x_0 = 1, a pinned gate's W_ih row is (asinh 1, 0, ...), its other rows and
-   biases 0, so sigmoid = tanh = 1/sqrt 2 and a permutation of gates cannot
-   show). A pinned cell that still differs names the combination (c, h, or
-   W_hr when a selecting W_hr fixes it); else the gates whose own rows alone
-   reproduce the error are named (GRU's r keeps W_hn and b_hn, through which it
-   acts; LSTM's i and g are tried from c = 0, where f cannot matter, and i, f, g
-   count only where c differs, since they reach h through c).
+   whole; each bias is zeroed, its blocks moved into the other bias where the
+   two share a sum, so every pre-activation stays (a step that then agrees
+   names the bias, and its gate blocks); then every gate is pinned to the same
+   value (the input reads x_0 = 1, a pinned gate's W_ih row is (asinh 1, 0, ...),
+   its other rows and biases 0, so sigmoid = tanh = 1/sqrt 2 and a permutation
+   of gates cannot show). A pinned cell that still differs is named at one gate
+   when one wrong value of that gate alone reproduces it (tried with each gate
+   moved to a second pinned value too), so a wrong activation is named where it
+   is, not where its value goes; else at the combination (c, h, or W_hr when h'
+   is not W_hr times the unprojected state read through selecting W_hr's).
+   A pinned cell that agrees names the gates whose own rows alone reproduce the
+   error (GRU's r keeps W_hn and b_hn, through which it acts, and where r and n
+   both reproduce it, r is named when one value of r explains it; LSTM's i and
+   g are tried from c = 0, where f cannot matter, and i, f, g count only where c
+   differs, since they reach h through c).
 4. truncated stacks find the first layer boundary that goes wrong ("dropout"
    when dropout is active, else "stacking").
 
@@ -33,8 +39,9 @@ Backward (when the forward agrees), layers top-down as BPTT runs:
 2. teacher-forced single steps given the reference's incoming gradient at the
    state after the step (``carries``), in BPTT order per row; the per-gate row
    blocks of the weight gradients name the gate (without weight gradients, the
-   input gradient with one gate's W_ih rows kept); a step whose gate blocks agree
-   names the carry (h, c), the input gradient or the bias;
+   input gradient with one gate's W_ih rows kept; one gate's rows of one weight
+   gradient, all else right, name that gate; a bias gradient alone, that bias);
+   a step whose gate blocks agree names the carry (h, c) or the input gradient;
 3. if every step agrees, runs that start at each step find the first state
    whose incoming gradient differs ("gradient sequence").
 
@@ -56,6 +63,8 @@ from .report import CompareReport, Divergence
 from .spec import Spec, direction_name, layer_params, split_name
 
 PIN = math.asinh(1.0)  # sigmoid(asinh 1) = tanh(asinh 1) = 1/sqrt(2)
+MOVED = -PIN / 2  # a second pinned value: the other sign (sigmoid and tanh are not even) and another size (so
+#                   an odd function of the pre-activation, tanh(1.25 a), is no scale of tanh there)
 _EQ_H = {"LSTM": "h' = o * tanh(c')", "GRU": "h' = (1 - z) * n + z * h", "RNN_TANH": "h' = tanh(W_ih x + b_ih + W_hh h + b_hh)",
          "RNN_RELU": "h' = relu(W_ih x + b_ih + W_hh h + b_hh)"}
 
@@ -271,7 +280,6 @@ def _forward_stack(S: Session, pb: Problem, tol, stage: _Stage, valid) -> Diverg
 
 def _isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
     spec = probe.spec
-    sfx = "_reverse" if d else ""
 
     def differs(p: Problem) -> tuple[bool, bool]:
         c, r = S.candidate(p)[0], S.reference(p)[0]
@@ -283,28 +291,29 @@ def _isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
         return form
     if spec.bias:
         for which in ("bias_ih", "bias_hh"):
-            key = f"{which}_l0{sfx}"
-            b = probe.params[key]
-            if not any(differs(replace(probe, params=_with(probe.params, **{key: np.zeros_like(b)})))):
+            if not any(differs(_bias_moved(probe, d, which, keep=()))):
                 G = spec.G
-                involved = [j for j in range(G) if any(differs(replace(probe, params=_with(probe.params, **{
-                    key: np.concatenate([blk if k == j else np.zeros_like(blk)
-                                         for k, blk in enumerate(_blocks(b, G))])}))))]
+                involved = [j for j in range(G) if any(differs(_bias_moved(probe, d, which, keep=(j,))))]
                 letters = spec.gates or ("h",)
                 blocks = ("every block" if len(involved) == G and G > 1 else
                           "block " + ", ".join(letters[j] for j in involved)) if involved else "its blocks together"
                 gru_n = spec.mode == "GRU" and which == "bias_hh" and involved == [2]
                 hint = (": b_hn belongs inside the reset product, r * (W_hn h + b_hn)" if gru_n and spec.reset_after
                         else f": check that {which} is added, once, to its own gates' pre-activations")
-                return which, f"with {which} zero the step agrees; {blocks} of it alone reproduces the error{hint}"
+                return which, (f"with {which} zero (moved into the other bias where they share a sum) the step "
+                               f"agrees; {blocks} of it alone reproduces the error{hint}")
     if not spec.gates:
         return "h", f"check {_EQ_H[spec.mode]}"
     pinned = _pinned(probe, d, keep=None)
     h_bad, c_bad = differs(pinned)
     if h_bad or c_bad:
-        if spec.proj_size and not c_bad and not any(differs(_select_hr(pinned, d))):
-            return "W_hr", ("with every gate pinned the cell differs in h, and agrees when W_hr selects the first P "
-                            "units: check the projection, h' = W_hr (o * tanh(c'))")
+        one = _one_gate_value(S, probe, d, rows, tol)
+        if one is not None:
+            return one
+        if spec.proj_size and not c_bad and _projection_wrong(S, pinned, d, rows, tol):
+            return "W_hr", ("with every gate pinned the cell differs in h, and h' is not W_hr times the unprojected "
+                            "state o * tanh(c') the candidate returns through selecting W_hr's: check the projection, "
+                            "h' = W_hr (o * tanh(c'))")
         q = "c" if c_bad else "h"
         eq = "c' = f * c + i * g" if q == "c" else _EQ_H[spec.mode] + (" then h' = W_hr h'" if spec.proj_size else "")
         return q, f"with every gate pinned to the same value the cell still differs in {q}: check {eq}"
@@ -316,8 +325,8 @@ def _isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
         h_bad, c_bad = differs(p)
         if c_bad if spec.lstm and g in "ifg" else (h_bad or c_bad):  # i, f, g reach h only through c
             hits.append(g)
-    if spec.mode == "GRU" and "n" in hits:  # r acts through n: an error in n shows in r's run too
-        hits = [g for g in hits if g != "r"]
+    if spec.mode == "GRU" and {"r", "n"} <= set(hits):  # r acts through n: either one shows in both runs
+        hits = [g for g in hits if g != ("n" if _reset_value_explains(S, probe, d, rows, tol) else "r")]
     if len(hits) == 1:
         g = hits[0]
         return g, (f"with only gate {g}'s rows real (the others pinned) the step differs: check gate {g}: its "
@@ -326,6 +335,24 @@ def _isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
         return hits[0], (f"gates {' and '.join(hits)} each reproduce it with only their own rows real: check the "
                          "gate order (their rows read in each other's place) and their activations")
     return "h", "no single gate reproduces it (an interaction between gates)"
+
+
+def _bias_moved(probe: Problem, d: int, which: str, keep: tuple) -> Problem:
+    """Direction d's ``which`` bias zero outside blocks ``keep``, each zeroed block added to the other bias
+    where the two sit in one sum (every block but torch-form GRU's n, whose b_hn is inside r * (...): that
+    one is only zeroed). Every other pre-activation stays as it was, so a relu unit keeps its side of 0 and
+    a gate bug still shows: only a candidate that mishandles ``which`` can agree."""
+    spec, sfx = probe.spec, "_reverse" if d else ""
+    key = f"{which}_l0{sfx}"
+    other = f"{'bias_hh' if which == 'bias_ih' else 'bias_ih'}_l0{sfx}"
+    G = spec.G
+    b, o = _blocks(probe.params[key], G), [np.array(blk, dtype=np.float64) for blk in _blocks(probe.params[other], G)]
+    inside_reset = spec.mode == "GRU" and spec.reset_after
+    for j in range(G):
+        if j not in keep and not (inside_reset and j == 2):
+            o[j] = o[j] + b[j]
+    moved = [blk if j in keep else np.zeros_like(blk) for j, blk in enumerate(b)]
+    return replace(probe, params=_with(probe.params, **{key: np.concatenate(moved), other: np.concatenate(o)}))
 
 
 def _other_form(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str] | None:
@@ -351,12 +378,14 @@ def _other_form(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str
     return "h", f"the candidate applies {other.mode[4:].lower()} where {spec.mode[4:].lower()} was asked"
 
 
-def _pinned(probe: Problem, d: int, keep: str | None) -> Problem:
-    """Direction d's gates pinned to sigmoid = tanh = 1/sqrt(2) (input x_0 = 1), except gate ``keep``."""
+def _pinned(probe: Problem, d: int, keep: str | None, moved: str | None = None,
+            hidden_real: set | None = None) -> Problem:
+    """Direction d's gates pinned to sigmoid = tanh = 1/sqrt(2) (input x_0 = 1), except gate ``keep``;
+    gate ``moved`` pinned at MOVED instead; the W_hh and b_hh blocks in ``hidden_real`` kept."""
     spec = probe.spec
     sfx, G, H = ("_reverse" if d else ""), spec.G, spec.hidden_size
     real = set() if keep is None else {spec.gates.index(keep)}
-    hidden_real = set(real)
+    hidden_real = set(real) | (hidden_real or set())
     if keep == "r":
         hidden_real.add(2)  # r acts only through W_hn h + b_hn: keep them
     params = dict(probe.params)
@@ -370,18 +399,120 @@ def _pinned(probe: Problem, d: int, keep: str | None) -> Problem:
                 continue
             w[j * H:(j + 1) * H] = 0.0
             if name == "weight_ih":
-                w[j * H:(j + 1) * H, 0] = PIN
+                w[j * H:(j + 1) * H, 0] = MOVED if moved is not None and j == spec.gates.index(moved) else PIN
         params[key] = w
     x = np.array(probe.x, dtype=np.float64)
     x[..., 0] = 1.0
     return replace(probe, params=params, x=x)
 
 
-def _select_hr(probe: Problem, d: int) -> Problem:
-    """W_hr = [I_P 0]: h' is the first P units of o * tanh(c')."""
+def _side(arrays, d: int, rows) -> list[np.ndarray]:
+    """Direction d's entries, on the valid rows, of (D, B, .) arrays."""
+    return [np.asarray(a, np.float64)[d][rows] for a in arrays]
+
+
+def _pinned_cell(spec: Spec, gate: dict, h_prev, c_prev, w_hr) -> tuple:
+    """(h', c') of a pinned step from its gates' values (W_hn h + b_hn is zero there, so r has no effect)."""
+    if spec.mode == "GRU":
+        return (1 - gate["z"]) * gate["n"] + gate["z"] * h_prev, None
+    c = gate["f"] * c_prev + gate["i"] * gate["g"]  # (b, H)
+    m = gate["o"] * np.tanh(c)
+    return (m if w_hr is None else m @ w_hr.T), c
+
+
+def _fit_gate(spec: Spec, j: str, gate_sets: list[dict], observed: list, which: int, h_prev, c_prev, w_hr
+              ) -> list[tuple]:
+    """(h', c') of pinned steps (``gate_sets``: each one's gate values) with gate j's value the one v that best
+    fits ``observed`` (output ``which`` of each step, linear in j: y = y0 + v dy, least squares)."""
+    cell = lambda gates, v: _pinned_cell(spec, {**gates, j: v}, h_prev, c_prev, w_hr)
+    y0 = np.concatenate([np.ravel(cell(g, 0.0)[which]) for g in gate_sets])
+    dy = np.concatenate([np.ravel(cell(g, 1.0)[which]) for g in gate_sets]) - y0
+    y = np.concatenate([np.ravel(o) for o in observed])
+    v = float(np.dot(y - y0, dy) / np.dot(dy, dy)) if np.dot(dy, dy) > 0 else 0.0
+    return [cell(g, v) for g in gate_sets]
+
+
+def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str] | None:
+    """Does one gate's value alone explain a pinned step that differs?
+
+    Pinned at asinh 1 every gate has one value, so a gate whose pre-activation, activation or output
+    is wrong has one wrong value v there. Hypothesis "gate j": the reference's cell with gate j's value
+    replaced by the v that fits best (least squares on c', or on h' for o and GRU's gates; the cell is
+    linear in each gate there) reproduces the candidate's h' and c'. It is tried on the all-pinned step
+    and on one step per gate k with k pinned at MOVED (j then takes another value there, fitted
+    apart), so i and g, which meet as i * g, are told apart unless the error is a scale of either.
+    """
+    spec, sfx = probe.spec, "_reverse" if d else ""
+    s = 2 ** -0.5
+    acting = [g for g in spec.gates if g != "r"]  # r acts through W_hn h + b_hn, zero in a pinned step
+    moved = {"sigmoid": 1 / (1 + math.exp(-MOVED)), "tanh": math.tanh(MOVED)}
+    value = lambda g, m: moved["sigmoid" if g in "ifoz" else "tanh"] if m else s
+    h_prev, c_prev = (_side(probe.hx, d, rows) + [None])[:2]
+    w_hr = probe.params.get(f"weight_hr_l0{sfx}")
+    cands = {k: _side(S.candidate(_pinned(probe, d, None, moved=k))[0]["hidden"], d, rows) for k in [None, *acting]}
+    fits = []
+    for j in acting:
+        observed = 0 if (spec.mode == "GRU" or j == "o") else 1  # h' or c', linear in gate j
+        predictions: dict = {}
+        for moved_j in (False, True):  # one value of j where it sits at asinh 1, another where at MOVED
+            keys = [k for k in cands if (k == j) == moved_j]
+            gate_sets = [{g: value(g, g == k) for g in acting} for k in keys]
+            fitted = _fit_gate(spec, j, gate_sets, [cands[k][observed] for k in keys], observed, h_prev, c_prev,
+                               w_hr)
+            predictions.update(zip(keys, fitted, strict=True))
+        if all(_err(ca, pr, tol)[0] for k in cands for ca, pr in zip(cands[k], predictions[k], strict=False)
+               if pr is not None):
+            fits.append(j)
+    if len(fits) == 1:
+        j = fits[0]
+        return j, (f"with every gate pinned the step differs, and one wrong value of gate {j} alone reproduces it "
+                   f"(the other gates' right): check gate {j}'s pre-activation, its activation and its scale")
+    if set(fits) == {"i", "g"}:
+        return "i, g", ("with every gate pinned the step differs in c', by a scale of i or of g: the cell sees them "
+                        "only as i * g, so one cannot be told from the other: check both")
+    return None
+
+
+def _projection_wrong(S: Session, pinned: Problem, d: int, rows, tol) -> bool:
+    """Is h' not W_hr times the candidate's own unprojected state? That state, m = o * tanh(c'), is read
+    P units at a time through W_hr's that select units kP, kP + 1, ... (mod H): a projection that is
+    right returns them, the same unit the same from every selection, and W_hr m under the real W_hr."""
     key = f"weight_hr_l0{'_reverse' if d else ''}"
-    P, H = probe.params[key].shape
-    return replace(probe, params=_with(probe.params, **{key: np.eye(P, H)}))
+    w_hr = np.asarray(pinned.params[key], np.float64)
+    P, H = w_hr.shape
+    m, seen = None, np.zeros(H, dtype=bool)
+    for k in range(-(-H // P)):
+        units = (k * P + np.arange(P)) % H
+        select = np.zeros((P, H))
+        select[np.arange(P), units] = 1.0
+        h = _side(S.candidate(replace(pinned, params=_with(pinned.params, **{key: select})))[0]["hidden"], d, rows)[0]
+        if m is None:
+            m = np.zeros((h.shape[0], H))
+        again = seen[units]
+        if again.any() and not _err(h[:, again], m[:, units[again]], tol)[0]:
+            return True
+        m[:, units], seen[units] = h, True
+    assert m is not None  # H >= 1, so one selection ran
+    return not _err(_side(S.candidate(pinned)[0]["hidden"], d, rows)[0], m @ w_hr.T, tol)[0]
+
+
+def _reset_value_explains(S: Session, probe: Problem, d: int, rows, tol) -> bool:
+    """GRU, r and n both reproduce the error: is it r's value? Every gate pinned, W_hn and b_hn kept, so
+    n = tanh(asinh 1 + r u) (u = W_hn h + b_hn; the paper's form: tanh(asinh 1 + r W_hn h + b_hn)) with one
+    value of r: the r that fits n (read from h' = (1 - z) n + z h) must reproduce h'; a wrong W_hn or b_hn
+    does not reduce to one value of r."""
+    spec, sfx, s = probe.spec, "_reverse" if d else "", 2 ** -0.5
+    H = spec.hidden_size
+    p = _pinned(probe, d, None, hidden_real={2})
+    (h,) = _side(probe.hx, d, rows)
+    (h_new,) = _side(S.candidate(p)[0]["hidden"], d, rows)
+    w_hn = np.asarray(p.params[f"weight_hh_l0{sfx}"], np.float64)[2 * H:]
+    b_hn = np.asarray(p.params[f"bias_hh_l0{sfx}"], np.float64)[2 * H:] if spec.bias else np.zeros(H)
+    u, off = (h @ w_hn.T + b_hn, 0.0) if spec.reset_after else (h @ w_hn.T, b_hn)  # (b, H)
+    n = np.clip((h_new - s * h) / (1 - s), -1 + 1e-15, 1 - 1e-15)
+    y = np.arctanh(n) - PIN - off
+    v = float(np.sum(y * u) / np.sum(u * u)) if np.sum(u * u) > 0 else 0.0
+    return _err(h_new, (1 - s) * np.tanh(PIN + off + v * u) + s * h, tol)[0]
 
 
 # -- backward ------------------------------------------------------------------------------------
@@ -400,9 +531,10 @@ def _layer_douts(S: Session, pb: Problem, tape) -> list:
             base, lay, d = split_name(k)
             if lay > layer:
                 params[f"{base}_l{lay - layer - 1}{'_reverse' if d else ''}"] = v
+        # the stack above keeps the masks between its own layers; one layer alone applies no dropout
+        above_masks = pb.masks[layer + 1:] if pb.masks is not None and upper.dropout_active else None
         above = Problem(upper, params, np.asarray(tape.layer_input(layer + 1)),
-                        tuple(h[(layer + 1) * D:] for h in pb.hx), pb.lengths,
-                        None if pb.masks is None else pb.masks[layer + 1:], pb.grad_output,
+                        tuple(h[(layer + 1) * D:] for h in pb.hx), pb.lengths, above_masks, pb.grad_output,
                         None if pb.grad_hidden is None else tuple(None if g is None else g[(layer + 1) * D:]
                                                                   for g in pb.grad_hidden))
         dx = S.reference(above)[0]["input"]  # (T, B, D*P)
@@ -571,10 +703,20 @@ def _gradient_gate(S: Session, probe: Problem, c: dict, r: dict, bad: list[str],
     if not provided and S.expect.input:
         blocks = _bad_blocks_by_input(S, probe, d, rows, tol)
     tensors = sorted({split_name(n)[0] for n in bad if n.startswith(("weight_ih", "weight_hh", "bias"))})
+    alone = len(tensors) == 1 and len(tensors) == len(bad)  # one gradient differs, every other agrees
+    if alone and tensors[0].startswith("bias"):
+        b = tensors[0]
+        which = ("every block" if len(blocks) == len(letters) > 1 else
+                 "block " + ", ".join(letters[j] for j in blocks)) if blocks else "its blocks together"
+        return b, (f"only d{b} differs ({which}; the gates' gradients agree in the weights): check d{b} = sum "
+                   "over steps and batch rows of dgates, once")
     if len(tensors) == 1 and tensors[0].startswith("weight"):  # one product's gradient, its neighbours right
         w = tensors[0]
-        return w, (f"only d{w} differs (the gates' gradients agree elsewhere): check d{w} = sum over steps of "
-                   f"dgates^T {'x_t' if w == 'weight_ih' else 'h_{t-1}'}")
+        what = (f"d{w} = sum over steps of dgates^T {'x_t' if w == 'weight_ih' else 'h_{t-1}'}")
+        if alone and len(blocks) == 1:
+            return letters[blocks[0]], (f"only gate {letters[blocks[0]]}'s rows of d{w} differ (its other "
+                                        f"gradients agree): check {what}, in that gate's rows")
+        return w, f"only d{w} differs (the gates' gradients agree elsewhere): check {what}"
     names = [letters[j] for j in blocks]
     if len(names) == 1:
         g = names[0]
