@@ -62,6 +62,7 @@ def test_json_has_environment_and_validated_rows(bench_out):
     assert step["us_per_step"] == pytest.approx(1e3 * step["ms"] / step["T"])
     assert step["step_peak_rss_bytes"] is not None and step["step_peak_rss_bytes"] >= 0
     assert doc["settings"]["memory_method"]
+    assert doc["settings"]["commit"] and doc["settings"]["date"].endswith("UTC")  # what the report prints
 
 
 def test_each_implementation_process_reports_its_kernels(bench_out):
