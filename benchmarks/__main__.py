@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    revision = source_revision(runner.ROOT)  # at the start: the tree may change during a long run
     s = suite(args.suite)
     rows = select(s.rows, args.cells, args.dtypes, args.devices)
     repeat = args.repeat or DEFAULT_REPEAT[args.suite]
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
                 "threads": args.threads, "cells": args.cells, "dtypes": args.dtypes, "devices": args.devices,
                 "keep_blas_env": args.keep_blas_env, "blas_env_removed": removed, "blas_env_note": note,
                 "baseline_ref": args.baseline_ref, "memory_method": RSS_METHOD,
-                "commit": source_revision(runner.ROOT), "date": started,
+                "commit": revision, "date": started,
                 "seconds": round(time.perf_counter() - start, 1)}
     report.write_json(args.out / "results.json", machine, peaks, settings, results)
     report.write_csv(args.out / "results.csv", results)
