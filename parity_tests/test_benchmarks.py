@@ -84,7 +84,7 @@ def test_csv_parses_like_the_json(bench_out):
 
 def test_figures_are_png(bench_out):
     pngs = sorted(bench_out.glob("*.png"))
-    assert {p.name for p in pngs} >= {"time_forward.png", "time_backward.png", "ratio_to_torch.png"}
+    assert {p.name for p in pngs} >= {"step-ratio.png", "phase-ratio.png"}
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
