@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     revision = source_revision(runner.ROOT)  # at the start: the tree may change during a long run
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     s = suite(args.suite)
     rows = select(s.rows, args.cells, args.dtypes, args.devices)
     repeat = args.repeat or DEFAULT_REPEAT[args.suite]
@@ -176,6 +177,9 @@ def main(argv=None) -> int:
                 "keep_blas_env": args.keep_blas_env, "blas_env_removed": removed, "blas_env_note": note,
                 "baseline_ref": args.baseline_ref, "memory_method": RSS_METHOD,
                 "commit": revision, "date": started,
+                # a shared machine: how busy it was (1-minute load average, against settings' threads)
+                "load_average": (f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+                                 if load_start is not None else None),
                 "seconds": round(time.perf_counter() - start, 1)}
     report.write_json(args.out / "results.json", machine, peaks, settings, results)
     report.write_csv(args.out / "results.csv", results)

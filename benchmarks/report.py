@@ -207,7 +207,18 @@ def _lines_view(rows: list[dict], keep: Callable[[dict], bool]) -> tuple[list[st
     return header, [[line[i] for i in keep_cols] for line in summary_lines(kept)]
 
 
-VIEWS = {"ratios": _ratios_view, "per-step": _per_step_view, "lines": None}
+SUMMARY = ("row", "torch.nn step ms", "reference step x", "fwd x", "bwd x", "floor x", "reference-torch x",
+           "torch-function x", "spread")
+
+
+def _summary_view(configs) -> tuple[list[str], list[list[str]]]:
+    """The ratios view's main columns, narrow enough for the README."""
+    header, lines = _ratios_view(configs)
+    keep = [i for i, h in enumerate(header) if h in SUMMARY]
+    return [header[i] for i in keep], [[line[i] for i in keep] for line in lines]
+
+
+VIEWS = {"ratios": _ratios_view, "summary": _summary_view, "per-step": _per_step_view, "lines": None}
 
 
 def provenance(doc: dict, path: str) -> str:
@@ -226,7 +237,8 @@ def provenance(doc: dict, path: str) -> str:
         parts.append("matrix-product peak " + ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in sorted(peaks.items())))
     if s.get("load_average"):
         parts.append(f"load average {s['load_average']}")
-    parts.append(f"commit {s.get('commit') or 'not recorded'}, {s.get('date') or 'date not recorded'}")
+    parts.append(f"commit {s.get('commit') or 'not recorded'}" + (" (from git history)" if s.get("provenance_note") else "")
+                 + f", {s.get('date') or 'date not recorded'}")
     if s.get("seconds"):
         parts.append(f"{s['seconds'] / 60:.0f} min")
     return "*" + "; ".join(parts) + ".*"
@@ -289,6 +301,24 @@ def regenerate(text: str, bench_dir: Path = BENCH_DIR, name: str = "") -> tuple[
     return "\n".join(out), changed
 
 
+# A benchmark table's header: a ratio column ("step x"), a time ("ms", "µs/step") or a rate.
+BENCH_HEADER = re.compile(r"^\|.*(?: x \|| ms \|| ms/| µs/step |GF/s)")
+
+
+def unmarked_tables(text: str, name: str = "") -> list[str]:
+    """Each benchmark table (as 'name:line') that does not sit between generated-table markers:
+    a figure typed by hand, which nothing checks against a results file."""
+    found, inside = [], False
+    for number, line in enumerate(text.split("\n"), 1):
+        if BEGIN.match(line):
+            inside = True
+        elif line == END:
+            inside = False
+        elif not inside and BENCH_HEADER.match(line):
+            found.append(f"{name}:{number}")
+    return found
+
+
 def stale_tables(root: Path = ROOT) -> list[str]:
     """Each generated table (as 'file:line') that differs from what its results file gives."""
     stale = []
@@ -335,10 +365,11 @@ def main(argv=None) -> int:
             print(f"wrote {path}")
         return 0
     if args.update:
-        changed = update()
+        changed = update(ROOT)
         print("\n".join(f"rewrote the table at {c}" for c in changed) or "every generated table is current")
         return 0
-    stale = stale_tables()
+    stale = stale_tables(ROOT) + [f"{t} (typed, not generated)" for p in documents(ROOT)
+                                  for t in unmarked_tables(p.read_text(), str(p.relative_to(ROOT)))]
     if stale:
         print("\n".join(f"{c}: differs from its results file" for c in stale)
               + "\nrun: python -m benchmarks.report --update", file=sys.stderr)
