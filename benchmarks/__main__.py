@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import functools
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -104,9 +107,24 @@ def blas_note(removed: dict, why: str | None, keep: bool) -> str | None:
             "(the CPU's own kernels; --keep-blas-env keeps them)")
 
 
+def source_revision(root: Path) -> str | None:
+    """The commit the run measured (``git describe``-style: the short hash, ``-dirty`` when the
+    tree has uncommitted changes to tracked files), or None outside a git checkout."""
+    try:
+        run = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, check=True)
+        commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    revision = source_revision(runner.ROOT)  # at the start: the tree may change during a long run
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     s = suite(args.suite)
     rows = select(s.rows, args.cells, args.dtypes, args.devices)
     repeat = args.repeat or DEFAULT_REPEAT[args.suite]
@@ -158,6 +176,10 @@ def main(argv=None) -> int:
                 "threads": args.threads, "cells": args.cells, "dtypes": args.dtypes, "devices": args.devices,
                 "keep_blas_env": args.keep_blas_env, "blas_env_removed": removed, "blas_env_note": note,
                 "baseline_ref": args.baseline_ref, "memory_method": RSS_METHOD,
+                "commit": revision, "date": started,
+                # a shared machine: how busy it was (1-minute load average, against settings' threads)
+                "load_average": (f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+                                 if load_start is not None else None),
                 "seconds": round(time.perf_counter() - start, 1)}
     report.write_json(args.out / "results.json", machine, peaks, settings, results)
     report.write_csv(args.out / "results.csv", results)

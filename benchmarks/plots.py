@@ -1,68 +1,121 @@
-"""PNG figures: time against problem size per implementation (log axes), one figure
-per phase; the ratio to torch nn per configuration; and for the scaling suite, time
-against each swept axis (T, B, H) per cell, every implementation with the GEMM floor."""
+"""PNG figures, one per question, one colour per implementation in every figure:
+
+- ``step-ratio.png``: each implementation's forward + backward step over torch.nn's, per
+  configuration, one panel per dtype (the main figure);
+- ``phase-ratio.png``: the same for the forward and the backward alone, as facets;
+- ``scaling.png`` (the scaling suite): step time against each swept axis (T, B, H) per cell.
+
+``python -m benchmarks.report --plots RESULTS.json`` draws them again from a results file.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-PHASE_TITLES = {"inference": "inference forward (no tape)", "forward": "training forward (with tape)",
-                "backward": "backward", "step": "forward + backward"}
+from .config import BASELINE, FLOOR
+
+# One colour per implementation, the same in every figure (tab10 hues, the floor grey); a
+# baseline revision (reference@REV) is pink.
+IMPL_COLOURS = {"torch-nn": "#1f77b4", "reference": "#ff7f0e", FLOOR: "#7f7f7f", "reference-torch": "#2ca02c",
+                "torch-function": "#d62728", "torch-autograd": "#9467bd", "jax": "#8c564b"}
+BASELINE_REV_COLOUR = "#e377c2"
+CELL_NAMES = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN tanh", "RNN_RELU": "RNN relu"}
 
 
-def _size(r: dict) -> float:
-    """A one-number size for the x axis: matrix-product FLOPs of one forward."""
-    from .config import Row
-    from .measure import matmul_flops
-
-    return matmul_flops(Row(**{k: r[k] for k in ("cell", "T", "B", "I", "H", "dtype", "device", "P")}), "forward")
+def colour(impl: str) -> str:
+    return IMPL_COLOURS.get(impl, BASELINE_REV_COLOUR if impl.startswith("reference@") else "#17becf")
 
 
-def plot_all(results: list[dict], out: Path) -> list[Path]:
+def _label(r: dict) -> str:
+    size = f"T{r['T']} B{r['B']}" + (f" I{r['I']}" if r["I"] != r["H"] else "") + f" H{r['H']}"
+    size += f" P{r['P']}" if r.get("P") else ""
+    return f"{CELL_NAMES.get(r['cell'], r['cell'])}\n{size}" + (" tf32" if r.get("tf32") else "") + (
+        f" {r['device']}" if r["device"] != "cpu" else "")
+
+
+def _impls(rows: list[dict]) -> list[str]:
+    """The implementations that have a ratio, in the colour table's order, then any others."""
+    seen = list(dict.fromkeys(r["impl"] for r in rows))
+    return [i for i in IMPL_COLOURS if i in seen] + [i for i in seen if i not in IMPL_COLOURS]
+
+
+def _ratio_bars(ax, rows: list[dict], impls: list[str], labels: list[str]) -> None:
+    """Grouped bars on a log axis: one group per configuration, one bar per implementation."""
+    width = 0.8 / max(len(impls), 1)
+    for k, impl in enumerate(impls):
+        vals = {_label(r): r["ratio_to_torch"] for r in rows if r["impl"] == impl}
+        xs = [i + (k - (len(impls) - 1) / 2) * width for i, lab in enumerate(labels) if lab in vals]
+        ax.bar(xs, [vals[lab] for lab in labels if lab in vals], width, color=colour(impl), label=impl)
+    ax.axhline(1.0, color="k", lw=1)
+    _log_ticks(ax, [r["ratio_to_torch"] for r in rows])
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+
+
+RATIO_TICKS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 100)
+
+
+def _log_ticks(ax, values: list[float]) -> None:
+    """A log axis labelled with plain ratios (0.5, 1, 2) instead of powers of ten."""
+    from matplotlib.ticker import NullFormatter
+
+    lo, hi = min(values + [1.0]) / 1.15, max(values + [1.0]) * 1.15
+    ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
+    ticks = [t for t in RATIO_TICKS if lo <= t <= hi]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _ratio_figure(rows: list[dict], phases: tuple[str, ...], title: str, path: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r.get("ratio_to_torch") and r["impl"] != BASELINE and r["phase"] in phases]
+    if not rows:
+        return None
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    impls = _impls(rows)
+    labels = {dt: list(dict.fromkeys(_label(r) for r in rows if r["dtype"] == dt)) for dt in dtypes}
+    width = max(7.0, 0.25 * len(impls) * max(len(v) for v in labels.values()) + 1.5)
+    fig, grid = plt.subplots(len(dtypes), len(phases), figsize=(width * len(phases), 3.2 * len(dtypes) + 1.0),
+                             squeeze=False)
+    for i, dt in enumerate(dtypes):
+        for j, phase in enumerate(phases):
+            ax = grid[i][j]
+            _ratio_bars(ax, [r for r in rows if r["dtype"] == dt and r["phase"] == phase], impls, labels[dt])
+            ax.set_title(f"{dt}" + (f", {phase}" if len(phases) > 1 else ""), fontsize=10)
+            if j == 0:
+                ax.set_ylabel("time / torch.nn's time")
+    handles = [plt.Line2D([], [], color="k", lw=1)] + [plt.Rectangle((0, 0), 1, 1, color=colour(i)) for i in impls]
+    top = 1 - 0.75 / (3.2 * len(dtypes) + 1.0)  # the title and the legend above the panels
+    fig.suptitle(title, y=0.995, fontsize=11)
+    fig.legend(handles, ["torch.nn (= 1)", *impls], loc="upper center", ncol=len(impls) + 1, fontsize=9,
+               frameon=False, bbox_to_anchor=(0.5, top + 0.04))
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_results(results: list[dict], out: Path, prefix: str = "") -> list[Path]:
+    """Every figure the results hold, as ``out/<prefix><name>.png``."""
     timed = [r for r in results if r.get("phase") and r.get("ms")]
-    paths = []
-    for phase, title in PHASE_TITLES.items():
-        rows = [r for r in timed if r["phase"] == phase]
-        if not rows:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for key in sorted({(r["impl"], r["device"], r["dtype"]) for r in rows}):
-            pts = sorted((_size(r), r["ms"]) for r in rows if (r["impl"], r["device"], r["dtype"]) == key)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=" ".join(key))
-        ax.set(xscale="log", yscale="log", xlabel="forward matrix FLOPs per call (2·G·H·(I+P)·B·T)",
-               ylabel="median time (ms)", title=title)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out / f"time_{phase}.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    ratios = [r for r in timed if r.get("ratio_to_torch") and r["impl"] != "torch-nn"]
-    if ratios:
-        labels = sorted({f"{r['cell']} {r['T']}/{r['B']}/{r['H']} {r['dtype'][5:]} {r['device']}" for r in ratios})
-        series = sorted({(r["impl"], r["phase"]) for r in ratios})
-        fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(labels)), 4.5))
-        width = 0.8 / len(series)
-        for k, (impl, phase) in enumerate(series):
-            vals = {f"{r['cell']} {r['T']}/{r['B']}/{r['H']} {r['dtype'][5:]} {r['device']}": r["ratio_to_torch"]
-                    for r in ratios if (r["impl"], r["phase"]) == (impl, phase)}
-            ax.bar([i + k * width for i in range(len(labels))], [vals.get(lab, 0) for lab in labels], width,
-                   label=f"{impl} {phase}")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=45, ha="right", fontsize=7)
-        ax.set(yscale="log", ylabel="time / torch nn time (same device)", title="ratio to torch nn (below 1 is faster)")
-        ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        paths.append(out / "ratio_to_torch.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    scaling = plot_scaling(timed, out / "scaling.png")
-    return paths + ([scaling] if scaling else [])
+    figures = [
+        _ratio_figure(timed, ("step",), "forward + backward step over torch.nn's (below 1 is faster; log scale)",
+                      out / f"{prefix}step-ratio.png"),
+        _ratio_figure(timed, ("forward", "backward"), "forward (training, with tape) and backward over torch.nn's "
+                      "(below 1 is faster; log scale)", out / f"{prefix}phase-ratio.png"),
+        plot_scaling(timed, out / f"{prefix}scaling.png"),
+    ]
+    return [f for f in figures if f is not None]
+
+
+def plot_all(results: list[dict], out: Path) -> list[Path]:
+    return plot_results(results, out)
 
 
 def axis_points(results: list[dict], axis: str, base: dict) -> list[dict]:
@@ -73,44 +126,47 @@ def axis_points(results: list[dict], axis: str, base: dict) -> list[dict]:
 
 def plot_scaling(results: list[dict], path: Path) -> Path | None:
     """One panel per (swept axis, cell): step time against the axis on log-log axes, a line per
-    implementation and dtype (float32 solid, float64 dashed), the GEMM floor in grey. None
-    unless the results hold a scaling sweep (at least 3 points on some axis)."""
+    implementation (its colour) and dtype (float32 solid, float64 dashed). None unless the
+    results hold a scaling sweep (at least 3 points on some axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    from .config import FLOOR, SCALING_AXES, SCALING_BASE
+    from .config import SCALING_AXES, SCALING_BASE
 
     steps = [r for r in results if r.get("phase") == "step" and r.get("ms")]
-    cells = [c for c in dict.fromkeys(r["cell"] for r in steps)]
+    cells = list(dict.fromkeys(r["cell"] for r in steps))
     panels = [(axis, cell) for axis in SCALING_AXES for cell in cells
               if len({r[axis] for r in axis_points(steps, axis, SCALING_BASE) if r["cell"] == cell}) >= 3]
     if not panels:
         return None
     axes_used = list(dict.fromkeys(a for a, _ in panels))
-    fig, grid = plt.subplots(len(axes_used), len(cells), figsize=(3.6 * len(cells), 3.0 * len(axes_used)),
+    fig, grid = plt.subplots(len(axes_used), len(cells), figsize=(3.6 * len(cells), 3.0 * len(axes_used) + 0.8),
                              squeeze=False)
-    impls = list(dict.fromkeys(r["impl"] for r in steps))
-    colours = {impl: ("0.45" if impl == FLOOR else f"C{k}") for k, impl in enumerate(impls)}
+    impls = _impls(steps)
+    styles = {"float32": "o-", "float64": "s--"}
     for i, axis in enumerate(axes_used):
         for j, cell in enumerate(cells):
             ax = grid[i][j]
             pts = [r for r in axis_points(steps, axis, SCALING_BASE) if r["cell"] == cell]
             for impl in impls:
-                for dtype, style in (("float32", "o-"), ("float64", "s--")):
+                for dtype, style in styles.items():
                     line = sorted((r[axis], r["ms"]) for r in pts if r["impl"] == impl and r["dtype"] == dtype)
                     if line:
-                        ax.plot(*zip(*line), style, color=colours[impl], ms=3, lw=1.2 if impl != FLOOR else 2,
-                                label=f"{impl} {dtype[5:]}")
+                        ax.plot(*zip(*line), style, color=colour(impl), ms=3, lw=1.2)
             fixed = ", ".join(f"{a}={v}" for a, v in SCALING_BASE.items() if a != axis)
-            ax.set(xscale="log", yscale="log", title=f"{cell}: {axis} ({fixed})", xlabel=axis)
+            ax.set(xscale="log", yscale="log", xlabel=axis)
+            ax.set_title(f"{CELL_NAMES.get(cell, cell)}: {axis} ({fixed})", fontsize=9)
             if j == 0:
                 ax.set_ylabel("step ms (fwd + bwd)")
             ax.grid(True, which="both", alpha=0.3)
-    handles, labels = grid[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    handles = [Line2D([], [], color=colour(i), lw=3) for i in impls]
+    handles += [Line2D([], [], color="k", marker=s[0], ls=s[1:]) for s in styles.values()]
+    fig.legend(handles, impls + list(styles), loc="upper center", ncol=len(impls) + len(styles), fontsize=9,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (3.0 * len(axes_used) + 0.8)))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

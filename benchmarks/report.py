@@ -1,9 +1,27 @@
-"""The results as people read them: a table on stdout, JSON and CSV files."""
+"""The results as people read them: a table on stdout, JSON and CSV files, and the
+Markdown tables of the README and docs/, generated from a results file.
+
+    python -m benchmarks.report --markdown benchmarks/results/cpu-2core-full.json --view ratios --rows goals
+    python -m benchmarks.report --update          # rewrite every generated table in README.md and docs/
+    python -m benchmarks.report --check           # exit 1 naming each table that differs from its file
+    python -m benchmarks.report --plots benchmarks/results/cpu-2core-full.json   # its PNG figures beside it
+
+A generated table sits between two markers, the first naming its results file (relative
+to benchmarks/) and its view; everything between them is the command's output:
+
+    <!-- table: results/cpu-2core-full.json view=ratios rows=goals -->
+    ...
+    <!-- end table -->
+"""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .kernel import describe
@@ -76,3 +94,289 @@ def write_csv(path: Path, results: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(results)
+
+
+# --- Markdown tables from a results file -----------------------------------------------------------------------
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+DOCUMENTS = ("README.md", "docs/*.md")  # where generated tables live
+BEGIN = re.compile(r"^<!-- table: (?P<path>\S+)(?P<options>(?: \w+=\S+)*) -->$")
+END = "<!-- end table -->"
+CELL_NAMES = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN tanh", "RNN_RELU": "RNN relu"}
+# --rows: which configurations a table shows. "goals": the rows the speed goals are stated at.
+ROW_FILTERS: dict[str, Callable[[dict], bool]] = {
+    "all": lambda r: True,
+    "goals": lambda r: (r["T"], r["B"]) == (100, 64) and r["I"] == r["H"] in (256, 512) and not r.get("P"),
+    "others": lambda r: not ((r["T"], r["B"]) == (100, 64) and r["I"] == r["H"] in (256, 512) and not r.get("P")),
+}
+
+
+def load(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _configs(rows: list[dict], keep: Callable[[dict], bool]) -> list[tuple[tuple, dict[str, dict[str, dict]]]]:
+    """[(configuration key, {impl: {phase: record}})] in the file's order; a baseline revision's
+    rows (reference@REV) are left out: the tables describe the tree that was measured."""
+    groups: dict[tuple, dict[str, dict[str, dict]]] = {}
+    for r in rows:
+        if not keep(r) or r["impl"].startswith("reference@"):
+            continue
+        key = (r["cell"], r["T"], r["B"], r["I"], r["H"], r.get("P", 0), r["dtype"], bool(r.get("tf32")), r["device"])
+        groups.setdefault(key, {}).setdefault(r["impl"], {})[r["phase"]] = r
+    return list(groups.items())
+
+
+def config_name(key: tuple, *, with_T: bool = True) -> str:
+    cell, T, B, I, H, P, dtype, tf32, device = key
+    size = (f"T{T} " if with_T else "") + f"B{B}" + (f" I{I}" if I != H else "") + f" H{H}" + (f" P{P}" if P else "")
+    return f"{CELL_NAMES.get(cell, cell)} {size} {dtype}" + (" tf32" if tf32 else "") + (
+        f" {device}" if device != "cpu" else "")
+
+
+def _get(impls: dict, impl: str, phase: str, field: str):
+    return impls.get(impl, {}).get(phase, {}).get(field)
+
+
+def _ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def _status(impls: dict) -> str:
+    """'' when every implementation validated (or was only unavailable), else what failed."""
+    bad = []
+    for impl, phases in impls.items():
+        status = next(iter(phases.values())).get("status") or ""
+        if status not in ("baseline", "") and not status.startswith(("ok", "floor", "unavailable")):
+            bad.append(f"{impl}: {status}")
+    return "; ".join(bad)
+
+
+def _ratios_view(configs) -> tuple[list[str], list[list[str]]]:
+    """One line per configuration: torch.nn's step, every implementation's step over it, the
+    reference's phases over torch.nn's and over its own matrix products, and its memory."""
+    present = {impl for _, impls in configs for impl, phases in impls.items() if phases.get("step", {}).get("ms")}
+    others = [i for i in ("reference-torch", "torch-function", "torch-autograd", "jax") if i in present]
+    header = ["row", "torch.nn step ms", "reference step x", "fwd x", "bwd x", "floor x", "gemm-floor x",
+              *[f"{i} x" for i in others], "tape / min", "fwd peak / tape", "mem / torch.nn", "spread"]
+    lines = []
+    for key, impls in configs:
+        spreads = [_get(impls, i, "step", "spread") for i in ("torch-nn", "reference")]
+        fwd_rec = impls.get("reference", {}).get("forward", {})
+        lines.append([config_name(key), _fmt(_get(impls, "torch-nn", "step", "ms"), ".1f"),
+                      *[_fmt(_get(impls, "reference", ph, "ratio_to_torch"), ".2f")
+                        for ph in ("step", "forward", "backward")],
+                      _fmt(_get(impls, "reference", "step", "ratio_to_floor"), ".2f"),
+                      _fmt(_get(impls, "gemm-floor", "step", "ratio_to_torch"), ".2f"),
+                      *[_fmt(_get(impls, i, "step", "ratio_to_torch"), ".2f") for i in others],
+                      _fmt(fwd_rec.get("tape_ratio"), ".3f"),
+                      _fmt(_ratio(fwd_rec.get("forward_peak_bytes"), fwd_rec.get("tape_bytes")), ".2f"),
+                      _fmt(_ratio(_get(impls, "reference", "step", "step_peak_rss_bytes"),
+                                  _get(impls, "torch-nn", "step", "step_peak_rss_bytes")), ".2f"),
+                      "-" if None in spreads else f"{100 * max(spreads):.0f}%"])
+        if _status(impls):
+            lines[-1][0] += f" ({_status(impls)})"
+    return header, lines
+
+
+def _per_step_view(configs) -> tuple[list[str], list[list[str]]]:
+    """Small layers over many steps: microseconds per time step, forward + backward."""
+    present = {impl for _, impls in configs for impl, phases in impls.items() if phases.get("step", {}).get("ms")}
+    others = [i for i in ("reference-torch", "torch-function") if i in present]
+    header = ["row", "torch.nn µs/step", "reference µs/step", "step x", "fwd x", "bwd x", "floor x",
+              *[f"{i} x" for i in others]]
+    lines = []
+    for key, impls in configs:
+        lines.append([config_name(key), _fmt(_get(impls, "torch-nn", "step", "us_per_step"), ".1f"),
+                      _fmt(_get(impls, "reference", "step", "us_per_step"), ".1f"),
+                      *[_fmt(_get(impls, "reference", ph, "ratio_to_torch"), ".2f")
+                        for ph in ("step", "forward", "backward")],
+                      _fmt(_get(impls, "reference", "step", "ratio_to_floor"), ".2f"),
+                      *[_fmt(_get(impls, i, "step", "ratio_to_torch"), ".2f") for i in others]])
+        if _status(impls):
+            lines[-1][0] += f" ({_status(impls)})"
+    return header, lines
+
+
+def _lines_view(rows: list[dict], keep: Callable[[dict], bool]) -> tuple[list[str], list[list[str]]]:
+    """Every column of the printed table, one line per (configuration, implementation)."""
+    kept = [r for r in rows if keep(r) and not r["impl"].startswith("reference@") and r.get("phase")]
+    header = [c for c in COLUMNS if c not in ("device",)]
+    keep_cols = [i for i, c in enumerate(COLUMNS) if c != "device"]
+    return header, [[line[i] for i in keep_cols] for line in summary_lines(kept)]
+
+
+SUMMARY = ("row", "torch.nn step ms", "reference step x", "fwd x", "bwd x", "floor x", "reference-torch x",
+           "torch-function x", "spread")
+
+
+def _summary_view(configs) -> tuple[list[str], list[list[str]]]:
+    """The ratios view's main columns, narrow enough for the README."""
+    header, lines = _ratios_view(configs)
+    keep = [i for i, h in enumerate(header) if h in SUMMARY]
+    return [header[i] for i in keep], [[line[i] for i in keep] for line in lines]
+
+
+VIEWS = {"ratios": _ratios_view, "summary": _summary_view, "per-step": _per_step_view, "lines": None}
+
+
+def provenance(doc: dict, path: str) -> str:
+    """The line under a table: what ran, where, when, on which commit."""
+    s, env = doc.get("settings", {}), doc.get("environment", {})
+    blas = next((b for b in env.get("check_process", {}).get("blas", []) if b.get("user_api") == "blas"), {})
+    peaks = {p["dtype"]: p["peak"] for p in doc.get("matmul_peaks", []) if p.get("device") == "cpu"}
+    rounds, threads = s.get("rounds"), s.get("threads")
+    parts = [(f"`benchmarks/{path}`: suite {s.get('suite')}, {s.get('repeat')} repeats in {rounds} "
+              f"round{'s' if rounds != 1 else ''}, {threads} thread{'s' if threads != 1 else ''}"),
+             f"{env.get('cpu_model')} ({env.get('cpu_count')} cores)",
+             f"NumPy {env.get('numpy')} with {env.get('numpy_blas')}"
+             + (f" ({blas['architecture']} kernel)" if blas.get("architecture") else ""),
+             f"torch {env.get('torch')}" + (" (oneDNN RNN)" if env.get("torch_cpu_onednn_rnn") else "")]
+    if peaks:
+        parts.append("matrix-product peak " + ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in sorted(peaks.items())))
+    if s.get("load_average"):
+        parts.append(f"load average {s['load_average']}")
+    parts.append(f"commit {s.get('commit') or 'not recorded'}" + (" (from git history)" if s.get("provenance_note") else "")
+                 + f", {s.get('date') or 'date not recorded'}")
+    if s.get("seconds"):
+        parts.append(f"{s['seconds'] / 60:.0f} min")
+    return "*" + "; ".join(parts) + ".*"
+
+
+def markdown(doc: dict, view: str = "ratios", rows: str = "all", path: str = "") -> str:
+    """The Markdown table a results file gives for a view and a row filter, with its provenance line."""
+    if view not in VIEWS:
+        raise ValueError(f"view: expected one of {', '.join(VIEWS)}, got {view!r}")
+    if rows not in ROW_FILTERS:
+        raise ValueError(f"rows: expected one of {', '.join(ROW_FILTERS)}, got {rows!r}")
+    keep = ROW_FILTERS[rows]
+    if view == "lines":
+        header, lines = _lines_view(doc["rows"], keep)
+    else:
+        header, lines = VIEWS[view](_configs([r for r in doc["rows"] if r.get("phase")], keep))
+    if not lines:
+        raise ValueError(f"{path or 'the results file'} has no timed rows for rows={rows}")
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out) + "\n\n" + provenance(doc, path)
+
+
+def _options(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split())
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return sorted({p for pattern in DOCUMENTS for p in root.glob(pattern)})
+
+
+def regenerate(text: str, bench_dir: Path = BENCH_DIR, name: str = "") -> tuple[str, list[str]]:
+    """(the text with every generated table rewritten from its results file, the markers whose
+    table changed, as 'name:line')."""
+    lines, out, changed, k = text.split("\n"), [], [], 0
+    while k < len(lines):
+        line = lines[k]
+        out.append(line)
+        match = BEGIN.match(line)
+        if not match:
+            k += 1
+            continue
+        try:
+            end = lines.index(END, k + 1)
+        except ValueError:
+            raise ValueError(f"{name}:{k + 1}: a generated table with no '{END}' line") from None
+        opts = _options(match["options"])
+        unknown = set(opts) - {"view", "rows"}
+        if unknown:
+            raise ValueError(f"{name}:{k + 1}: unknown option {sorted(unknown)}: expected view= and rows=")
+        results = bench_dir / match["path"]
+        if not results.exists():
+            raise ValueError(f"{name}:{k + 1}: names {match['path']}, which is not in {bench_dir}")
+        table = markdown(load(results), opts.get("view", "ratios"), opts.get("rows", "all"), match["path"])
+        new = ["", *table.split("\n"), ""]
+        if lines[k + 1:end] != new:
+            changed.append(f"{name}:{k + 1}")
+        out += new + [END]
+        k = end + 1
+    return "\n".join(out), changed
+
+
+# A benchmark table's header: a ratio column ("step x"), a time ("ms", "µs/step") or a rate.
+BENCH_HEADER = re.compile(r"^\|.*(?: x \|| ms \|| ms/| µs/step |GF/s)")
+
+
+def unmarked_tables(text: str, name: str = "") -> list[str]:
+    """Each benchmark table (as 'name:line') that does not sit between generated-table markers:
+    a figure typed by hand, which nothing checks against a results file."""
+    found, inside = [], False
+    for number, line in enumerate(text.split("\n"), 1):
+        if BEGIN.match(line):
+            inside = True
+        elif line == END:
+            inside = False
+        elif not inside and BENCH_HEADER.match(line):
+            found.append(f"{name}:{number}")
+    return found
+
+
+def stale_tables(root: Path = ROOT) -> list[str]:
+    """Each generated table (as 'file:line') that differs from what its results file gives."""
+    stale = []
+    for path in documents(root):
+        _, changed = regenerate(path.read_text(), root / "benchmarks", str(path.relative_to(root)))
+        stale += changed
+    return stale
+
+
+def update(root: Path = ROOT) -> list[str]:
+    """Rewrite every generated table from its results file; returns those that changed."""
+    changed = []
+    for path in documents(root):
+        text, now = regenerate(path.read_text(), root / "benchmarks", str(path.relative_to(root)))
+        if now:
+            path.write_text(text)
+        changed += now
+    return changed
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n")[0])
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--markdown", type=Path, metavar="RESULTS.json", help="print that file's Markdown table")
+    what.add_argument("--update", action="store_true", help="rewrite every generated table in README.md and docs/")
+    what.add_argument("--check", action="store_true", help="exit 1 when a generated table differs from its file")
+    what.add_argument("--plots", type=Path, metavar="RESULTS.json", help="draw that file's figures beside it")
+    ap.add_argument("--view", choices=tuple(VIEWS), default="ratios")
+    ap.add_argument("--rows", choices=tuple(ROW_FILTERS), default="all")
+    args = ap.parse_args(argv)
+    if args.markdown:
+        try:
+            rel = str(args.markdown.resolve().relative_to(BENCH_DIR))
+        except ValueError:
+            rel = str(args.markdown)
+        print(markdown(load(args.markdown), args.view, args.rows, rel))
+        return 0
+    if args.plots:
+        from . import plots
+
+        doc = load(args.plots)
+        stem = args.plots.with_suffix("")
+        for path in plots.plot_results(doc["rows"], stem.parent, stem.name + "-"):
+            print(f"wrote {path}")
+        return 0
+    if args.update:
+        changed = update(ROOT)
+        print("\n".join(f"rewrote the table at {c}" for c in changed) or "every generated table is current")
+        return 0
+    stale = stale_tables(ROOT) + [f"{t} (typed, not generated)" for p in documents(ROOT)
+                                  for t in unmarked_tables(p.read_text(), str(p.relative_to(ROOT)))]
+    if stale:
+        print("\n".join(f"{c}: differs from its results file" for c in stale)
+              + "\nrun: python -m benchmarks.report --update", file=sys.stderr)
+        return 1
+    print("every generated table matches its results file")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

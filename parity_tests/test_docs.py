@@ -88,3 +88,58 @@ def test_debugging_walkthrough_finds_the_planted_bug(capsys):
     cell, report = walkthrough.main(["--fixed"])
     assert cell and report.passed
     capsys.readouterr()
+
+
+# --- the README: its examples run as written, its links resolve -------------------------------------------------
+
+README = ROOT / "README.md"
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def _run(code: str, where: Path) -> None:
+    """Run an example as a script of its own, the way a reader pastes it."""
+    import runpy
+
+    script = where / "readme_example.py"
+    script.write_text(code)
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def readme_examples() -> list[str]:
+    return PYTHON_BLOCK.findall(README.read_text())
+
+
+def test_the_readme_is_a_front_page_with_three_examples():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move detail into docs/"
+    assert len(readme_examples()) >= 3
+    assert "HYPOTHESIS_PROFILE=ci python -m pytest -n auto" in README.read_text()
+
+
+@pytest.mark.parametrize("code", readme_examples(), ids=lambda c: c.strip().splitlines()[0][:40])
+def test_readme_example_runs_as_written(code, tmp_path, monkeypatch, capsys):
+    if re.search(r"^import .*\btorch\b|^from torch", code, re.MULTILINE):
+        pytest.importorskip("torch")
+        pytest.importorskip("array_api_compat")  # the reference on torch tensors
+    monkeypatch.chdir(tmp_path)
+    _run(code, tmp_path)
+    out = capsys.readouterr().out
+    assert out.strip(), "the example printed nothing"
+
+
+def test_readme_gradient_example_agrees_with_torch(tmp_path, capsys):
+    pytest.importorskip("torch")
+    _run(next(c for c in readme_examples() if "LSTMCell" in c), tmp_path)
+    first, second, *rest = capsys.readouterr().out.splitlines()
+    assert float(first) < 1e-13 and float(second) < 1e-13, (first, second)
+    assert "FAIL" not in "\n".join(rest)
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", [README, *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.name)
+def test_every_relative_link_resolves(page):
+    missing = [link for link in LINK.findall(page.read_text())
+               if "://" not in link and not (page.parent / link).exists()]
+    assert not missing, f"{page.name} links to {missing}, which do not exist"
