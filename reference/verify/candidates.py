@@ -105,6 +105,8 @@ class Candidate:
         takes_hx / takes_lengths: whether initial states / lengths can be passed.
         fixed_shape: (T, B) where the candidate runs only one shape (None: any).
         declares_reset_after: whether its ``spec.reset_after`` is its own (else the reference's is taken).
+        gradients: the gradients it provides when compare's ``gradients=`` is unset, in its names
+            ("input", "h_0", "weight_ih", ...; None: all, where it has gradients).
     """
 
     name = "candidate"
@@ -117,6 +119,7 @@ class Candidate:
     takes_lengths = True
     fixed_shape: tuple = (None, None)
     declares_reset_after = False
+    gradients: frozenset | None = None
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> Any:
@@ -256,6 +259,13 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
     """A :class:`Candidate` from a Candidate, a torch module, a reference module or a :class:`CandidateFn`."""
     if isinstance(obj, Candidate):
         return obj
+    from .jax_cells import is_jax_object, jax_candidate
+
+    if is_jax_object(obj):  # Flax (linen, nnx) and Equinox; JAX is imported only here
+        if layout != "torch":
+            raise ValueError("layout: Flax and Equinox candidates hold their own weights; layout= is for function "
+                             "candidates")
+        return jax_candidate(obj)
     if is_torch_module(obj):
         if layout != "torch":
             raise ValueError("layout: torch module candidates use torch's layout; layout= is for function candidates")
@@ -266,8 +276,8 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
         return ReferenceCandidate(obj)
     if callable(obj) and not isinstance(obj, type):
         return FunctionCandidate(obj, layout, dtype)
-    raise TypeError(f"candidate: expected a torch module, a reference module, a model file's candidate or a "
-                    f"function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
+    raise TypeError(f"candidate: expected a torch module, a reference module, a Flax or Equinox module, a model "
+                    f"file's candidate or a function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
                     f"got {type(obj).__name__}")
 
 
