@@ -231,11 +231,8 @@ class JaxCandidate(Candidate):
         import jax
 
         own = {p: np.asarray(a) for p, a in zip(self._paths, arrays, strict=True)}
-        expected = {d.prefix + k: leaf for d in self._directions for k, leaf in d.table.items()}
-        missing, unexpected = sorted(set(expected) - set(own)), sorted(set(own) - set(expected))
-        if missing or unexpected:
-            raise ValueError(f"{self.name}: its parameters {sorted(own)} are not those of its cell "
-                             f"(missing {missing}, unexpected {unexpected}); expected {sorted(expected)}")
+        self.arrays = own  # path ("cell/hi/bias") -> its own array, as the framework holds it
+        expected = self._check_names(own)
         I, H = self.spec.input_size, self.spec.hidden_size
         wrong = [f"{p}: expected {_leaf_shape(leaf, I, H)}, got {own[p].shape}" for p, leaf in expected.items()
                  if own[p].shape != _leaf_shape(leaf, I, H)]
@@ -254,6 +251,15 @@ class JaxCandidate(Candidate):
             self.gradients = frozenset(provided - {base for base, _, _ in uncovered})
         self._run = jax.jit(self._vjp)
 
+    def _check_names(self, arrays: Mapping[str, Any]) -> dict[str, _Leaf]:
+        """The table by full path, once the parameter names are exactly the table's (else ValueError)."""
+        expected = {d.prefix + k: leaf for d in self._directions for k, leaf in d.table.items()}
+        missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{self.name}: its parameters {sorted(arrays)} are not those of its cell "
+                             f"(missing {missing}, unexpected {unexpected}); expected {sorted(expected)}")
+        return expected
+
     # -- weights in and out -------------------------------------------------------------------
 
     def _suffix(self, d: int) -> str:
@@ -268,6 +274,10 @@ class JaxCandidate(Candidate):
             bases = ("weight_ih", "weight_hh") + (BOTH if self.spec.bias else ())
             out += [(b, g, d) for b in bases for g in TORCH_ORDER[torch_mode(mode)] if (b, g) not in covered]
         return out
+
+    def to_framework(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """torch-named weights (a state_dict of one layer) -> the framework's arrays by path."""
+        return dict(zip(self._paths, self._export(params), strict=True))
 
     def _export(self, params: Mapping[str, Any]) -> list[np.ndarray]:
         """torch-named weights -> the framework's arrays, in the tree's order."""
@@ -329,6 +339,12 @@ class JaxCandidate(Candidate):
             raise CandidateError(f"{self.name} runs {self.spec}, asked {spec} ({'; '.join(diffs)})")
         if lengths is not None and not self.takes_lengths:
             raise CandidateError(f"{self.name} takes no lengths")
+        import jax
+
+        if jax.dtypes.canonicalize_dtype(self.dtype) != self.dtype:
+            raise CandidateError(f"{self.name}: its params are {self.dtype.name}, but JAX would compute in "
+                                 f"{np.dtype(jax.dtypes.canonicalize_dtype(self.dtype)).name}: enable float64 "
+                                 "(jax.config.update('jax_enable_x64', True), or compare inside jax.enable_x64(True))")
         leaves = self._export(params)
         dt = self.dtype
         out_shape = (x.shape[0], x.shape[1], spec.D * spec.P)
@@ -443,20 +459,19 @@ class _FlaxBase(JaxCandidate):
         runner, cells, prefixes = _flax_layers(self.flavour, obj)
         where = [type(obj).__name__ + (f" ({p.split('/')[0]})" if len(cells) > 1 else "") for p in prefixes]
         found = [_flax_cell(self.flavour, c, w) for c, w in zip(cells, where, strict=True)]
-        if len({(type(c), m, h) for c, (m, _, h) in zip(cells, found, strict=True)}) != 1:
-            raise ValueError(f"{type(obj).__name__}: its two directions differ in cell class, kind or size "
-                             f"({[type(c).__name__ for c in cells]}, {[(m, h) for m, _, h in found]})")
+        if len({(m, tuple(t), h) for m, t, h in found}) != 1:
+            raise ValueError(f"{type(obj).__name__}: its two directions differ in kind or size "
+                             f"({[type(c).__name__ for c in cells]}: {[(m, h) for m, _, h in found]})")
         self.mode, self.hidden = found[0][0], found[0][2]
         self._directions = [_Direction(p, t) for p, (_, t, _) in zip(prefixes, found, strict=True)]
         self.name = f"{type(obj).__name__} (flax.{self.flavour})"
         return runner
 
     def _spec(self, arrays: Mapping[str, Any]) -> Spec:
+        self._check_names(arrays)
         key = next(self._directions[0].prefix + k for k, leaf in self._directions[0].table.items()
                    if leaf.blocks[0][1] == ("weight_ih",))
-        if key not in arrays:
-            raise ValueError(f"{self.name}: no parameter {key!r} (its parameters: {sorted(arrays)})")
-        I = int(np.shape(arrays[key])[0])
+        I = int(np.shape(arrays[key])[0])  # a kernel: (I, n*H)
         return Spec(self.mode, I, self.hidden, 1, True, len(self._directions) == 2)
 
     def _flax_apply(self, call: Callable, x: Any, hx: tuple, lengths: Any) -> tuple[Any, tuple]:
@@ -522,7 +537,7 @@ class NnxCandidate(_FlaxBase):
 
         runner = self._setup(module)
         if runner is None:
-            runner = nnx.RNN(module)
+            runner = nnx.RNN(module, rngs=False)  # the carry is always given: no RNG stream needed
         self._graphdef, state, self._rest = nnx.split(runner, nnx.Param, ...)
         flat, self._treedef = jax.tree_util.tree_flatten_with_path(state)
         self._paths = [_path_name(k) for k, _ in flat]
