@@ -224,7 +224,12 @@ class JaxCandidate(Candidate):
 
     takes_hx = True
     declares_reset_after = True
-    framework = "jax"
+    spec: Spec
+    mode: str
+    arrays: dict[str, np.ndarray]
+    _directions: list[_Direction]
+    _paths: list[str]
+    _treedef: Any
 
     def _finish(self, arrays: list[Any]) -> None:
         """Check the parameter tree against the tables, import the own weights and compile lazily."""
