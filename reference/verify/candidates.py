@@ -256,7 +256,8 @@ def is_reference_module(obj: Any) -> bool:
 
 def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory: Callable | None = None,
                  mode: str | None = None) -> Candidate:
-    """A :class:`Candidate` from a Candidate, a torch module, a reference module or a :class:`CandidateFn`."""
+    """A :class:`Candidate` from a Candidate, a Flax or Equinox module (a linen one as (module, params); see
+    :mod:`reference.verify.jax_cells`), a torch module, a reference module or a :class:`CandidateFn`."""
     if isinstance(obj, Candidate):
         return obj
     from .jax_cells import is_jax_object, jax_candidate

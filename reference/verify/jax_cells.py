@@ -357,6 +357,7 @@ class JaxCandidate(Candidate):
         g_hid = tuple(np.zeros(h.shape, dt) if grad_hidden is None or grad_hidden[k] is None
                       else np.asarray(grad_hidden[k], dt) for k, h in enumerate(hx))
         lens = None if lengths is None else np.asarray(lengths, dtype=np.int32)
+        # a forward-only call runs the same program with zero cotangents: one compile per shape, not two
         (out, hidden), (g_leaves, g_x, g_hx) = self._run(leaves, np.asarray(x, dt),
                                                          tuple(np.asarray(h, dt) for h in hx), lens, (g_out, g_hid))
         res: dict[str, Any] = {"output": np.asarray(out), "hidden": tuple(np.asarray(h) for h in hidden)}
