@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference.verify import CandidateError, Spec, compare, diff_weights, export_state_dict, load_model
+from reference.verify import Spec, compare, diff_weights, export_state_dict, load_model
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -142,21 +142,22 @@ def test_onnx_gru_in_the_paper_form_is_checked_in_that_form(tmp_path):
         compare(cand, Spec("GRU", 3, 4))
 
 
-def test_onnx_peepholes_are_refused_by_name(tmp_path):
+def test_onnx_peepholes_are_checked_with_the_graph_s_one_output(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
-    z = lambda *s: numpy_helper.from_array(np.zeros(s, np.float32))
-    inits = [z(1, 16, 3), z(1, 16, 4), z(1, 32), z(1, 12)]
-    for t, n in zip(inits, "WRBP", strict=False):
-        t.name = n
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, s).astype(np.float32), n)
+             for s, n in (((1, 16, 3), "W"), ((1, 16, 4), "R"), ((1, 32), "B"), ((1, 12), "P"))]
     node = helper.make_node("LSTM", ["x", "W", "R", "B", "", "", "", "P"], ["Y"], hidden_size=4)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 3])],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "p.onnx"))
-    with pytest.raises(CandidateError, match="peephole weights P"):
-        load_model(str(tmp_path / "p.onnx"))
+    cand = load_model(str(tmp_path / "p.onnx"))  # the file returns Y only: its node is run with Y_h and Y_c too
+    assert cand.spec.peephole and "weight_p_l0" in cand.own_params
+    assert compare(cand, seq_len=6).passed
+    assert compare(cand, weights="draw", seq_len=6).passed  # other weights, P included: the same node, built anew
 
 
 # -- weight files ------------------------------------------------------------------------------------
@@ -193,7 +194,9 @@ def test_pickled_module_and_state_dict(tmp_path):
     m = torch.nn.RNN(3, 4, num_layers=2, nonlinearity="relu").double()
     torch.save(m, tmp_path / "m.pt")
     torch.save(m.state_dict(), tmp_path / "sd.pt")
-    assert compare(load_model(str(tmp_path / "m.pt"))).passed
+    with pytest.raises(ValueError, match="trust_pickle=True"):  # a pickled module runs code: refused unless trusted
+        load_model(str(tmp_path / "m.pt"))
+    assert compare(load_model(str(tmp_path / "m.pt"), trust_pickle=True)).passed
     from_sd = load_model(str(tmp_path / "sd.pt"), mode="RNN_RELU")  # shapes cannot tell relu from tanh
     assert from_sd.spec == Spec("RNN_RELU", 3, 4, num_layers=2) and compare(from_sd).passed
     assert load_model(str(tmp_path / "sd.pt")).spec.mode == "RNN_TANH"  # unless told, torch's default

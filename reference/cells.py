@@ -44,23 +44,33 @@ class _CellBase(ParameterModule):
     _mode: str
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = np.float64,
-                 seed: Any = None, nonlinearity: str = "tanh"):
+                 seed: Any = None, nonlinearity: str = "tanh", **onnx: Any):
         mode = ("RNN_RELU" if nonlinearity == "relu" else "RNN_TANH") if self._mode == "RNN" else self._mode
-        self.config = RNNConfig(mode, input_size, hidden_size, bias=check_bool("bias", bias))
+        self.config = RNNConfig(mode, input_size, hidden_size, bias=check_bool("bias", bias), **onnx)
         self._init_parameters(dtype, seed)
 
     input_size = property(lambda self: self.config.input_size)
     hidden_size = property(lambda self: self.config.hidden_size)
     bias = property(lambda self: self.config.bias)
     _has_cell_state = property(lambda self: self.config.mode == "LSTM")
+    # ONNX's options (RNNConfig documents them); torch's cells have none of them
+    activations = property(lambda self: self.config.activations)
+    activation_alpha = property(lambda self: self.config.activation_alpha)
+    activation_beta = property(lambda self: self.config.activation_beta)
+    clip = property(lambda self: self.config.clip)
 
     def _stack_names(self) -> dict[str, str]:
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        names += ["weight_p"] if self.config.peephole else []
         return {name: f"{name}_l0" for name in names}
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        return s if self.bias else s + ", bias=False"
+        s = s if self.bias else s + ", bias=False"
+        for name in ("activations", "activation_alpha", "activation_beta", "clip"):
+            if getattr(self.config, name) is not None:
+                s += f", {name}={getattr(self.config, name)!r}"
+        return s + "".join(f", {name}=True" for name in ("input_forget", "peephole") if getattr(self.config, name))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()}, dtype={self.dtype.name})"
@@ -174,9 +184,12 @@ class RNNCell(_CellBase):
     _mode = "RNN"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, dtype: Any = np.float64, seed: Any = None):
+                 *, dtype: Any = np.float64, seed: Any = None, activations: tuple[str, ...] | None = None,
+                 activation_alpha: tuple[float, ...] | None = None, activation_beta: tuple[float, ...] | None = None,
+                 clip: float | None = None):
         super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed,
-                         nonlinearity=check_nonlinearity(nonlinearity))
+                         nonlinearity=check_nonlinearity(nonlinearity), activations=activations,
+                         activation_alpha=activation_alpha, activation_beta=activation_beta, clip=clip)
 
     nonlinearity = property(lambda self: self.config.nonlinearity)
 
@@ -190,11 +203,30 @@ class GRUCell(_CellBase):
 
     _mode = "GRU"
 
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = np.float64,
+                 seed: Any = None, activations: tuple[str, ...] | None = None,
+                 activation_alpha: tuple[float, ...] | None = None, activation_beta: tuple[float, ...] | None = None,
+                 clip: float | None = None):
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed, activations=activations,
+                         activation_alpha=activation_alpha, activation_beta=activation_beta, clip=clip)
+
 
 class LSTMCell(_CellBase):
-    """torch.nn.LSTMCell; gates i, f, g, o; hx is the pair (h, c)."""
+    """torch.nn.LSTMCell; gates i, f, g, o; hx is the pair (h, c). ONNX's peepholes are the
+    parameter ``weight_p`` (3H,): p_i, p_f, p_o."""
 
     _mode = "LSTM"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = np.float64,
+                 seed: Any = None, activations: tuple[str, ...] | None = None,
+                 activation_alpha: tuple[float, ...] | None = None, activation_beta: tuple[float, ...] | None = None,
+                 clip: float | None = None, input_forget: bool = False, peephole: bool = False):
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, seed=seed, activations=activations,
+                         activation_alpha=activation_alpha, activation_beta=activation_beta, clip=clip,
+                         input_forget=input_forget, peephole=peephole)
+
+    input_forget = property(lambda self: self.config.input_forget)
+    peephole = property(lambda self: self.config.peephole)
 
 
 # -- the same step as plain functions ----------------------------------------------

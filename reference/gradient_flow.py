@@ -69,7 +69,7 @@ def step_jacobians(module: Any, input: Any, hx: Any = None, layer: int = 0, dire
     basis = np.broadcast_to(np.eye(S, dtype=module.dtype)[:, None, :], (S, B, S))  # (S, B, S): tangent k is e_k
     dstate = (basis[..., :P], basis[..., P:]) if lstm else (basis,)
     no_tangent = LayerWeights(*[None] * len(LayerWeights._fields))
-    step_jvp = cell_of(cfg).step_jvp
+    step_jvp = cell_of(cfg, direction).step_jvp
     zero_dxw = np.zeros(cfg.gates * H, dtype=module.dtype)  # (G*H,) no input tangent
     jac = np.empty((tape.T, B, S, S), dtype=module.dtype)
     for t in range(tape.T):

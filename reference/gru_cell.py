@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
+from .activations import clip_input, sigmoid, sigmoid_derivative, tanh, tanh_derivative
 
 
 class GRUStepCache(NamedTuple):
@@ -90,14 +90,16 @@ class GRUPartials(NamedTuple):
     r: Any  # (K, B, H) paper's form (d(r * h) / dh = r), else None
 
 
-def gru_partials(xp: Any, cache: GRUStepCache, h_prev: Any) -> GRUPartials:
+def gru_partials(xp: Any, cache: tuple, h_prev: Any, d_act: tuple | None = None) -> GRUPartials:
     """Every factor of backward that the incoming gradient does not change, for K
-    steps at once: cache fields (K, B, .), h_prev (K, B, H)."""
-    rz, n, hn = cache
+    steps at once: cache fields (K, B, .), h_prev (K, B, H). ``d_act``: the gate
+    functions' derivatives (f'(a_rz) (K, B, 2H), g'(a_n) (K, B, H)) in ONNX's general
+    form; None for sigmoid' and tanh', from the outputs."""
+    rz, n, hn = cache[:3]
     H = n.shape[-1]
     r, z = rz[..., :H], rz[..., H:]  # 2 x (K, B, H)
-    ds = sigmoid_derivative(rz)  # (K, B, 2H)   s (1 - s) for r, z
-    dn = (1 - z) * tanh_derivative(n)  # (K, B, H)
+    ds, dg = (sigmoid_derivative(rz), None) if d_act is None else d_act  # (K, B, 2H)   s (1 - s) for r, z
+    dn = (1 - z) * (tanh_derivative(n) if dg is None else dg)  # (K, B, H)
     dz = (h_prev - n) * ds[..., H:]  # (K, B, H)
     if hn is not None:
         return GRUPartials(z, dn, xp.concat([dn * hn * ds[..., :H], dz, dn * r], axis=-1), None)  # (K, B, 3H)
@@ -133,11 +135,13 @@ def gru_input_grad(xp: Any, dhw: Any, dh: Any, p: GRUPartials) -> Any:
     return xp.concat([dhw[..., : 2 * H], dh * p.dn], axis=-1)  # (K, B, 3H)
 
 
-def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: GRUStepCache, w: Any, dw: Any,
-                 reset_after: bool = True) -> Any:
-    """h'. (K..., B, H) given the tangents of xw, h and the weights (dw entries None = 0)."""
-    rz, n, hn = cache
+def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: tuple, w: Any, dw: Any,
+                 reset_after: bool = True, d_act: tuple | None = None) -> Any:
+    """h'. (K..., B, H) given the tangents of xw, h and the weights (dw entries None = 0).
+    ``d_act`` as for ``gru_partials`` (ONNX's general form), None for sigmoid' and tanh'."""
+    rz, n, hn = cache[:3]
     H = n.shape[-1]
+    ds, dg = (rz * (1 - rz), 1 - n * n) if d_act is None else d_act  # (B, 2H), (B, H)
     r, z = rz[..., :H], rz[..., H:]  # 2 x (B, H)
     if reset_after:
         dhw = dh_prev @ w.w_hh_T  # (K..., B, 3H)
@@ -145,16 +149,74 @@ def gru_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, cache: GRUStepCac
             dhw = dhw + h_prev @ dw.w_hh_T
         if dw.b_hn is not None:
             dhw = xp.concat([dhw[..., : 2 * H], dhw[..., 2 * H :] + dw.b_hn], axis=-1)
-        d_rz = rz * (1 - rz) * (dxw[..., : 2 * H] + dhw[..., : 2 * H])  # (K..., B, 2H)
+        d_rz = ds * (dxw[..., : 2 * H] + dhw[..., : 2 * H])  # (K..., B, 2H)
         d_pre_n = dxw[..., 2 * H :] + d_rz[..., :H] * hn + r * dhw[..., 2 * H :]  # (K..., B, H)
     else:
         dhw_rz = dh_prev @ w.w_hh_T[..., : 2 * H]  # (K..., B, 2H)
         if dw.w_hh_T is not None:
             dhw_rz = dhw_rz + h_prev @ dw.w_hh_T[..., : 2 * H]
-        d_rz = rz * (1 - rz) * (dxw[..., : 2 * H] + dhw_rz)  # (K..., B, 2H)
+        d_rz = ds * (dxw[..., : 2 * H] + dhw_rz)  # (K..., B, 2H)
         d_rh = d_rz[..., :H] * h_prev + r * dh_prev  # (K..., B, H) tangent of r * h
         d_pre_n = dxw[..., 2 * H :] + d_rh @ w.w_hh_T[..., 2 * H :]  # (K..., B, H)
         if dw.w_hh_T is not None:
             d_pre_n = d_pre_n + (r * h_prev) @ dw.w_hh_T[..., 2 * H :]
-    d_n = (1 - n * n) * d_pre_n  # (K..., B, H)
+    d_n = dg * d_pre_n  # (K..., B, H)
     return (1 - z) * d_n + d_rz[..., H:] * (h_prev - n) + z * dh_prev  # (K..., B, H)
+
+
+# -- ONNX's general form ---------------------------------------------------------------------------
+#
+# ONNX's GRU operator: gate functions f, g (default sigmoid, tanh) and the cell clip, in either
+# form. With x~ = clip(x):
+#
+#     r = f(a_r~)   z = f(a_z~)   n = g(a_n~)   h' = n + z * (h - n)
+#
+# Backward is torch's (or the paper's) with sigmoid' and tanh' replaced by f'(a~) and g'(a_n~),
+# each times the clip's derivative [|a| <= clip]; ``gru_partials`` takes them as ``d_act``.
+# The cache extends torch's with ``a``, the pre-activations r, z, n before the clip.
+
+
+class GRUGeneralCache(NamedTuple):
+    rz: Any  # (B, 2H) r, z after f
+    n: Any  # (B, H) n after g
+    hn: Any  # (B, H) W_hn h + b_hn (torch's form), None in the paper's form
+    a: Any  # (B, 3H) pre-activations r, z, n before the clip
+
+
+def gru_general_step(xp: Any, xw: Any, h_prev: Any, w: Any, acts: tuple, clip: float | None,
+                     reset_after: bool = True) -> tuple[Any, GRUGeneralCache]:
+    """One step of ONNX's GRU given xw (B, 3H) and the gate functions acts = (f, g): (h' (B, H), cache)."""
+    f_act, g_act = acts
+    H = h_prev.shape[-1]
+    if reset_after:
+        hw = h_prev @ w.w_hh_T  # (B, 3H)
+        a_rz = xw[..., : 2 * H] + hw[..., : 2 * H]  # (B, 2H)
+        rz = f_act(xp, clip_input(xp, a_rz, clip)[0])  # (B, 2H)
+        hn = hw[..., 2 * H :] + w.b_hn if w.b_hn is not None else hw[..., 2 * H :]  # (B, H) b_hn inside r's product
+        a_n = xw[..., 2 * H :] + rz[..., :H] * hn  # (B, H)
+    else:
+        a_rz = xw[..., : 2 * H] + h_prev @ w.w_hh_T[..., : 2 * H]  # (B, 2H)
+        rz = f_act(xp, clip_input(xp, a_rz, clip)[0])  # (B, 2H)
+        hn = None
+        a_n = xw[..., 2 * H :] + (rz[..., :H] * h_prev) @ w.w_hh_T[..., 2 * H :]  # (B, H)
+    n = g_act(xp, clip_input(xp, a_n, clip)[0])  # (B, H)
+    h = n + rz[..., H:] * (h_prev - n)  # (B, H)
+    return h, GRUGeneralCache(rz, n, hn, xp.concat([a_rz, a_n], axis=-1))
+
+
+def gru_general_partials(xp: Any, cache: GRUGeneralCache, h_prev: Any, acts: tuple,
+                         clip: float | None) -> GRUPartials:
+    """``gru_partials`` for ONNX's form, K steps at once: cache fields (K, B, .), h_prev (K, B, H)."""
+    return gru_partials(xp, cache, h_prev, gru_general_derivatives(xp, cache, acts, clip))
+
+
+def gru_general_derivatives(xp: Any, cache: GRUGeneralCache, acts: tuple, clip: float | None) -> tuple[Any, Any]:
+    """(f'(a_rz~), g'(a_n~)) times the clip's derivative, for any leading axes."""
+    f_act, g_act = acts
+    H = cache.n.shape[-1]
+    x, dclip = clip_input(xp, cache.a, clip)  # (..., 3H)
+    d_rz = f_act.derivative(xp, x[..., : 2 * H], cache.rz)  # (..., 2H)
+    d_n = g_act.derivative(xp, x[..., 2 * H :], cache.n)  # (..., H)
+    if dclip is not None:
+        d_rz, d_n = d_rz * dclip[..., : 2 * H], d_n * dclip[..., 2 * H :]
+    return d_rz, d_n

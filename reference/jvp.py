@@ -67,7 +67,6 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
     dstates0 = module.state_arrays(place, "tangents['hx']", tangents.get("hx"), B, tape.batched)
     dparams = {k: (as_float(place, f"tangents[{k!r}]", tangents[k], module.dtype) if k in tangents
                    else xp.zeros_like(as_float(place, k, v, module.dtype))) for k, v in params.items()}
-    cell = cell_of(cfg)
     finals: list = [[] for _ in dstates0]
     for layer in range(cfg.num_layers):
         douts = []
@@ -75,12 +74,14 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
             k, idx, lt = f"l{layer}{sfx}", layer * D + d, tape.layer(layer, d)
             w = lt.weights
             dw = prepare_weights(place, cfg, dparams[f"weight_ih_{k}"], dparams[f"weight_hh_{k}"],
-                                 dparams.get(f"bias_ih_{k}"), dparams.get(f"bias_hh_{k}"), dparams.get(f"weight_hr_{k}"))
+                                 dparams.get(f"bias_ih_{k}"), dparams.get(f"bias_hh_{k}"), dparams.get(f"weight_hr_{k}"),
+                                 dparams.get(f"weight_p_{k}"))
+            cell = cell_of(cfg, d)
             dxw = dx @ w.w_ih.T + lt.x @ dw.w_ih.T  # (T, B, G*H)  xw. = x. W_ih^T + x W_ih.^T + b.
             if dw.b_x is not None:
                 dxw = dxw + dw.b_x
 
-            def step(dstate, t, lt=lt, w=w, dw=dw, dxw=dxw):
+            def step(dstate, t, lt=lt, w=w, dw=dw, dxw=dxw, cell=cell):
                 return cell.step_jvp(xp, dxw[t, ...], dstate, lt.state_before(t), lt.state(t), lt.cache(t), w, dw), None
 
             dstate_n, records = scan(xp, step, tuple(s[idx, ...] for s in dstates0), time_steps(T, lt.reverse), lt.mask)

@@ -39,9 +39,37 @@ from typing import Any, NamedTuple
 from ._linear import affine, affine_backward, sum_rows, weight_grad
 from ._namespace import Placement, row_major_transpose, rows_are_views, unstack
 from .config import RNNConfig
-from .gru_cell import gru_input_grad, gru_partials, gru_step, gru_step_backward, gru_step_jvp
-from .lstm_cell import lstm_partials, lstm_projection_input, lstm_rows, lstm_step, lstm_step_backward, lstm_step_jvp
-from .rnn_cell import rnn_partials, rnn_step, rnn_step_backward, rnn_step_jvp
+from .gru_cell import (
+    gru_general_derivatives,
+    gru_general_partials,
+    gru_general_step,
+    gru_input_grad,
+    gru_partials,
+    gru_step,
+    gru_step_backward,
+    gru_step_jvp,
+)
+from .lstm_cell import (
+    lstm_general_partials,
+    lstm_general_step,
+    lstm_general_step_jvp,
+    lstm_partials,
+    lstm_peephole_grad,
+    lstm_projection_input,
+    lstm_rows,
+    lstm_step,
+    lstm_step_backward,
+    lstm_step_jvp,
+)
+from .rnn_cell import (
+    rnn_general_partials,
+    rnn_general_step,
+    rnn_general_step_jvp,
+    rnn_partials,
+    rnn_step,
+    rnn_step_backward,
+    rnn_step_jvp,
+)
 
 State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
 
@@ -56,10 +84,11 @@ class LayerWeights(NamedTuple):
     b_hn: Any  # (H,) GRU in torch's form: b_hn stays inside the reset product; else None
     w_hr: Any = None  # (P, H) LSTM projection
     w_hr_T: Any = None  # (H, P)
+    w_p: Any = None  # (3H,) LSTM peepholes p_i, p_f, p_o (ONNX), or None
 
 
 def prepare_weights(place: Placement, cfg: RNNConfig, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
-                    w_hr: Any = None) -> LayerWeights:
+                    w_hr: Any = None, w_p: Any = None) -> LayerWeights:
     """torch-layout weights (in the call's namespace) -> the loop's LayerWeights. Linear in
     the weights, so it also prepares weight tangents (``reference.jvp``)."""
     xp, H = place.xp, cfg.hidden_size
@@ -74,7 +103,7 @@ def prepare_weights(place: Placement, cfg: RNNConfig, w_ih: Any, w_hh: Any, b_ih
         else:
             b_x = b_ih + b_hh  # (G*H,)
     w_hr_T = None if w_hr is None else row_major_transpose(place, w_hr)
-    return LayerWeights(w_ih, w_hh, row_major_transpose(place, w_hh), b_x, b_hn, w_hr, w_hr_T)
+    return LayerWeights(w_ih, w_hh, row_major_transpose(place, w_hh), b_x, b_hn, w_hr, w_hr_T, w_p)
 
 
 class Cell(NamedTuple):
@@ -155,7 +184,64 @@ def _lstm_gate_values(cache, new):
     return {"i": cache.oif[..., H : 2 * H], "f": cache.oif[..., 2 * H :], "g": cache.g, "o": cache.oif[..., :H]}
 
 
-def cell_of(cfg: RNNConfig) -> Cell:
+def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
+    """ONNX's cells (``general`` configurations): the gate functions of this direction, the clip,
+    input_forget and peepholes. Backward reuses torch's step_backward: only the partials differ."""
+    acts, clip = cfg.gate_functions(direction), cfg.clip
+    if cfg.mode == "LSTM":
+        input_forget = cfg.input_forget
+
+        def lstm_step_(xp, xw, state, w):
+            return lstm_general_step(xp, xw, state, w, acts, clip, input_forget)
+
+        def lstm_partials_(xp, tape, lo, hi):
+            return lstm_general_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 1, lo, hi),
+                                         states_after(tape, 1, lo, hi), tape.weights.w_p, acts, clip, input_forget)
+
+        def lstm_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
+            return lstm_general_step_jvp(xp, dxw, dprev[0], dprev[1], prev[0], prev[1], new[1], cache, w, dw, acts,
+                                         clip, input_forget)
+
+        return Cell(lstm_step_, lstm_partials_, lstm_step_backward, lstm_step_jvp_, _lstm_gate_values,
+                    dhw_block=lambda p: p.da_dmc)
+    if cfg.mode == "GRU":
+        default = _gru_cell(cfg.reset_after)
+
+        def gru_step_(xp, xw, state, w):
+            h, cache = gru_general_step(xp, xw, state[0], w, acts, clip, cfg.reset_after)
+            return (h,), cache
+
+        def gru_partials_(xp, tape, lo, hi):
+            return gru_general_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 0, lo, hi), acts, clip)
+
+        def gru_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
+            return (gru_step_jvp(xp, dxw, dprev[0], prev[0], cache, w, dw, cfg.reset_after,
+                                 gru_general_derivatives(xp, cache, acts, clip)),)
+
+        return default._replace(step=gru_step_, partials=gru_partials_, step_jvp=gru_step_jvp_)
+
+    def rnn_step_(xp, xw, state, w):
+        h, cache = rnn_general_step(xp, xw, state[0], w, acts[0], clip)
+        return (h,), cache
+
+    def rnn_partials_(xp, tape, lo, hi):
+        return rnn_general_partials(xp, tape.caches.a[lo:hi, ...], states_after(tape, 0, lo, hi), acts[0], clip)
+
+    def rnn_step_backward_(xp, dnew, d_act, w):
+        da, dh_prev = rnn_step_backward(xp, dnew[0], d_act, w, "tanh")  # da = dh' * f'(a~), in place
+        return da, (dh_prev,)
+
+    def rnn_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
+        return (rnn_general_step_jvp(xp, dxw, dprev[0], prev[0], new[0], cache.a, w, dw, acts[0], clip),)
+
+    return Cell(rnn_step_, rnn_partials_, rnn_step_backward_, rnn_step_jvp_, lambda cache, new: {},
+                dhw_block=lambda p: p)
+
+
+def cell_of(cfg: RNNConfig, direction: int = 0) -> Cell:
+    """How one direction's cell plugs into the loop (only ONNX's activations differ by direction)."""
+    if cfg.general:
+        return _general_cell(cfg, direction)
     if cfg.mode == "LSTM":
         return Cell(lstm_step, _lstm_partials, lstm_step_backward, _lstm_step_jvp, _lstm_gate_values,
                     dhw_block=lambda p: p.da_dmc)
@@ -328,6 +414,7 @@ class LayerGrads(NamedTuple):
     b_hh: Any  # (G*H,) or None
     w_hr: Any  # (P, H) or None
     carries: list | None  # T tuples in time order: the total gradient at the state after step t
+    w_p: Any = None  # (3H,) LSTM peepholes p_i, p_f, p_o, or None
 
 
 def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: State, tape: LayerTape,
@@ -400,7 +487,13 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
         if mask is not None:
             dh, m = _zero_padding(xp, mask, dh), _zero_padding(xp, mask, m)
         dw_hr = weight_grad(xp, dh, m)  # (P, H)
-    return LayerGrads(dx, dstate0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries if keep_carries else None)
+    dw_p = None
+    if w.w_p is not None:  # a_i += p_i c, a_f += p_f c, a_o += p_o c' at every step: one sum each over t and b
+        c_prev, c = tape.c_prev, tape.c
+        if mask is not None:
+            c_prev, c = _zero_padding(xp, mask, c_prev), _zero_padding(xp, mask, c)
+        dw_p = lstm_peephole_grad(xp, dhw, c_prev, c)  # (3H,)
+    return LayerGrads(dx, dstate0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries if keep_carries else None, dw_p)
 
 
 def _per_step(xp: Any, partials: Any) -> list:

@@ -28,7 +28,7 @@ from .config import RNNConfig
 from .stack import prepare_stack
 
 _versions = itertools.count(1)  # shared by every module: a version is never reused
-_PARAMETER_NAME = re.compile(r"(weight|bias)_(ih|hh|hr)(_l\d+(_reverse)?)?")
+_PARAMETER_NAME = re.compile(r"(weight|bias)_(ih|hh|hr|p)(_l\d+(_reverse)?)?")
 
 
 class Weights(NamedTuple):

@@ -37,9 +37,9 @@ class RNNBase(ParameterModule):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, reset_after: bool = True, dtype: Any = np.float64, seed: Any = None):
+                 *, reset_after: bool = True, dtype: Any = np.float64, seed: Any = None, **onnx: Any):
         self.config = RNNConfig(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                                proj_size, reset_after)
+                                proj_size, reset_after, **onnx)
         if self.config.dropout > 0 and self.config.num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
@@ -58,6 +58,12 @@ class RNNBase(ParameterModule):
     proj_size = property(lambda self: self.config.proj_size)
     num_directions = property(lambda self: self.config.num_directions)
     output_size = property(lambda self: self.config.output_size, doc="P: proj_size when projecting, else hidden_size")
+    # ONNX's options (RNNConfig documents them); torch's modules have none of them
+    reverse = property(lambda self: self.config.reverse)
+    activations = property(lambda self: self.config.activations)
+    activation_alpha = property(lambda self: self.config.activation_alpha)
+    activation_beta = property(lambda self: self.config.activation_beta)
+    clip = property(lambda self: self.config.clip)
 
     @property
     def batch_first(self) -> bool:
@@ -88,6 +94,11 @@ class RNNBase(ParameterModule):
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
+        onnx: dict[str, Any] = dict(reverse=False, activations=None, activation_alpha=None, activation_beta=None, clip=None,
+                    input_forget=False, peephole=False)
+        for name, default in onnx.items():
+            if getattr(self.config, name) != default:
+                s += f", {name}={getattr(self.config, name)!r}"
         return s
 
     def __repr__(self) -> str:
@@ -324,11 +335,15 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, *, dtype: Any = np.float64, seed: Any = None):
+                 proj_size: int = 0, *, dtype: Any = np.float64, seed: Any = None, reverse: bool = False,
+                 activations: tuple[str, ...] | None = None, activation_alpha: tuple[float, ...] | None = None,
+                 activation_beta: tuple[float, ...] | None = None, clip: float | None = None):
         nonlinearity = check_nonlinearity(nonlinearity)
         # proj_size is accepted only to reject it by name (torch: ValueError), not as an unknown keyword
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, proj_size, dtype=dtype, seed=seed)
+                         bias, batch_first, dropout, bidirectional, proj_size, dtype=dtype, seed=seed, reverse=reverse,
+                         activations=activations, activation_alpha=activation_alpha, activation_beta=activation_beta,
+                         clip=clip)
 
     nonlinearity = property(lambda self: self.config.nonlinearity)
 
@@ -344,10 +359,14 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, reset_after: bool = True, dtype: Any = np.float64, seed: Any = None):
+                 *, reset_after: bool = True, dtype: Any = np.float64, seed: Any = None, reverse: bool = False,
+                 activations: tuple[str, ...] | None = None, activation_alpha: tuple[float, ...] | None = None,
+                 activation_beta: tuple[float, ...] | None = None, clip: float | None = None):
         # proj_size is accepted only to reject it by name (torch: ValueError), not as an unknown keyword
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, reset_after=reset_after, dtype=dtype, seed=seed)
+                         proj_size, reset_after=reset_after, dtype=dtype, seed=seed, reverse=reverse,
+                         activations=activations, activation_alpha=activation_alpha, activation_beta=activation_beta,
+                         clip=clip)
 
     reset_after = property(lambda self: self.config.reset_after)
 
@@ -361,6 +380,14 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, dtype: Any = np.float64, seed: Any = None):
+                 *, dtype: Any = np.float64, seed: Any = None, reverse: bool = False,
+                 activations: tuple[str, ...] | None = None, activation_alpha: tuple[float, ...] | None = None,
+                 activation_beta: tuple[float, ...] | None = None, clip: float | None = None,
+                 input_forget: bool = False, peephole: bool = False):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype=dtype, seed=seed)
+                         proj_size, dtype=dtype, seed=seed, reverse=reverse, activations=activations,
+                         activation_alpha=activation_alpha, activation_beta=activation_beta, clip=clip,
+                         input_forget=input_forget, peephole=peephole)
+
+    input_forget = property(lambda self: self.config.input_forget)
+    peephole = property(lambda self: self.config.peephole)

@@ -29,9 +29,9 @@ Shapes: B batch, I input, H hidden; any leading axes K... before B broadcast.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from .activations import masked, relu, relu_backward, relu_derivative, tanh, tanh_backward, tanh_derivative
+from .activations import clip_input, masked, relu, relu_backward, relu_derivative, tanh, tanh_backward, tanh_derivative
 
 
 def rnn_step(xp: Any, xw: Any, h_prev: Any, w: Any, nonlinearity: str) -> tuple[Any, None]:
@@ -68,3 +68,39 @@ def rnn_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, h: Any, w: Any, d
     if dw.w_hh_T is not None:
         da = da + h_prev @ dw.w_hh_T
     return tanh_backward(da, h) if nonlinearity == "tanh" else relu_backward(xp, da, h)  # act'(a) * a.
+
+
+# -- ONNX's general form ---------------------------------------------------------------------------
+#
+# ONNX's RNN operator: any gate function f and the cell clip, a~ = clip(a):
+#
+#     h' = f(a~)                 =>  da = dh' * f'(a~) * [|a| <= clip]
+#
+# f' needs the pre-activation (the piecewise functions cannot be told apart from their output),
+# so the cache keeps a.
+
+
+class RNNGeneralCache(NamedTuple):
+    a: Any  # (B, H) pre-activation before the clip
+
+
+def rnn_general_step(xp: Any, xw: Any, h_prev: Any, w: Any, act: Any, clip: float | None) -> tuple[Any, RNNGeneralCache]:
+    """One step of ONNX's RNN: (h', cache)."""
+    a = xw + h_prev @ w.w_hh_T  # (B, H)
+    return act(xp, clip_input(xp, a, clip)[0]), RNNGeneralCache(a)
+
+
+def rnn_general_partials(xp: Any, a: Any, h: Any, act: Any, clip: float | None) -> Any:
+    """f'(a~) [|a| <= clip] (K, B, H) from K steps' pre-activations a and outputs h."""
+    x, dclip = clip_input(xp, a, clip)
+    d_act = act.derivative(xp, x, h)  # (K, B, H)
+    return d_act if dclip is None else d_act * dclip
+
+
+def rnn_general_step_jvp(xp: Any, dxw: Any, dh_prev: Any, h_prev: Any, h: Any, a: Any, w: Any, dw: Any, act: Any,
+                         clip: float | None) -> Any:
+    """h'. = f'(a~) [|a| <= clip] a. (K..., B, H), given the tangents of xw, h and the weights."""
+    da = dxw + dh_prev @ w.w_hh_T  # (K..., B, H)
+    if dw.w_hh_T is not None:
+        da = da + h_prev @ dw.w_hh_T
+    return rnn_general_partials(xp, a, h, act, clip) * da

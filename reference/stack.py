@@ -37,7 +37,7 @@ def prepare_stack(place: Placement, cfg: RNNConfig, params: Mapping[str, Any]) -
             k = f"l{layer}{sfx}"
             row.append(prepare_weights(place, cfg, params[f"weight_ih_{k}"], params[f"weight_hh_{k}"],
                                        params.get(f"bias_ih_{k}"), params.get(f"bias_hh_{k}"),
-                                       params.get(f"weight_hr_{k}")))
+                                       params.get(f"weight_hr_{k}"), params.get(f"weight_p_{k}")))
         weights.append(row)
     return weights
 
@@ -57,7 +57,8 @@ def stack_forward(place: Placement, cfg: RNNConfig, weights: list, x: Any, state
         output (T, B, D*P) (zero on padded steps), the final states shaped like
         states0, and the tape.
     """
-    xp, cell, D = place.xp, cell_of(cfg), cfg.num_directions
+    xp, D = place.xp, cfg.num_directions
+    cells = [cell_of(cfg, d) for d in range(D)]
     dropout = dropout or [None] * (cfg.num_layers - 1)
     finals: list = [[] for _ in states0]  # per state kind, L*D arrays (B, .)
     tapes = []
@@ -66,7 +67,8 @@ def stack_forward(place: Placement, cfg: RNNConfig, weights: list, x: Any, state
         for d in range(D):
             idx = layer * D + d
             state0 = tuple(s[idx, ...] for s in states0)
-            out, state_n, tape = layer_forward(xp, cell, x, state0, weights[layer][d], mask, reverse=d == 1)
+            out, state_n, tape = layer_forward(xp, cells[d], x, state0, weights[layer][d], mask,
+                                               reverse=d == 1 or cfg.reverse)
             for f, s in zip(finals, state_n, strict=True):
                 f.append(s)
             outs.append(out)
@@ -93,7 +95,8 @@ def stack_backward(place: Placement, cfg: RNNConfig, tape: StackTape, dout: Any,
         dout: (T, B, D*P) gradient at the output, or None (zero).
         dstates: gradients at the final states, shaped like states0 (zeros, not None).
     """
-    xp, cell, D, P = place.xp, cell_of(cfg), cfg.num_directions, cfg.output_size
+    xp, D, P = place.xp, cfg.num_directions, cfg.output_size
+    cells = [cell_of(cfg, d) for d in range(D)]
     d_initial: list = [[None] * (cfg.num_layers * D) for _ in dstates]
     grads: dict[str, Any] = {}
     carries: list = [[None] * D for _ in range(cfg.num_layers)]
@@ -102,7 +105,7 @@ def stack_backward(place: Placement, cfg: RNNConfig, tape: StackTape, dout: Any,
         for d, sfx in enumerate(cfg.suffixes()):
             idx = layer * D + d
             d_dir = None if dout is None else dout[..., d * P : (d + 1) * P]  # (T, B, P)
-            g = layer_backward(xp, cell, cfg, d_dir, tuple(s[idx, ...] for s in dstates), tape.layers[layer][d],
+            g = layer_backward(xp, cells[d], cfg, d_dir, tuple(s[idx, ...] for s in dstates), tape.layers[layer][d],
                                keep_carries)
             for dst, src in zip(d_initial, g.dstate0, strict=True):
                 dst[idx] = src
@@ -127,6 +130,8 @@ def _torch_layout(xp: Any, cfg: RNNConfig, k: str, g: Any) -> dict[str, Any]:
         out[f"bias_ih_{k}"], out[f"bias_hh_{k}"] = rows(g.b_ih), rows(g.b_hh)
     if cfg.proj_size:
         out[f"weight_hr_{k}"] = g.w_hr
+    if cfg.peephole:
+        out[f"weight_p_{k}"] = g.w_p
     return out
 
 

@@ -67,7 +67,7 @@ class RecurrentTape(NamedTuple):
     def steps(self, layer: int, direction: int = 0) -> list[StepRecord]:
         """Every step of one layer and direction, in processing order (reverse: t = T-1 ... 0)."""
         lt = self.layer(layer, direction)
-        gate_values = cell_of(self.config).gate_values
+        gate_values = cell_of(self.config, direction).gate_values
         ts = range(self.T - 1, -1, -1) if lt.reverse else range(self.T)
         records = []
         for t in ts:

@@ -162,27 +162,83 @@ def torch_nn_candidate(spec: Spec, state: Mapping[str, Any], name: str | None = 
     return TorchCandidate(m, name=name or f"torch.nn.{spec.torch_class}")
 
 
-def load_torch_file(path: str, mode: str | None = None) -> TorchCandidate:
-    """A pickled torch module (run as it is), or a state_dict loaded into torch.nn (configuration from the shapes).
+def load_torch_file(path: str, mode: str | None = None, *, trust_pickle: bool = False) -> TorchCandidate:
+    """A state_dict loaded into torch.nn (configuration from the shapes), or, trusted, a pickled module as it is.
 
-    A state_dict loads with ``weights_only=True``; a pickled module needs
-    ``weights_only=False``, which runs the pickle's code: load only files you trust.
+    The file is read with ``torch.load(weights_only=True)``: tensors and
+    containers only, so reading it runs no code from it. A pickled module, a
+    TorchScript archive or any other pickle that needs more is refused with a
+    ValueError that names what torch found, unless ``trust_pickle=True``: then
+    it is loaded in full (``weights_only=False``), which runs whatever code the
+    pickle names, as you. A missing, truncated or mislabelled file is refused by
+    name (see :mod:`reference.verify.files`).
     """
     import os
     import pickle
+    import warnings
 
+    from reference.verify.files import TRUST_HINT, check_file, file_kind
+
+    path = check_file(path, "model")
     name = os.path.basename(path)
+    scripted = file_kind(path) == "torchscript"
+    if scripted and not trust_pickle:
+        raise ValueError(f"model: {name} is a TorchScript archive (torch.jit.save); loading it runs the code it "
+                         f"holds: {TRUST_HINT}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError):
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():  # torch's notice about protocols it may not read: the refusal says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as e:
+        if trust_pickle:
+            raise ValueError(f"model: {name} is not a readable torch file: {_first_line(str(e))}") from None
+        raise ValueError(f"model: {name} is not a plain state_dict: torch's weights_only=True reader refused it "
+                         f"({_weights_only_reason(str(e))}). It holds a pickled module or other objects, and "
+                         f"unpickling it in full runs whatever code the file names: {TRUST_HINT}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError, IndexError) as e:
+        # truncated or corrupt archives, and (trusted) pickles naming code that is not importable here
+        raise ValueError(f"model: {name} is not a readable torch file (truncated or corrupt?): "
+                         f"{type(e).__name__}: {_first_line(str(e)) or 'unexpected end of file'}") from None
     if isinstance(obj, torch.nn.Module):
         return TorchCandidate(obj, mode=mode, name=name)
     if isinstance(obj, Mapping):
-        state = {k: v.detach().cpu().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        for k, v in tensors.items():
+            _check_declared_size(v, f"model: {name}: {k}")
+        state = {k: v.detach().cpu().numpy() for k, v in tensors.items()}
         try:
             spec = Spec.from_state_dict(state, mode)
         except ValueError as e:
             raise ValueError(f"model: {name} holds a state_dict that is not one recurrent module's: {e}") from None
         return torch_nn_candidate(spec, state, name=f"{name} in torch.nn.{spec.torch_class}")
     raise ValueError(f"model: {name} holds a {type(obj).__name__}; expected a torch module or a state_dict")
+
+
+def _check_declared_size(t: Any, where: str) -> None:
+    """Refuse a tensor whose shape its storage does not fill (an expanded view declaring 10^12 elements over
+    4 bytes would be allocated in full downstream) or that exceeds the verifier's limit."""
+    from reference.verify.files import MAX_ARRAY_BYTES
+
+    declared = t.numel() * t.element_size()
+    held = t.untyped_storage().nbytes()
+    if declared > MAX_ARRAY_BYTES:
+        raise ValueError(f"{where}: declares shape {tuple(t.shape)} ({declared:.3g} bytes), over the limit of "
+                         f"{MAX_ARRAY_BYTES} bytes")
+    if declared > held:
+        raise ValueError(f"{where}: declares shape {tuple(t.shape)} ({declared} bytes) over a storage of {held} "
+                         "bytes (an expanded or overlapping view); a state_dict holds each weight in full")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _weights_only_reason(message: str) -> str:
+    """torch's one-line reason from its long weights_only message (e.g. the global it would have to import)."""
+    import re
+
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    if found:
+        return f"it names {found.group(1)}, which weights_only=True does not import"
+    after = message.split("WeightsUnpickler error:", 1)
+    return _first_line(after[1]) if len(after) == 2 else _first_line(message)

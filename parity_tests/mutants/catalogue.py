@@ -37,6 +37,7 @@ PAPER_GRU = "test_gru_variant.py::test_paper_gru_matches_autograd_of_explicit_eq
 CELL_NUMERIC = "test_numeric.py::test_cell_gradients_match_finite_differences"  # runs load_state_dict between forwards
 GAPS = "test_core_gaps.py"  # the tests the catalogue found missing
 CARRIES = GAPS + "::test_carries_are_the_gradient_at_each_state_as_torch_computes_it"
+ONNX = "test_onnx_operators.py::test_onnx_options_match_autograd_of_explicit_equations"
 
 CATALOGUE: tuple[Mutant, ...] = (
     # -- derivatives -------------------------------------------------------------------------------
@@ -60,7 +61,8 @@ CATALOGUE: tuple[Mutant, ...] = (
            "return LSTMPartials(o * (1 - tanh_c), da_dmc, f)", (CELL,),
            "the gradient from h into c through tanh(c) uses 1 - tanh(c)"),
     Mutant("gru_new_gate_weighted_by_z", "derivative", "reference/gru_cell.py",
-           "dn = (1 - z) * tanh_derivative(n)", "dn = z * tanh_derivative(n)", (CELL,),
+           "dn = (1 - z) * (tanh_derivative(n) if dg is None else dg)", "dn = z * (tanh_derivative(n) if dg is None else dg)",
+           (CELL,),
            "h' = (1 - z) n + z h differentiated with z and 1 - z swapped"),
     Mutant("gru_update_gate_sign", "derivative", "reference/gru_cell.py",
            "dz = (h_prev - n) * ds[..., H:]", "dz = (n - h_prev) * ds[..., H:]",
@@ -277,4 +279,20 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("prepared_weights_never_refreshed", "version", "reference/module.py",
            "if cached is not None and cached[0] == weights.version:", "if cached is not None:", (CELL_NUMERIC,),
            "forward after load_state_dict still runs the weights prepared before it"),
+    # -- ONNX's options (the general cells) --------------------------------------------------------
+    Mutant("onnx_output_peephole_left_out_of_dc", "onnx", "reference/lstm_cell.py",
+           "dc_dm = dc_dm + w_p[2 * H :] * do_dm", "dc_dm = dc_dm", (ONNX,),
+           "the output gate's peephole reads c', but backward forgets that path into dc'"),
+    Mutant("onnx_input_forget_without_the_forget_path", "onnx", "reference/lstm_cell.py",
+           "((g - c_prev) if input_forget else g)", "g", (ONNX,),
+           "with f = 1 - i, dL/di misses the -dc' * c term through the forget gate"),
+    Mutant("onnx_peephole_o_gradient_from_c_prev", "onnx", "reference/lstm_cell.py",
+           "dgates[..., :H] * c],", "dgates[..., :H] * c_prev],", (ONNX,),
+           "dp_o formed with the state before the step; the output gate's peephole reads the state after it"),
+    Mutant("onnx_clip_derivative_dropped", "onnx", "reference/gru_cell.py",
+           "d_rz, d_n = d_rz * dclip[..., : 2 * H], d_n * dclip[..., 2 * H :]", "pass", (ONNX,),
+           "the clip's derivative (0 outside [-clip, clip]) is left out of the GRU's gates"),
+    Mutant("onnx_reverse_runs_forward", "onnx", "reference/stack.py",
+           "reverse=d == 1 or cfg.reverse)", "reverse=d == 1)", (ONNX,),
+           "reverse=True without bidirectional walks time forward"),
 )

@@ -261,7 +261,12 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
     if isinstance(obj, Candidate):
         return obj
     from .jax_cells import is_jax_object, jax_candidate
+    from .keras_layers import KerasCandidate, is_keras_object
 
+    if is_keras_object(obj):  # before torch's check: on the torch backend a Keras layer is also a torch Module
+        if layout != "torch":
+            raise ValueError("layout: Keras candidates hold their own weights; layout= is for function candidates")
+        return KerasCandidate(obj)
     if is_jax_object(obj):  # Flax (linen, nnx) and Equinox; JAX is imported only here
         if layout != "torch":
             raise ValueError("layout: Flax and Equinox candidates hold their own weights; layout= is for function "
@@ -277,8 +282,9 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
         return ReferenceCandidate(obj)
     if callable(obj) and not isinstance(obj, type):
         return FunctionCandidate(obj, layout, dtype)
-    raise TypeError(f"candidate: expected a torch module, a reference module, a Flax or Equinox module, a model "
-                    f"file's candidate or a function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
+    raise TypeError(f"candidate: expected a torch module, a reference module, a Keras layer or model, a Flax or "
+                    f"Equinox module, a model file's candidate or a "
+                    f"function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
                     f"got {type(obj).__name__}")
 
 

@@ -4,6 +4,7 @@
         --num-layers 2 --bidirectional --lengths 6,4,5 --dtype float32
     rnn-check --candidate path/to/my_rnn.py:make --mode GRU --input-size 3 --hidden-size 4
     rnn-check --model exported.onnx
+    rnn-check --model model.onnx --inputs test_data_set_0
     rnn-check --diff-weights exported.onnx trained.npz
 
 ``python -m torch_impl.check`` is the same program.
@@ -41,15 +42,30 @@ factory protocol (--candidate MODULE:FACTORY or path/to/file.py:FACTORY):
   A FACTORY whose first parameter is named `spec` is taken as that function itself.
 
 --model FILE checks a file as it is: .onnx (ONNX Runtime, forward only), .pt/.pth
-(a pickled torch module, or a state_dict run in torch.nn), .npz (weights in the
-torch, keras, onnx or ifog layout, run in torch.nn). --candidate ... --with-weights
-FILE runs your candidate on a file's weights instead (configuration from the file).
+(a state_dict run in torch.nn, or, with --trust-pickle, a pickled torch module),
+.npz (weights in the torch, keras, onnx or ifog layout, run in torch.nn).
+--candidate ... --with-weights FILE runs your candidate on a file's weights instead
+(configuration from the file).
+--inputs DIR|FILE.npz (with an .onnx model) gives the graph inputs that are not
+constants (weights, initial states, sequence lengths): an ONNX test-data folder
+(input_<j>.pb for the graph's input j) or an .npz keyed by input name; where the
+folder has output_<j>.pb, the reference on its inputs is checked against them too
+(its own RESULT line; the exit status is 1 if either fails).
+
+files run no code: a .pt/.pth is read with torch's weights_only=True (tensors only),
+an .npz with allow_pickle=False, an .onnx without external data from outside its
+directory. A pickled module (torch.save(module)) is refused unless --trust-pickle:
+unpickling runs any code the file names, with your permissions (it can read,
+write or delete your files), so use it only on files you made or trust; a
+state_dict (torch.save(module.state_dict())) needs no trust. A missing,
+truncated, mislabelled or oversized file exits 2 saying why.
+--candidate runs code by design: it imports the module or executes the .py file you name.
 
 exit status:
   0  match (no difference, for --diff-weights)
   1  mismatch (also when localisation stopped; differences, for --diff-weights)
   2  usage error: bad arguments, a candidate that cannot be imported, built or run
-     as the protocol says, or an unavailable device
+     as the protocol says, a file refused (see above), or an unavailable device
 """
 
 
@@ -68,11 +84,17 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnn-check", description=__doc__.split("\n\n")[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--candidate", metavar="MODULE:FACTORY", help="module.path:factory or path/to/file.py:factory")
+    what.add_argument("--candidate", metavar="MODULE:FACTORY",
+                      help="module.path:factory or path/to/file.py:factory; runs that code by design (imports it)")
     what.add_argument("--model", metavar="FILE", help="check a model file as it is (.onnx, .pt/.pth, .npz)")
     what.add_argument("--diff-weights", nargs=2, metavar=("A", "B"),
                       help="compare two weight sets (files in any supported layout) per layer, direction and gate")
     p.add_argument("--with-weights", metavar="FILE", help="with --candidate: run it on these weights (.npz, ...)")
+    p.add_argument("--inputs", metavar="DIR|FILE.npz", default=None,
+                   help="with --model FILE.onnx: values of its graph inputs (an ONNX test-data folder or an .npz)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="let a .pt/.pth that is a pickled module (not a state_dict) load in full: unpickling runs "
+                        "any code the file names, as you; only for files you made or trust")
     cfg = p.add_argument_group("configuration (required with --candidate)")
     cfg.add_argument("--mode", choices=["RNN", "RNN_TANH", "RNN_RELU", "GRU", "LSTM"])
     cfg.add_argument("--input-size", type=int)
@@ -177,7 +199,8 @@ def _diff(args) -> int:
     from .diff import diff_weights
 
     mode = None if args.mode is None else _spec_mode(args)
-    diffs = diff_weights(*args.diff_weights, mode=mode, reset_after=None if args.reset_after else False)
+    diffs = diff_weights(*args.diff_weights, mode=mode, reset_after=None if args.reset_after else False,
+                         trust_pickle=args.trust_pickle)
     for d in diffs:
         print(d)
     print(f"RESULT: {'SAME' if not diffs else 'DIFFERENT'} ({len(diffs)} difference{'s' if len(diffs) != 1 else ''})")
@@ -203,9 +226,14 @@ def _run(args) -> int:
     if args.lengths is not None:
         common["batch"] = len(args.lengths)
         common["seq_len"] = max(args.seq_len, max(args.lengths))
+    if args.inputs is not None and not (args.model or "").endswith(".onnx"):
+        raise ValueError("--inputs: only with --model FILE.onnx (the values of its graph inputs)")
+    expected = None
     if args.model:
         mode = None if args.mode is None else _spec_mode(args)
-        candidate = load_model(args.model, mode=mode, layout=args.layout)
+        candidate = load_model(args.model, mode=mode, layout=args.layout, trust_pickle=args.trust_pickle,
+                               inputs=args.inputs)
+        expected = candidate.check_expected() if hasattr(candidate, "check_expected") else None
         if args.device != "cpu" and hasattr(candidate, "module"):
             rebuild: Callable[..., Candidate] = type(candidate)  # a module candidate: (module, name=...)
             candidate = rebuild(candidate.module.to(args.device), name=candidate.name)
@@ -213,7 +241,8 @@ def _run(args) -> int:
     else:
         if args.with_weights:
             state, spec, _ = load_weights(args.with_weights, layout=None if args.layout in (None, "torch") else
-                                          args.layout, mode=None if args.mode is None else _spec_mode(args))
+                                          args.layout, mode=None if args.mode is None else _spec_mode(args),
+                                          trust_pickle=args.trust_pickle)
             reference_module: Any = spec.reference(state)
             common["weights"] = args.weights or "reference"
         else:
@@ -224,9 +253,11 @@ def _run(args) -> int:
         report = compare(candidate, reference_module, factory=factory,
                          dtype=None if hasattr(candidate, "named_parameters") else args.dtype, **common)
     print(report)
+    if expected is not None:
+        print(expected)
     if args.plot:
         print(f"plot: {plot_errors(report, args.plot)}")
-    return 0 if report.passed else 1
+    return 0 if report.passed and (expected is None or expected.passed) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

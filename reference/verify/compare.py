@@ -13,6 +13,7 @@ device (``reference.tolerances.candidate_tol``) under its one rule
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -58,12 +59,13 @@ def compare(
     gradients: bool | Iterable[str] | None = None,
     mode: str | None = None,
     localise: bool = True,
+    trust_pickle: bool = False,
 ) -> CompareReport:
     """Run ``candidate`` and the reference on the same weights, inputs and cotangents.
 
     Args:
         candidate: a torch module (torch's names and call signature), a reference
-            module, a model file's candidate (:func:`~reference.verify.models.load_model`)
+            module, a model file's path or candidate (:func:`~reference.verify.models.load_model`)
             or a function following :class:`~reference.verify.candidates.CandidateFn`.
         reference_module: the configuration to check against: a reference or torch
             module (configuration and weights), a :class:`Spec`, a dict of Spec
@@ -96,11 +98,19 @@ def compare(
         mode: the mode of a module candidate whose class and attributes do not
             say it (default: the reference's).
         localise: find the first divergence when something fails.
+        trust_pickle: with a path: let a .pt/.pth that is a pickled module load
+            in full, which runs the code it names (default: state_dicts only,
+            read with torch's weights_only=True).
 
     Raises:
         CandidateError: the candidate could not be run, or broke the protocol.
         ValueError, TypeError: a bad argument, naming it.
     """
+    if isinstance(candidate, (str, os.PathLike)):
+        from .models import load_model
+
+        candidate = load_model(candidate, mode=mode, layout=None if layout == "torch" else layout,
+                               trust_pickle=trust_pickle)
     ref_spec, ref_params = _reference_side(reference_module, mode)
     cand = as_candidate(candidate, layout=layout, dtype=dtype, factory=factory,
                         mode=mode or (ref_spec.mode if ref_spec else None))

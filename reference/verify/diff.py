@@ -45,8 +45,8 @@ class WeightDifference:
 
 
 def diff_weights(a: Any, b: Any, *, layout_a: str | None = None, layout_b: str | None = None,
-                 mode: str | None = None, reset_after: bool | None = None, rtol: float | None = None
-                 ) -> list[WeightDifference]:
+                 mode: str | None = None, reset_after: bool | None = None, rtol: float | None = None,
+                 trust_pickle: bool = False) -> list[WeightDifference]:
     """Where weight sets ``a`` and ``b`` differ (empty: the same function).
 
     Args:
@@ -58,11 +58,15 @@ def diff_weights(a: Any, b: Any, *, layout_a: str | None = None, layout_b: str |
         reset_after: GRU's form (default: torch's, or what a file says).
         rtol: blocks are equal when max|a - b| <= rtol * max|b| (default: 0 when
             both are float64, else 1e-6, a few float32 roundings).
+        trust_pickle: let a .pt/.pth that is a pickled module load in full,
+            which runs the code it names (default: state_dicts only, read with
+            torch's weights_only=True; see :mod:`reference.verify.files`).
     """
     from .models import load_weights
 
-    sa, spec_a, lay_a = load_weights(a, layout=layout_a, mode=mode, reset_after=reset_after)
-    sb, spec_b, lay_b = load_weights(b, layout=layout_b, mode=mode or spec_a.mode, reset_after=reset_after)
+    sa, spec_a, lay_a = load_weights(a, layout=layout_a, mode=mode, reset_after=reset_after, trust_pickle=trust_pickle)
+    sb, spec_b, lay_b = load_weights(b, layout=layout_b, mode=mode or spec_a.mode, reset_after=reset_after,
+                                     trust_pickle=trust_pickle)
     if spec_a.mode != spec_b.mode:
         raise ValueError(f"weights: A is {spec_a.mode}, B is {spec_b.mode}; they cannot compute the same function")
     names = _LAYOUT_NAMES.get(lay_a if lay_a != "torch" else lay_b, {})

@@ -18,7 +18,15 @@ import numpy as np
 from ..config import GATE_NAMES, RNNConfig
 
 GATES = {mode: () if mode.startswith("RNN") else letters for mode, letters in GATE_NAMES.items()}  # gates to isolate
-_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
+_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr|weight_p)_l(\d+)(_reverse)?$")
+# RNNConfig's fields for ONNX's operator variants, with torch's behaviour as their defaults
+ONNX_FIELDS: dict[str, Any] = {"reverse": False, "activations": None, "activation_alpha": None,
+                               "activation_beta": None, "clip": None, "input_forget": False, "peephole": False}
+
+
+def core_supports(name: str) -> bool:
+    """Does the core's RNNConfig have the field ``name`` (one of :data:`ONNX_FIELDS`)?"""
+    return name in {f.name for f in fields(RNNConfig)}
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,9 @@ class Spec:
 
     ``reset_after=False`` is GRU's paper form, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)
     (ONNX ``linear_before_reset=0``, Keras ``reset_after=False``); torch's form is the default.
+    The fields after it are RNNConfig's for ONNX's operators (:data:`ONNX_FIELDS`, defaults
+    torch's behaviour): a reverse-only direction, ONNX's activations with their alpha and beta,
+    ``clip``, ``input_forget`` and peepholes (``weight_p_l{k}``, (3H,), rows i, f, o).
     """
 
     mode: str  # "RNN_TANH", "RNN_RELU", "GRU", "LSTM"
@@ -39,11 +50,20 @@ class Spec:
     dropout: float = 0.0
     training: bool = False
     reset_after: bool = True
+    reverse: bool = False
+    activations: tuple[str, ...] | None = None
+    activation_alpha: tuple[float, ...] | None = None
+    activation_beta: tuple[float, ...] | None = None
+    clip: float | None = None
+    input_forget: bool = False
+    peephole: bool = False
 
     def __post_init__(self):
         if not isinstance(self.training, (bool, np.bool_)):
             raise TypeError(f"training: expected a bool, got {self.training!r}")
-        self.config  # noqa: B018 -- RNNConfig validates every layer field, with its messages
+        config = self.config  # RNNConfig validates every layer field, with its messages
+        for name in ("mode", *(k for k in ONNX_FIELDS if core_supports(k))):  # its normal form (a mode's default
+            object.__setattr__(self, name, getattr(config, name))  # activations are None, names in the specs' case)
 
     # -- derived sizes -----------------------------------------------------------
 
@@ -109,9 +129,18 @@ class Spec:
     @property
     def config(self) -> RNNConfig:
         """The project's one configuration type for this layer (time-major); Spec adds ``training``."""
+        extra = self.onnx_options()
+        missing = sorted(k for k in extra if not core_supports(k))
+        if missing:
+            raise ValueError(f"spec: {', '.join(f'{k}={extra[k]!r}' for k in missing)}: the core's RNNConfig has no "
+                             f"such field (it runs {', '.join(f'{k}={ONNX_FIELDS[k]!r}' for k in missing)} only)")
         return RNNConfig(self.mode, int(self.input_size), int(self.hidden_size), int(self.num_layers), bool(self.bias),
                          False, float(self.dropout), bool(self.bidirectional), int(self.proj_size),
-                         bool(self.reset_after))
+                         bool(self.reset_after), **extra)
+
+    def onnx_options(self) -> dict[str, Any]:
+        """The ONNX fields (:data:`ONNX_FIELDS`) that differ from their defaults (torch's behaviour)."""
+        return {k: getattr(self, k) for k, v in ONNX_FIELDS.items() if getattr(self, k) != v}
 
     def reference(self, params: Mapping[str, Any] | None = None, seed: Any = 0, dtype: Any = np.float64) -> Any:
         """A reference module of this configuration (weights from ``params``, else drawn at torch's scale)."""
@@ -136,6 +165,7 @@ class Spec:
             s += ", nonlinearity='relu'"
         if not self.reset_after:
             s += ", reset_after=False"
+        s += "".join(f", {k}={v!r}" for k, v in self.onnx_options().items())
         return s + (", training)" if self.dropout_active else ")")
 
     @classmethod
@@ -153,7 +183,8 @@ class Spec:
             return cls(config.mode, int(config.input_size), int(config.hidden_size), int(config.num_layers),
                        bool(getattr(config, "bias", True)), bool(getattr(config, "bidirectional", False)),
                        int(getattr(config, "proj_size", 0)), float(getattr(config, "dropout", 0.0)),
-                       bool(getattr(value, "training", False)), bool(getattr(config, "reset_after", True)))
+                       bool(getattr(value, "training", False)), bool(getattr(config, "reset_after", True)),
+                       **{k: getattr(config, k) for k in ONNX_FIELDS if hasattr(config, k)})
         raise TypeError(f"spec: expected a Spec, a dict of Spec fields or an RNNConfig, got {type(value).__name__}")
 
     @classmethod

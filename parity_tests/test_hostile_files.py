@@ -1,0 +1,391 @@
+"""Model files run no code, and hostile or broken ones are refused by name, through every entry point.
+
+A hostile pickle here creates a marker file when unpickled: a stand-in for any
+code a downloaded file could run. It goes through every reader, API and CLI
+(in-process through ``main()`` and once as a subprocess); the marker must not
+appear unless the caller opts in (``trust_pickle=True`` / ``--trust-pickle``),
+and with the opt-in it does appear, so the tests can tell. Truncated, oversized
+(declared 10^12-element arrays and inputs), mislabelled, empty and missing
+files and directories each exit 2 (ValueError in the API) with a sentence
+naming the file, within bounded time and memory, never a traceback.
+
+torch is needed only to make and read .pt files, onnx and onnxruntime only for
+.onnx ones: those tests skip cleanly without them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from reference.verify import Spec, compare, diff_weights, load_model, load_weights
+from reference.verify.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_SECONDS = 60  # each refusal takes milliseconds; the bound is for a shared, loaded machine
+MAX_TRACED_BYTES = 64 * 2**20  # what NumPy may allocate while refusing a file (10^12 float32s would be 4 TB)
+
+
+class Touch:
+    """Unpickling this creates ``path``: the code a hostile pickle runs when loaded in full."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.path!r}, 'w').close()",))
+
+
+def state() -> dict[str, np.ndarray]:
+    """A torch-named LSTM(3, 4) state_dict, drawn by the reference (no torch needed)."""
+    return {k: np.asarray(v) for k, v in Spec("LSTM", 3, 4).reference(seed=1).state_dict().items()}
+
+
+def good_npz(tmp_path) -> str:
+    path = tmp_path / "good.npz"
+    np.savez(path, **state())
+    return str(path)
+
+
+def run(args, capsys) -> tuple[int, str, str]:
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse: --help, bad arguments
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_subprocess(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "reference.verify.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def refused_by_api(call: Callable[[], object]) -> str:
+    """The ValueError's message from ``call``, which must refuse within bounded time and NumPy memory."""
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ValueError) as e:
+            call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert time.perf_counter() - start < MAX_SECONDS
+    assert peak < MAX_TRACED_BYTES, f"{peak} bytes allocated while refusing"
+    return str(e.value)
+
+
+def refused_by_cli(args, capsys) -> str:
+    start = time.perf_counter()
+    code, out, err = run(args, capsys)
+    assert time.perf_counter() - start < MAX_SECONDS
+    assert code == 2 and "Traceback" not in err and err.startswith("error: "), out + err
+    return err
+
+
+# -- code in files: refused unless trusted --------------------------------------------------------
+
+
+def evil_torch_save(path, marker):
+    torch = pytest.importorskip("torch")
+    torch.save({"weight_ih_l0": Touch(marker)}, path)
+
+
+def evil_pickle(protocol):
+    def make(path, marker):
+        pytest.importorskip("torch")  # only torch reads .pt files
+        path.write_bytes(pickle.dumps({"weight_ih_l0": Touch(marker)}, protocol=protocol))
+    return make
+
+
+def evil_npz(path, marker):
+    np.savez(path, weight_ih_l0=np.array([Touch(marker)], dtype=object))  # an object array is a pickle
+
+
+EVIL = {"torch.save": ("evil.pt", evil_torch_save), "pickle protocol 2": ("evil.pth", evil_pickle(2)),
+        "pickle protocol 5": ("evil.pt", evil_pickle(5)), "npz object array": ("evil.npz", evil_npz)}
+
+ENTRY_POINTS = {
+    "load_model": lambda p, good: load_model(p),
+    "load_weights": lambda p, good: load_weights(p),
+    "diff_weights(evil, good)": lambda p, good: diff_weights(p, good),
+    "diff_weights(good, evil)": lambda p, good: diff_weights(good, p),
+    "compare(path)": lambda p, good: compare(p),
+}
+CLI_ENTRY_POINTS = {
+    "--model": lambda p, good: ["--model", p],
+    "--diff-weights evil good": lambda p, good: ["--diff-weights", p, good],
+    "--diff-weights good evil": lambda p, good: ["--diff-weights", good, p],
+    "--with-weights": lambda p, good: ["--candidate", "torch.nn:LSTM", "--with-weights", p],
+}
+
+
+def _evil(tmp_path, kind):
+    name, make = EVIL[kind]
+    marker = tmp_path / "marker"
+    path = tmp_path / name
+    make(path, marker)
+    assert not marker.exists()
+    return str(path), marker
+
+
+def _says_why(message: str, kind: str) -> None:
+    if kind == "npz object array":
+        assert "Python objects (a pickle)" in message and "allow_pickle=False" in message, message
+    else:
+        assert "trust_pickle=True" in message and "--trust-pickle" in message and "runs" in message, message
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("kind", EVIL)
+def test_a_hostile_pickle_runs_no_code_through_the_api(kind, entry, tmp_path):
+    path, marker = _evil(tmp_path, kind)
+    if kind == "npz object array" and entry in ("load_model", "compare(path)"):
+        pytest.importorskip("torch")  # an .npz model runs in torch.nn
+    message = refused_by_api(lambda: ENTRY_POINTS[entry](path, good_npz(tmp_path)))
+    assert not marker.exists(), f"{entry} ran the pickle's code"
+    _says_why(message, kind)
+
+
+@pytest.mark.parametrize("entry", CLI_ENTRY_POINTS)
+@pytest.mark.parametrize("kind", EVIL)
+def test_a_hostile_pickle_runs_no_code_through_the_cli(kind, entry, tmp_path, capsys):
+    path, marker = _evil(tmp_path, kind)
+    if entry in ("--model", "--with-weights"):
+        pytest.importorskip("torch")
+    err = refused_by_cli(CLI_ENTRY_POINTS[entry](path, good_npz(tmp_path)), capsys)
+    assert not marker.exists(), f"rnn-check {entry} ran the pickle's code"
+    _says_why(err, kind)
+
+
+def test_a_hostile_pickle_runs_no_code_through_the_console_program(tmp_path):
+    path, marker = _evil(tmp_path, "torch.save")
+    r = run_subprocess("--model", path)
+    assert r.returncode == 2 and "--trust-pickle" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not marker.exists(), "rnn-check --model ran the pickle's code"
+
+
+@pytest.mark.parametrize("kind", ["torch.save", "pickle protocol 2"])
+def test_with_the_opt_in_the_pickle_runs_which_is_what_the_tests_above_would_see(kind, tmp_path, capsys):
+    path, marker = _evil(tmp_path, kind)
+    with pytest.raises(ValueError):  # it runs, then is no recurrent module (or, a bare pickle, no torch file)
+        load_model(path, trust_pickle=True)
+    assert marker.exists()
+    marker.unlink()
+    code, _, err = run(["--model", path, "--trust-pickle"], capsys)
+    assert code == 2 and marker.exists() and "Traceback" not in err
+
+
+def test_with_the_opt_in_a_pickled_torch_lstm_loads_and_matches(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    torch.save(m, tmp_path / "m.pt")
+    torch.save(m.state_dict(), tmp_path / "sd.pt")
+    path = str(tmp_path / "m.pt")
+    message = refused_by_api(lambda: load_model(path))
+    assert "torch.nn.modules.rnn.LSTM" in message and "trust_pickle=True" in message
+    assert compare(load_model(path, trust_pickle=True)).passed
+    assert compare(path, trust_pickle=True).passed
+    assert diff_weights(path, str(tmp_path / "sd.pt"), trust_pickle=True) == []
+    code, out, err = run(["--model", path, "--trust-pickle"], capsys)
+    assert code == 0 and "RESULT: MATCH" in out, out + err
+    code, out, err = run(["--diff-weights", path, str(tmp_path / "sd.pt"), "--trust-pickle"], capsys)
+    assert code == 0 and "RESULT: SAME" in out, out + err
+    assert "torch.nn.modules.rnn.LSTM" in refused_by_cli(["--model", path], capsys)
+    code, out, err = run(["--model", str(tmp_path / "sd.pt")], capsys)  # a state_dict needs no trust
+    assert code == 0 and "RESULT: MATCH" in out, out + err
+
+
+def test_a_torchscript_archive_is_refused_unless_trusted(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():  # torch's notice that TorchScript is deprecated: such files still exist
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.LSTM(3, 4)), tmp_path / "s.pt")
+    assert "TorchScript" in refused_by_api(lambda: load_model(str(tmp_path / "s.pt")))
+    assert "--trust-pickle" in refused_by_cli(["--model", str(tmp_path / "s.pt")], capsys)
+
+
+def test_help_says_what_the_opt_in_risks_and_that_candidate_runs_code(capsys):
+    code, out, _ = run(["--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0
+    assert "--trust-pickle" in text and "runs any code the file names, as you" in text
+    assert "with your permissions" in text and "weights_only=True" in text and "allow_pickle=False" in text
+    assert "runs that code by design" in text
+    assert "--candidate runs code by design: it imports the module or executes the .py file you name." in out
+
+
+# -- broken and hostile files -----------------------------------------------------------------------
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return path
+
+
+def torch_sd(path, legacy=False):
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+def torch_expanded(path, shape):
+    """A .pt whose weight_ih_l0 declares ``shape`` over a 4-byte storage (an expanded view, saved as such)."""
+    torch = pytest.importorskip("torch")
+    sd = torch.nn.LSTM(3, 4).state_dict()
+    torch.save({**sd, "weight_ih_l0": torch.zeros(1).expand(*shape)}, path)
+    return path
+
+
+def onnx_lstm(path, x_dims=("T", "B", 3), w_dims=None):
+    """An LSTM(3, 4) graph; ``w_dims`` declares W's shape over its real 192 bytes."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, s).astype(np.float32), n)
+             for n, s in (("W", (1, 16, 3)), ("R", (1, 16, 4)), ("B", (1, 32)))]
+    if w_dims is not None:
+        del inits[0].dims[:]
+        inits[0].dims.extend(w_dims)
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=4)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_dims))],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("Y", "Y_h", "Y_c")],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def npz_declaring(path, shape):
+    """An .npz whose one member's .npy header declares ``shape`` of float32 over 16 bytes of data."""
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    member.write(b"\0" * 16)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("weight_ih_l0.npy", member.getvalue())
+    return path
+
+
+def directory(path):
+    path.mkdir()
+    return path
+
+
+def npz(path):
+    np.savez(path, **state())
+    return path
+
+
+def renamed(make, suffix):
+    def build(path):
+        made = make(path.with_name("made" + suffix))
+        os.replace(made, path)
+        return path
+    return build
+
+
+HOSTILE = {  # name: (file name, builder, what the message says)
+    "truncated .pt": ("t.pt", lambda p: _truncate(torch_sd(p)), "truncated or corrupt"),
+    "truncated legacy .pt": ("t.pth", lambda p: _truncate(torch_sd(p, legacy=True)), "truncated or corrupt"),
+    "truncated .onnx": ("t.onnx", lambda p: _truncate(onnx_lstm(p)), "not a readable ONNX model"),
+    "truncated .npz": ("t.npz", lambda p: _truncate(npz(p)), "truncated or corrupt"),
+    ".pt tensor of 10^12 elements": ("big.pt", lambda p: torch_expanded(p, (10**6, 10**6)),
+                                     "weight_ih_l0: declares shape (1000000, 1000000)"),
+    ".pt tensor its storage does not fill": ("short.pt", lambda p: torch_expanded(p, (16, 3)),
+                                             "(192 bytes) over a storage of 4 bytes"),
+    ".onnx initializer of 10^12 elements": ("big.onnx", lambda p: onnx_lstm(p, w_dims=(1, 10**6, 10**6)),
+                                            "tensor 'W': declares shape (1, 1000000, 1000000)"),
+    ".onnx initializer its bytes do not fill": ("short.onnx", lambda p: onnx_lstm(p, w_dims=(1, 16, 4)),
+                                                "declares shape (1, 16, 4) (256 bytes) but holds 192 bytes"),
+    ".onnx input of 10^12 elements": ("wide.onnx", lambda p: onnx_lstm(p, x_dims=(10**6, 10**6, 3)),
+                                      "input 'X' declares shape (1000000, 1000000, 3)"),
+    ".npz member of 10^12 elements": ("big.npz", lambda p: npz_declaring(p, (10**6, 10**6)),
+                                      "declares shape (1000000, 1000000)"),
+    ".npz member its bytes do not fill": ("short.npz", lambda p: npz_declaring(p, (4, 4)),
+                                          "(64 bytes) but holds 16 bytes"),
+    "a directory named .pt": ("d.pt", directory, "is a directory"),
+    "a directory named .onnx": ("d.onnx", directory, "is a directory"),
+    "a directory named .npz": ("d.npz", directory, "is a directory"),
+    "a missing .pt": ("missing.pt", lambda p: p, "no such file"),
+    "a missing .npz": ("missing.npz", lambda p: p, "no such file"),
+    "an empty .pt": ("e.pt", lambda p: p.touch(), "is empty"),
+    "an empty .onnx": ("e.onnx", lambda p: p.touch(), "is empty"),
+    ".npz named .pt": ("w.pt", renamed(npz, ".npz"), "named .pt but its contents are a .npz archive"),
+    ".pt named .npz": ("w.npz", renamed(torch_sd, ".pt"), "named .npz but its contents are a torch file"),
+    ".pt named .onnx": ("w.onnx", renamed(torch_sd, ".pt"), "named .onnx but its contents are a torch file"),
+    ".npz named .onnx": ("w.onnx", renamed(npz, ".npz"), "named .onnx but its contents are a .npz archive"),
+    ".onnx named .npz": ("w.npz", renamed(onnx_lstm, ".onnx"), "named .npz but its contents are not a zip"),
+    ".onnx named .pt": ("w.pt", renamed(onnx_lstm, ".onnx"), "named .pt but its contents are not a zip"),
+}
+
+
+def _hostile(tmp_path, name) -> tuple[str, str]:
+    file_name, make, says = HOSTILE[name]
+    path = tmp_path / file_name
+    make(path)
+    return str(path), says
+
+
+def _needs_runtime(path: str, entry: str) -> None:
+    """A model file runs in torch (.pt, .npz) or ONNX Runtime (.onnx): skip where it is not installed."""
+    if entry in ("load_model", "compare(path)", "--model") and not path.endswith(".onnx"):
+        pytest.importorskip("torch")
+    if path.endswith(".onnx"):
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_or_broken_file_is_refused_by_the_api(name, entry, tmp_path):
+    path, says = _hostile(tmp_path, name)
+    _needs_runtime(path, entry)
+    message = refused_by_api(lambda: ENTRY_POINTS[entry](path, good_npz(tmp_path)))
+    assert says in message and os.path.basename(path) in message, message
+
+
+@pytest.mark.parametrize("entry", ["--model", "--diff-weights evil good", "--diff-weights good evil"])
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_or_broken_file_exits_2_from_the_cli(name, entry, tmp_path, capsys):
+    path, says = _hostile(tmp_path, name)
+    _needs_runtime(path, entry)
+    err = refused_by_cli(CLI_ENTRY_POINTS[entry](path, good_npz(tmp_path)), capsys)
+    assert says in err and os.path.basename(path) in err, err
+
+
+def test_onnx_external_data_is_read_only_from_beside_the_model(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+
+    model = onnx.load(str(onnx_lstm(tmp_path / "m.onnx")))
+    onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.data", size_threshold=0)
+    assert compare(str(tmp_path / "ext.onnx")).passed  # beside the model: read
+    model = onnx.load(str(tmp_path / "ext.onnx"), load_external_data=False)
+    for t in model.graph.initializer:
+        next(e for e in t.external_data if e.key == "location").value = "../ext.data"
+    (tmp_path / "sub").mkdir()
+    onnx.save(model, str(tmp_path / "sub" / "out.onnx"))
+    message = refused_by_api(lambda: load_model(str(tmp_path / "sub" / "out.onnx")))
+    assert "outside the model's directory" in message and "'../ext.data'" in message
+    assert "outside the model's directory" in refused_by_cli(["--model", str(tmp_path / "sub" / "out.onnx")], capsys)
