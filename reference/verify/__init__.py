@@ -2,13 +2,14 @@
 
 Needs NumPy only. torch enters through ``torch_impl.compare`` when a torch module
 or a torch file is checked; ONNX files need ``onnx`` and ``onnxruntime``
-(``pip install 'rnn-reference[verify]'``); ``reference.verify.testing`` needs
-hypothesis.
+(``pip install 'rnn-reference[verify]'``); Flax and Equinox cells need JAX (``[jax]``);
+``reference.verify.testing`` needs hypothesis.
 """
 
 from .candidates import Candidate, CandidateError, CandidateFn, FunctionCandidate, Problem
 from .compare import compare
 from .diff import WeightDifference, diff_weights
+from .jax_cells import EquinoxCandidate, FlaxCandidate, NnxCandidate
 from .layouts import LAYOUTS, export_state_dict, export_weights, import_gradients, import_state_dict, import_weights
 from .models import OnnxCandidate, load_model, load_weights
 from .report import CompareReport, Divergence, TensorResult, plot_errors
@@ -21,7 +22,10 @@ __all__ = [
     "CandidateFn",
     "CompareReport",
     "Divergence",
+    "EquinoxCandidate",
+    "FlaxCandidate",
     "FunctionCandidate",
+    "NnxCandidate",
     "OnnxCandidate",
     "Problem",
     "Spec",

@@ -105,6 +105,8 @@ class Candidate:
         takes_hx / takes_lengths: whether initial states / lengths can be passed.
         fixed_shape: (T, B) where the candidate runs only one shape (None: any).
         declares_reset_after: whether its ``spec.reset_after`` is its own (else the reference's is taken).
+        gradients: the gradients it provides when compare's ``gradients=`` is unset, in its names
+            ("input", "h_0", "weight_ih", ...; None: all, where it has gradients).
     """
 
     name = "candidate"
@@ -117,6 +119,7 @@ class Candidate:
     takes_lengths = True
     fixed_shape: tuple = (None, None)
     declares_reset_after = False
+    gradients: frozenset | None = None
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> Any:
@@ -283,15 +286,22 @@ def is_reference_module(obj: Any) -> bool:
 
 def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory: Callable | None = None,
                  mode: str | None = None) -> Candidate:
-    """A :class:`Candidate` from a Candidate, a torch module, a reference module or a :class:`CandidateFn`."""
+    """A :class:`Candidate` from a Candidate, a Flax or Equinox module (a linen one as (module, params); see
+    :mod:`reference.verify.jax_cells`), a torch module, a reference module or a :class:`CandidateFn`."""
     if isinstance(obj, Candidate):
         return obj
+    from .jax_cells import is_jax_object, jax_candidate
     from .keras_layers import KerasCandidate, is_keras_object
 
     if is_keras_object(obj):  # before torch's check: on the torch backend a Keras layer is also a torch Module
         if layout != "torch":
             raise ValueError("layout: Keras candidates hold their own weights; layout= is for function candidates")
         return KerasCandidate(obj)
+    if is_jax_object(obj):  # Flax (linen, nnx) and Equinox; JAX is imported only here
+        if layout != "torch":
+            raise ValueError("layout: Flax and Equinox candidates hold their own weights; layout= is for function "
+                             "candidates")
+        return jax_candidate(obj)
     if is_torch_module(obj):
         if layout != "torch":
             raise ValueError("layout: torch module candidates use torch's layout; layout= is for function candidates")
@@ -302,8 +312,8 @@ def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory:
         return ReferenceCandidate(obj)
     if callable(obj) and not isinstance(obj, type):
         return FunctionCandidate(obj, layout, dtype)
-    raise TypeError(f"candidate: expected a torch module, a reference module, a Keras layer or model, a model file's "
-                    f"candidate or a "
+    raise TypeError(f"candidate: expected a torch module, a reference module, a Keras layer or model, a Flax or "
+                    f"Equinox module, a model file's candidate or a "
                     f"function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
                     f"got {type(obj).__name__}")
 

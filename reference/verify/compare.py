@@ -93,7 +93,8 @@ def compare(
         gradients: the gradients the candidate provides: True (all), False
             (forward only), or names among "input", "h_0", "c_0", "weights" (all
             parameters) and "weight_ih", "weight_hh", "bias_ih", "bias_hh",
-            "weight_hr". Default: all, or none for a forward-only runtime.
+            "weight_hr". Default: all, or none for a forward-only runtime, or those the candidate
+            declares (``Candidate.gradients``: e.g. no bias_hh for a cell that has no recurrent bias).
         mode: the mode of a module candidate whose class and attributes do not
             say it (default: the reference's).
         localise: find the first divergence when something fails.
@@ -347,7 +348,7 @@ def _cotangents(cotangents: Iterable[str] | None, spec: Spec) -> list[str]:
 
 def _expect(gradients: Any, cand: Candidate, spec: Spec) -> Expect | None:
     if gradients is None:
-        gradients = cand.has_gradients
+        gradients = cand.has_gradients if cand.gradients is None else cand.gradients
     if gradients is False:
         return None
     if gradients is True:
