@@ -451,8 +451,8 @@ def _flax_layers(flavour: str, obj: Any) -> tuple[Any, list[Any], list[str]]:
         return obj, [r.cell for r in rnns], ["forward_rnn/cell/", "backward_rnn/cell/"]
     if isinstance(obj, fl.RNN):
         if obj.reverse:
-            raise ValueError(f"{name}: reverse=True on its own is one reverse direction; the reference runs a reverse "
-                             "direction inside Bidirectional only (supported: reverse=False, or Bidirectional)")
+            raise ValueError(f"{name}: reverse=True on its own; this candidate runs Flax's reverse direction inside "
+                             "Bidirectional only (supported: reverse=False, or Bidirectional)")
         return obj, [obj.cell], ["cell/"]
     return None, [obj], ["cell/"]
 
