@@ -84,6 +84,10 @@ def apply(base: Path, dest: Path, m: Mutant) -> None:
     path.write_text(text.replace(m.original, m.replacement, 1))
 
 
+INTERRUPTED = 2  # pytest's exit status for an interrupted session
+_XDIST_STOPPED = "xdist.dsession.Interrupted: stopping after 1 failures"
+
+
 def run_tests(where: Path, tests: Sequence[str], timeout: float, xdist: int = 0) -> tuple[int | None, float, str]:
     """(pytest's exit status or None on timeout, seconds, output) for ``tests`` run inside ``where``;
     ``xdist`` > 0 spreads them over that many pytest-xdist workers."""
@@ -99,7 +103,10 @@ def run_tests(where: Path, tests: Sequence[str], timeout: float, xdist: int = 0)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         return None, time.perf_counter() - start, out
-    return done.returncode, time.perf_counter() - start, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    if xdist and done.returncode == INTERRUPTED and _XDIST_STOPPED in output:
+        return 1, time.perf_counter() - start, output  # -x under xdist: the first failure interrupts the session
+    return done.returncode, time.perf_counter() - start, output
 
 
 def _first_failure(output: str) -> str:
