@@ -91,10 +91,10 @@ def test_check_module_gradients_uses_random_upstream_gradients():
 
 # -- the tolerance table and its rule ------------------------------------------------------------
 
-# The float64 CPU gradient entry (rtol 1e-12) was set from a measured 2.6e-14; a few float64 roundings
-# (2.2e-16 each) are the floor. An entry more than this factor above what the draws below measure is a
-# budget that no longer describes the error.
-FLOAT64_GRADIENT_FACTOR = 3000
+# The float64 CPU gradient entry (rtol 1e-12) was set from a measured 2.6e-14 over 600 draws; the three
+# fixed draws below measure 8.7e-16 (1150x below the entry: a few float64 roundings). An entry more than
+# this factor above them no longer describes the error (a 10x loosening already exceeds it).
+FLOAT64_GRADIENT_FACTOR = 10_000
 
 
 def test_float64_gradient_entry_stays_near_the_error_it_was_measured_by():
