@@ -163,7 +163,8 @@ def run_catalogue(mutants: Sequence[Mutant], jobs: int, timeout: float, root: Pa
         base = Path(tmp) / "base"
         snapshot(root, base)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            baseline_job = pool.submit(run_baseline, base, union(runnable), timeout, xdist)
+            tests = union(runnable)  # every mutant's tests in one run, all of them when nothing fails: a longer limit
+            baseline_job = pool.submit(run_baseline, base, tests, timeout * max(1, -(-len(tests) // 10)), xdist)
             jobs_by_future = {pool.submit(run_mutant, base, Path(tmp), m, timeout, xdist): m for m in runnable}
             for future in as_completed(jobs_by_future):
                 m = jobs_by_future[future]
