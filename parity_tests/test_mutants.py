@@ -26,11 +26,13 @@ def test_every_snippet_occurs_exactly_once_in_its_file():
 def test_the_catalogue_is_well_formed():
     names = [m.name for m in CATALOGUE]
     assert len(names) == len(set(names)), "mutant names must be unique"
-    assert len(CATALOGUE) >= 25
+    assert len(CATALOGUE) >= 92
     for m in CATALOGUE:
         assert m.original != m.replacement, m.name
         assert m.file.startswith("reference/") or m.file.startswith("torch_impl/"), f"{m.name}: not the core"
         assert m.tests and m.bug, m.name
+        # the snippet meta-test fails on any edit to a quoted line: a kill by it is no behaviour
+        assert not any(t.partition("::")[0] == "test_mutants.py" for t in m.tests), f"{m.name}: names test_mutants.py"
 
 
 def test_every_named_test_exists():
@@ -71,3 +73,17 @@ def test_the_runner_kills_a_planted_bug_and_reports_an_equivalent_edit_as_surviv
     assert survived.status == "survived", survived
     for tree in (ROOT, base):  # neither the working tree nor the shared snapshot is ever mutated
         assert (tree / bug.file).read_text().count(bug.original) == 1
+
+
+def test_a_mutant_only_the_snippet_meta_test_would_kill_is_a_survivor(tmp_path):
+    """Mutant runs deselect test_mutants.py: its snippet check fails on any edit to a quoted line, so a
+    kill by it says nothing about behaviour. The same run counts a behavioural kill as one."""
+    base = tmp_path / "base"
+    snapshot(ROOT, base)
+    bug = next(m for m in CATALOGUE if m.name == "dropout_not_rescaled")
+    meta = bug._replace(tests=("test_mutants.py::test_every_snippet_occurs_exactly_once_in_its_file",))
+    outcome = run_mutant(base, tmp_path, meta, timeout=300)
+    assert outcome.status == "survived" and "test_mutants.py is deselected" in outcome.detail, outcome
+    both = bug._replace(tests=(*meta.tests, "test_properties.py::test_dropout_masks_equal_composition_of_layers_and_masks"))
+    outcome = run_mutant(base, tmp_path, both, timeout=300)
+    assert outcome.status == "killed" and "test_dropout_masks_equal_composition" in outcome.detail, outcome

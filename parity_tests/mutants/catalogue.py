@@ -4,9 +4,23 @@ Every entry is one bug someone could write (or did, in another project): a
 derivative taken from the wrong value, a carry dropped, a mask forgotten on one
 side of the loop, the reverse direction reading the forward's neighbours, a
 dropout mask kept out of backward, an alias handed to the caller, a float64
-constant in a float32 module, a case (bias=False, T = 1, B = 0) nobody ran. The
-runner (``python -m parity_tests.mutants``) applies one entry at a time to a
-copy of the tree and runs the tests the entry names; each must fail there.
+constant in a float32 module, a case (bias=False, T = 1, B = 0) nobody ran.
+
+The tools that give verdicts are planted too, since a checker that passes a
+wrong answer is the worst defect it can have: gradcheck's pass rule (norm-wise,
+NaN passing, zeros for the initial state, ones for the cotangents), the
+tolerance table and its rule, what the verifier compares (a dropped tensor, a
+one-way dtype check, a reshaped result) and where it says a candidate goes
+wrong, the layouts and the weight diff (GRU's paper form), the command line's
+exit status, the torch adapter, the module boundary (the caller's arrays and
+their flags, torch tensors kept without a copy, backward reading the module's
+configuration instead of the tape's) and the study tools' defaults. Their
+killers live mostly in ``test_checker_contracts.py``, one stated behaviour each.
+
+The runner (``python -m parity_tests.mutants``) applies one entry at a time to a
+copy of the tree and runs the tests the entry names; each must fail there. It
+deselects ``test_mutants.py``, whose snippet check fails on any edit to a quoted
+line: only a behavioural test's failure counts as a kill.
 
 ``original`` must occur exactly once in ``file`` (``test_mutants.py`` checks
 this), so a change to the core that moves a snippet fails loudly instead of
@@ -38,6 +52,11 @@ CELL_NUMERIC = "test_numeric.py::test_cell_gradients_match_finite_differences"  
 GAPS = "test_core_gaps.py"  # the tests the catalogue found missing
 CARRIES = GAPS + "::test_carries_are_the_gradient_at_each_state_as_torch_computes_it"
 ONNX = "test_onnx_operators.py::test_onnx_options_match_autograd_of_explicit_equations"
+CONTRACTS = "test_checker_contracts.py::"  # one behaviour of a checker or of the module boundary per test
+RETURNED = CONTRACTS + "test_compare_checks_every_tensor_the_candidate_returns"
+DTYPES = CONTRACTS + "test_a_dtype_other_than_asked_is_a_mismatch_in_both_directions"
+BIAS_DIFF = CONTRACTS + "test_weight_diff_reports_a_bias_change_exactly_when_it_changes_the_function"
+KEPT = CONTRACTS + "test_drawn_dropout_masks_keep_each_unit_with_probability_one_minus_p"
 
 CATALOGUE: tuple[Mutant, ...] = (
     # -- derivatives -------------------------------------------------------------------------------
@@ -295,4 +314,178 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("onnx_reverse_runs_forward", "onnx", "reference/stack.py",
            "reverse=d == 1 or cfg.reverse)", "reverse=d == 1)", (ONNX,),
            "reverse=True without bidirectional walks time forward"),
+
+    # -- gradcheck: the pass rule, its inputs -------------------------------------------------------
+    Mutant("gradcheck_norm_wise_pass_rule", "gradcheck", "reference/gradcheck.py",
+           "passed = bool(np.all(err <= atol + rtol * np.abs(numeric)))",
+           "passed = bool(err.max() <= atol + rtol * np.abs(numeric).max())",
+           (CONTRACTS + "test_check_gradients_judges_every_element_against_its_own_value",),
+           "an element far off its own value passes when it is small next to the largest gradient"),
+    Mutant("gradcheck_nan_passes", "gradcheck", "reference/gradcheck.py",
+           "passed = bool(np.all(err <= atol + rtol * np.abs(numeric)))",
+           "passed = not bool(np.any(err > atol + rtol * np.abs(numeric)))",
+           (CONTRACTS + "test_gradcheck_fails_a_non_finite_gradient",),
+           "the rule written as 'no element exceeds': NaN > x is False, so a NaN gradient passes"),
+    Mutant("gradcheck_worst_index_by_absolute_error", "gradcheck", "reference/gradcheck.py",
+           "worst = np.unravel_index(int(np.nanargmax(np.where(np.isnan(ratio), np.inf, ratio))), err.shape)",
+           "worst = np.unravel_index(int(np.argmax(err)), err.shape)",
+           (CONTRACTS + "test_check_gradients_judges_every_element_against_its_own_value",),
+           "the report points at the largest absolute error, not at the element that fails"),
+    Mutant("vjp_direction_all_ones", "gradcheck", "reference/gradcheck.py",
+           "v = rng.standard_normal(x.shape)", "v = np.ones(x.shape)",
+           (CONTRACTS + "test_check_vjp_probes_a_random_direction",),
+           "the inner-product test probes only the sum of the gradient: permuted entries pass"),
+    Mutant("gradcheck_default_state_zeros", "gradcheck", "reference/gradcheck.py",
+           "        hx = _structure_like(hidden, rng)\n",
+           "        hx = tuple(np.zeros_like(h) for h in hidden) if isinstance(hidden, tuple) else np.zeros_like(hidden)\n",
+           (CONTRACTS + "test_check_module_gradients_starts_from_a_random_initial_state",),
+           "hx=None checked from zeros: every gradient that only h_0 feeds (dW_hh at T = 1) is zero and passes"),
+    Mutant("gradcheck_cotangents_ones", "gradcheck", "reference/gradcheck.py",
+           "return rng.standard_normal(np.shape(value))", "return np.ones(np.shape(value))",
+           (CONTRACTS + "test_check_module_gradients_uses_random_upstream_gradients",),
+           "upstream gradients of ones (.sum()): a backward reading grad_output's rows permuted passes"),
+    # -- the tolerance table and its rule -----------------------------------------------------------
+    Mutant("float64_gradient_tolerance_1000x_looser", "tolerance", "reference/tolerances.py",
+           '("float64", "cpu", "gradient"): (1e-12, 1e-15),', '("float64", "cpu", "gradient"): (1e-9, 1e-15),',
+           (CONTRACTS + "test_float64_gradient_entry_stays_near_the_error_it_was_measured_by",),
+           "the float64 gradient budget 1000x above the error it was measured by"),
+    Mutant("compare_arrays_non_finite_positions_unchecked", "tolerance", "reference/tolerances.py",
+           "bool(same_nonfinite and err <= atol + rtol * scale)", "bool(err <= atol + rtol * scale)",
+           (CONTRACTS + "test_compare_arrays_requires_non_finite_values_in_the_same_places",),
+           "only the finite entries of the truth are compared: finite where the truth is inf or NaN passes"),
+    # -- the verifier: what it compares --------------------------------------------------------------
+    Mutant("verifier_drops_c_n", "verifier", "reference/verify/compare.py",
+           'for k, name in enumerate(("h_n", "c_n")[:len(hx)]):', 'for k, name in enumerate(("h_n", "c_n")[:1]):',
+           (RETURNED,), "an LSTM's c_n is never compared: a candidate wrong only there MATCHes"),
+    Mutant("verifier_drops_grad_c_0", "verifier", "reference/verify/compare.py",
+           'for k, name in enumerate(("grad h_0", "grad c_0")[:len(hx)]):',
+           'for k, name in enumerate(("grad h_0", "grad c_0")[:1]):',
+           (RETURNED,), "dL/dc_0 is neither compared nor listed as unchecked"),
+    Mutant("verifier_default_state_zeros", "verifier", "reference/verify/compare.py",
+           '    if random:\n        return drawn, ""',
+           '    if random:\n        return tuple(np.zeros(s) for s in shapes), ""',
+           (CONTRACTS + "test_compare_draws_random_initial_states_by_default",),
+           "hx='random' runs from zeros: a candidate that ignores hx MATCHes"),
+    Mutant("verifier_output_cotangent_ones", "verifier", "reference/verify/compare.py",
+           "draw_out = rng.standard_normal((T, B, spec.D * spec.P))", "draw_out = np.ones((T, B, spec.D * spec.P))",
+           (CONTRACTS + "test_compare_draws_random_cotangents",),
+           "the cotangent on output is ones: a candidate reading it permuted MATCHes"),
+    Mutant("verifier_reshapes_a_wrong_shape", "verifier", "reference/verify/compare.py",
+           "    if a.shape != d.shape:\n        return TensorResult(name, kind, nan, nan, rtol, atol, False, "
+           "f\"shape {a.shape} != expected {d.shape}\")\n    a = a.astype(np.float64)",
+           "    if a.size != d.size:\n        return TensorResult(name, kind, nan, nan, rtol, atol, False, "
+           "f\"shape {a.shape} != expected {d.shape}\")\n    a = a.reshape(d.shape).astype(np.float64)",
+           (CONTRACTS + "test_a_wrongly_shaped_output_is_a_mismatch_naming_both_shapes",),
+           "a result of another shape but the same size is compared as if it had the truth's shape"),
+    Mutant("dtype_mismatch_one_way", "verifier", "reference/verify/candidates.py",
+           "if a.dtype != dtype]  # integers too", "if a.dtype.itemsize < dtype.itemsize]  # integers too",
+           (DTYPES,), "only a narrower dtype than asked is reported: float64 for a float32 question passes"),
+    Mutant("verdict_ignores_the_dtype_problem", "verifier", "reference/verify/report.py",
+           "return not self.dtype_problem and not self.weight_diff and all(",
+           "return not self.weight_diff and all(", (DTYPES,),
+           "a dtype mismatch is printed but the report still passes when the values agree"),
+    Mutant("verifier_ignores_unknown_keys", "verifier", "reference/verify/candidates.py",
+           '    unknown = sorted(set(raw) - {"output", "hidden", "input", "hx", *pb.params})\n',
+           "    unknown: list = []\n",
+           ("test_compare.py::test_unknown_and_missing_gradient_keys_are_candidate_errors",),
+           "a misspelt gradient key is dropped silently instead of being a CandidateError"),
+    Mutant("assert_matches_only_localised_mismatches", "verifier", "reference/verify/testing.py",
+           "    if not report.passed:\n        div = report.divergence",
+           "    if not report.passed and report.divergence is not None:\n        div = report.divergence",
+           (DTYPES,), "assert_matches_reference stays silent on a mismatch it cannot localise (dtype, no place)"),
+    # -- the verifier: where it says the candidate goes wrong ---------------------------------------
+    Mutant("divergence_at_layer_0_unnamed", "localisation", "reference/verify/report.py",
+           "        if self.layer is not None:\n            parts.append",
+           "        if self.layer:\n            parts.append",
+           (CONTRACTS + "test_a_place_at_index_zero_is_named",),
+           "layer 0 tested for truth, not for None: a divergence in the first layer never says which layer"),
+    Mutant("final_state_layer_direction_swapped", "localisation", "reference/verify/localise.py",
+           'return Divergence("final state", idx // D, idx % D, None, name, None, e,',
+           'return Divergence("final state", idx % spec.num_layers, idx // spec.num_layers, None, name, None, e,',
+           (CONTRACTS + "test_a_final_state_wrong_in_a_deep_bidirectional_stack_names_its_layer_and_direction",),
+           "h_n's index read direction-major: the final-state divergence names the wrong layer and direction"),
+    # -- layouts and the weight diff ----------------------------------------------------------------
+    Mutant("paper_gru_keras_export_bias_rows", "layouts", "reference/verify/layouts.py",
+           'kind = "merged" if fmt.bias_kind == "rows" and not reset_after else fmt.bias_kind',
+           "kind = fmt.bias_kind", ("test_verify_layouts.py::test_keras_gru_paper_form_has_one_merged_bias",),
+           "a paper-form GRU exported to Keras with two bias rows, where Keras's reset_after=False has one"),
+    Mutant("paper_gru_merged_bias_gradient_dropped", "layouts", "reference/verify/layouts.py",
+           "fmt.bias_kind == \"merged\" or (fmt.bias_kind == \"rows\" and\n", "fmt.bias_kind == \"merged\" or (False and\n",
+           (CONTRACTS + "test_a_paper_form_gru_in_the_keras_layout_matches_with_every_bias_gradient",),
+           "a paper-form GRU's merged bias gradient imported to b_ih only: a correct Keras candidate MISMATCHes"),
+    Mutant("onnx_lstm_gate_order", "layouts", "reference/verify/layouts.py",
+           '("onnx", "LSTM"): Format("iofg"', '("onnx", "LSTM"): Format("ifog"',
+           ("test_verify_external.py::test_onnx_runtime_matches_on_the_file_s_own_weights",),
+           "ONNX's LSTM gate order taken as i, f, o, g: every round trip is exact, every file is misread"),
+    Mutant("onnx_bias_halves_swapped", "layouts", "reference/verify/layouts.py",
+           "return b[:GH], b[GH:]", "return b[GH:], b[:GH]",
+           ("test_verify_external.py::test_onnx_runtime_matches_on_the_file_s_own_weights",),
+           "ONNX's B = [Wb, Rb] read as [Rb, Wb]: invisible where biases only add, wrong for GRU's b_hn"),
+    Mutant("diff_paper_gru_as_torch_form", "diff", "reference/verify/diff.py",
+           '    if spec.mode == "GRU" and spec.reset_after:\n        return {0, 1}',
+           '    if spec.mode == "GRU":\n        return {0, 1}', (BIAS_DIFF,),
+           "the paper-form GRU's n-block bias split reported as a difference, though only the sum enters"),
+    Mutant("diff_bias_sums_never_compared", "diff", "reference/verify/diff.py",
+           "same_sum = {j for j in sum_only if _sums_close(x, xo, y, yo, j, spec.G, rtol)}",
+           "same_sum = set(sum_only)", (BIAS_DIFF,),
+           "sum-only bias blocks skipped without comparing their sums: a changed LSTM or GRU r/z bias is the same"),
+    Mutant("diff_float64_not_exact", "diff", "reference/verify/diff.py",
+           "rtol = 0.0 if exact else 1e-6", "rtol = 1e-6",
+           (CONTRACTS + "test_weight_diff_of_float64_sets_is_exact",),
+           "float64 weight sets compared with a float32 slack: a small planted change is 'SAME'"),
+    # -- the command line -------------------------------------------------------------------------------
+    Mutant("cli_mismatch_exits_0", "cli", "reference/verify/cli.py",
+           "return 0 if report.passed and (expected is None or expected.passed) else 1", "return 0",
+           ("test_verify_cli.py::test_mismatch_exits_1_with_the_gate",),
+           "rnn-check prints MISMATCH and exits 0: CI scripts see a pass"),
+    Mutant("cli_diff_exits_0", "cli", "reference/verify/cli.py",
+           "return 1 if diffs else 0", "return 0", ("test_verify_cli.py::test_diff_weights",),
+           "--diff-weights prints DIFFERENT and exits 0"),
+    # -- the torch adapter --------------------------------------------------------------------------
+    Mutant("bptt_saved_tensors_unchecked", "torch adapter", "torch_impl/bptt.py",
+           "        ctx.saved_tensors  # noqa: B018 -- raises if an input or the output was modified in place since forward\n",
+           "",
+           (CONTRACTS + "test_rnn_bptt_refuses_backward_after_a_saved_tensor_is_modified_in_place",),
+           "the Function never unpacks its saved tensors: an input written in place after forward goes unnoticed"),
+    Mutant("bptt_drawn_masks_keep_with_p", "torch adapter", "torch_impl/bptt.py",
+           "torch.full(shape, 1.0 - p,", "torch.full(shape, p,", (KEPT,),
+           "torch_impl's drawn dropout keeps each unit with probability p instead of 1 - p"),
+    Mutant("torch_candidate_drops_c_n_cotangent", "torch adapter", "torch_impl/compare.py",
+           "zip((out, *hidden), (grad_output, *(grad_hidden or ())), strict=False)",
+           "zip((out, hidden[0]), (grad_output, *(grad_hidden or ())), strict=False)",
+           ("test_compare.py::test_torch_nn_passes_on_its_own_weights",),
+           "a torch LSTM candidate is differentiated without the cotangent on c_n"),
+    Mutant("torch_candidate_ignores_batch_first", "torch adapter", "torch_impl/compare.py",
+           'bf = bool(getattr(m, "batch_first", False))', "bf = False",
+           (CONTRACTS + "test_a_batch_first_torch_module_is_compared_in_its_own_layout",),
+           "a batch_first torch module is fed time-major input"),
+    # -- the module boundary: the caller's arrays, the tape's configuration ---------------------------
+    Mutant("backward_reads_module_batch_first", "boundary", "reference/recurrent.py",
+           "dout = self.to_time_major(place, g, batched, tape.config.batch_first)",
+           "dout = self.to_time_major(place, g, batched, self.batch_first)",
+           (CONTRACTS + "test_backward_follows_the_configuration_its_tape_recorded",),
+           "backward lays out grad_output by the module's batch_first now, not the one forward ran with"),
+    Mutant("backward_returns_dx_in_module_layout", "boundary", "reference/recurrent.py",
+           "dx = self.from_time_major(place, g.dx, batched, tape.config.batch_first)",
+           "dx = self.from_time_major(place, g.dx, batched, self.batch_first)",
+           (CONTRACTS + "test_backward_follows_the_configuration_its_tape_recorded",),
+           "the input gradient comes back in the module's current layout, not the input's"),
+    Mutant("callers_array_made_read_only", "boundary", "reference/_checks.py",
+           "    if out is not arr:  # never change the flags of the caller's array\n        out.flags.writeable = False",
+           "    out.flags.writeable = False",
+           (CONTRACTS + "test_forward_and_backward_leave_the_callers_arrays_and_their_flags_alone",),
+           "an array read without a copy (grad_output) is left read-only in the caller's hands"),
+    Mutant("tape_keeps_callers_torch_tensor", "boundary", "reference/_namespace.py",
+           "return xp.astype(value, float_dtype(place, dtype), copy=copy)",
+           "return xp.astype(value, float_dtype(place, dtype), copy=False)",
+           (CONTRACTS + "test_a_torch_input_written_after_forward_changes_no_gradient",),
+           "a torch input of the module's dtype is kept in the tape itself: writing into it changes backward"),
+    Mutant("drawn_masks_keep_with_p", "boundary", "reference/recurrent.py",
+           "(self._rng.random(shape) >= self.dropout)", "(self._rng.random(shape) < self.dropout)", (KEPT,),
+           "the reference's drawn dropout keeps each unit with probability p instead of 1 - p"),
+    # -- the study tools' defaults ----------------------------------------------------------------------
+    Mutant("gradient_flow_default_layer_bottom", "study", "reference/gradient_flow.py",
+           "layer = module.num_layers - 1 if layer is None else layer", "layer = 0 if layer is None else layer",
+           (CONTRACTS + "test_hidden_gradient_norms_default_to_the_top_layer_forward_direction",),
+           "hidden_gradient_norms reads the bottom layer by default, not the documented top one"),
 )

@@ -6,6 +6,9 @@
   the profile in force (HYPOTHESIS_PROFILE=ci): the same, in the same order.
 * The run must test the copy it stands in, not the working tree or an installed
   package: it stops with a usage error otherwise.
+* ``test_mutants.py`` is deselected: its snippet meta-test fails on any edit to a
+  quoted line, whatever the edit does, so it would count a kill that no behaviour
+  made. A mutant only it could kill comes back as a survivor.
 """
 
 from __future__ import annotations
@@ -28,3 +31,13 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.register_profile("mutant", parent=settings.default,
                               phases=[Phase.explicit, Phase.reuse, Phase.generate])
     settings.load_profile("mutant")
+
+
+META = "test_mutants.py"  # the catalogue's own checks: never a behavioural kill
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    meta = [item for item in items if item.path.name == META]
+    if meta:
+        config.hook.pytest_deselected(items=meta)
+        items[:] = [item for item in items if item.path.name != META]

@@ -12,7 +12,8 @@ HYPOTHESIS_PROFILE=ci. A baseline run of the same tests on the unmutated
 snapshot goes alongside: if it fails, no outcome means anything.
 
 Outcomes: killed (a test failed), survived (every test passed: a gap in the
-suite), error (pytest could not run: an import error, a timeout), stale (the
+suite; also when no test ran because the entry names only ``test_mutants.py``,
+whose snippet meta-test the plugin deselects: a kill by it is no behaviour), error (pytest could not run: an import error, a timeout), stale (the
 snippet no longer occurs exactly once in the source: the catalogue is out of
 date). The exit status is 1 unless the baseline passes and every mutant is
 killed.
@@ -83,20 +84,29 @@ def apply(base: Path, dest: Path, m: Mutant) -> None:
     path.write_text(text.replace(m.original, m.replacement, 1))
 
 
-def run_tests(where: Path, tests: Sequence[str], timeout: float) -> tuple[int | None, float, str]:
-    """(pytest's exit status or None on timeout, seconds, output) for ``tests`` run inside ``where``."""
+INTERRUPTED = 2  # pytest's exit status for an interrupted session
+_XDIST_STOPPED = "xdist.dsession.Interrupted: stopping after 1 failures"
+
+
+def run_tests(where: Path, tests: Sequence[str], timeout: float, xdist: int = 0) -> tuple[int | None, float, str]:
+    """(pytest's exit status or None on timeout, seconds, output) for ``tests`` run inside ``where``;
+    ``xdist`` > 0 spreads them over that many pytest-xdist workers."""
     env = dict(os.environ, HYPOTHESIS_PROFILE="ci", PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
     for var in _THREAD_VARS:
         env.setdefault(var, "1")
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
-           "-p", "parity_tests.mutants.plugin", *(f"parity_tests/{t}" for t in tests)]
+           "-p", "parity_tests.mutants.plugin", *(("-n", str(xdist)) if xdist else ()),
+           *(f"parity_tests/{t}" for t in tests)]
     start = time.perf_counter()
     try:
         done = subprocess.run(cmd, check=False, cwd=where, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         return None, time.perf_counter() - start, out
-    return done.returncode, time.perf_counter() - start, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    if xdist and done.returncode == INTERRUPTED and _XDIST_STOPPED in output:
+        return 1, time.perf_counter() - start, output  # -x under xdist: the first failure interrupts the session
+    return done.returncode, time.perf_counter() - start, output
 
 
 def _first_failure(output: str) -> str:
@@ -110,11 +120,14 @@ def _tail(output: str, lines: int = 3) -> str:
     return " | ".join(s.strip() for s in output.strip().splitlines()[-lines:])
 
 
-def run_mutant(base: Path, work: Path, m: Mutant, timeout: float) -> Outcome:
+NO_TESTS_RAN = 5  # pytest's exit status when every test was deselected (or none collected)
+
+
+def run_mutant(base: Path, work: Path, m: Mutant, timeout: float, xdist: int = 0) -> Outcome:
     dest = work / m.name
     apply(base, dest, m)
     try:
-        rc, seconds, output = run_tests(dest, m.tests, timeout)
+        rc, seconds, output = run_tests(dest, m.tests, timeout, xdist)
     finally:
         shutil.rmtree(dest, ignore_errors=True)
     if rc is None:
@@ -123,11 +136,13 @@ def run_mutant(base: Path, work: Path, m: Mutant, timeout: float) -> Outcome:
         return Outcome("killed", seconds, _first_failure(output))
     if rc == 0:
         return Outcome("survived", seconds, "every test passed")
+    if rc == NO_TESTS_RAN:
+        return Outcome("survived", seconds, "no behavioural test ran (test_mutants.py is deselected in mutant runs)")
     return Outcome("error", seconds, f"pytest exit status {rc}: {_tail(output)}")
 
 
-def run_baseline(base: Path, tests: Sequence[str], timeout: float) -> Outcome:
-    rc, seconds, output = run_tests(base, tests, timeout)
+def run_baseline(base: Path, tests: Sequence[str], timeout: float, xdist: int = 0) -> Outcome:
+    rc, seconds, output = run_tests(base, tests, timeout, xdist)
     if rc == 0:
         return Outcome("passed", seconds, "")
     why = f"timed out after {timeout:.0f} s" if rc is None else f"exit status {rc}: {_first_failure(output) or _tail(output)}"
@@ -140,7 +155,7 @@ def union(mutants: Iterable[Mutant]) -> list[str]:
 
 
 def run_catalogue(mutants: Sequence[Mutant], jobs: int, timeout: float, root: Path = ROOT,
-                  echo=print) -> tuple[Outcome, dict[str, Outcome]]:
+                  echo=print, xdist: int = 0) -> tuple[Outcome, dict[str, Outcome]]:
     """(baseline outcome, name -> outcome); stale mutants are reported without running."""
     outcomes = {name: Outcome("stale", 0.0, why) for name, why in stale_snippets(mutants, root).items()}
     runnable = [m for m in mutants if m.name not in outcomes]
@@ -148,8 +163,9 @@ def run_catalogue(mutants: Sequence[Mutant], jobs: int, timeout: float, root: Pa
         base = Path(tmp) / "base"
         snapshot(root, base)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            baseline_job = pool.submit(run_baseline, base, union(runnable), timeout)
-            jobs_by_future = {pool.submit(run_mutant, base, Path(tmp), m, timeout): m for m in runnable}
+            tests = union(runnable)  # every mutant's tests in one run, all of them when nothing fails: a longer limit
+            baseline_job = pool.submit(run_baseline, base, tests, timeout * max(1, -(-len(tests) // 10)), xdist)
+            jobs_by_future = {pool.submit(run_mutant, base, Path(tmp), m, timeout, xdist): m for m in runnable}
             for future in as_completed(jobs_by_future):
                 m = jobs_by_future[future]
                 outcomes[m.name] = future.result()
@@ -182,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME", help="run this mutant (repeatable)")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="test processes at once")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per test run")
+    parser.add_argument("--xdist", type=int, default=0, metavar="N",
+                        help="run each mutant's tests on N pytest-xdist workers (default 0: in one process)")
     args = parser.parse_args(argv)
     mutants: Sequence[Mutant] = CATALOGUE
     if args.only:
@@ -196,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.jobs < 1:
         parser.error(f"-j: expected a positive number of processes, got {args.jobs}")
-    print(f"{len(mutants)} mutants, {args.jobs} at a time, on a snapshot of {ROOT}")
+    if args.xdist < 0:
+        parser.error(f"--xdist: expected a number of workers >= 0, got {args.xdist}")
+    print(f"{len(mutants)} mutants, {args.jobs} at a time" + (f", {args.xdist} xdist workers each" if args.xdist else "")
+          + f", on a snapshot of {ROOT}")
     start = time.perf_counter()
-    baseline, outcomes = run_catalogue(mutants, args.jobs, args.timeout)
+    baseline, outcomes = run_catalogue(mutants, args.jobs, args.timeout, xdist=args.xdist)
     return 0 if report(mutants, baseline, outcomes, time.perf_counter() - start) else 1
