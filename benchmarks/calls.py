@@ -78,8 +78,17 @@ def _counted(a: Any) -> Any:
 
 @contextmanager
 def counting() -> Iterator[collections.Counter]:
-    """Inside the block, NumPy's constructors return ``Counted`` arrays; yields the counter."""
+    """Inside the block, NumPy's constructors return ``Counted`` arrays; yields the counter.
+
+    The core keeps a few constants it made once (``reference.activations._ONES``); made inside
+    the block they would be ``Counted`` and outlive it, turning every later result of the
+    process into one. They are made anew inside the block and put back as they were after it.
+    """
+    from reference import activations
+
     saved = {name: getattr(np, name) for name in CONSTRUCTORS}
+    saved_ones = dict(activations._ONES)
+    activations._ONES.clear()
 
     def wrap(make):
         return lambda *args, **kwargs: _counted(make(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
@@ -92,6 +101,8 @@ def counting() -> Iterator[collections.Counter]:
     finally:
         for name, make in saved.items():
             setattr(np, name, make)
+        activations._ONES.clear()
+        activations._ONES.update(saved_ones)
 
 
 def count_module(cell: str, T: int, B: int = 2, H: int = 8) -> tuple[collections.Counter, collections.Counter]:
