@@ -1,6 +1,6 @@
 """python -m benchmarks: validate every implementation against torch.nn, then time it.
 
-    python -m benchmarks                                  # quick suite (about 4 min on 2 cores)
+    python -m benchmarks                                  # quick suite (about 2 min on 2 cores)
     python -m benchmarks --suite full --cells LSTM GRU --dtypes float32 --devices cpu
     python -m benchmarks --suite small                    # microseconds per time step, small layers
     python -m benchmarks --suite scaling --repeat 2       # time against T, B and H; scaling.png

@@ -102,7 +102,7 @@ def suite(name: str) -> Suite:
     if name == "smoke":  # the test's: seconds, not a measurement; one process per implementation costs ~3 s
         return Suite(tuple(_grid([("LSTM", 3, 2, 4, 5), ("GRU", 3, 2, 4, 5)], CELLS, DTYPES, "cpu")),
                      {"cpu": ("torch-nn", "reference", "gemm-floor", "reference-torch")})
-    if name == "quick":  # about 4 minutes on 2 cores
+    if name == "quick":  # about 2 minutes on 2 quiet cores
         return Suite(tuple(_grid([("*", 50, 16, 128, 128)], ("LSTM", "GRU", "RNN_TANH"), DTYPES, "cpu")
                            + _grid([("LSTM", 100, 64, 256, 256)], CELLS, ("float32",), "cpu")
                            + _grid([("LSTM", 25, 64, 1024, 1024)], CELLS, ("float32",), "cuda")), cpu_gpu)

@@ -2,8 +2,9 @@
 
 - ``step-ratio.png``: each implementation's forward + backward step over torch.nn's, per
   configuration, one panel per dtype (the main figure);
-- ``phase-ratio.png``: the same for the forward and the backward alone, as facets;
-- ``scaling.png`` (the scaling suite): step time against each swept axis (T, B, H) per cell.
+- ``phase-ratio.png``: the same for the forward and the backward alone, a panel each;
+- ``scaling.png`` (a scaling sweep, drawn instead of the two above): step time against each
+  swept axis (T, B, H) per cell.
 
 ``python -m benchmarks.report --plots RESULTS.json`` draws them again from a results file.
 """
@@ -63,7 +64,8 @@ def _log_ticks(ax, values: list[float]) -> None:
     lo, hi = min(values + [1.0]) / 1.15, max(values + [1.0]) * 1.15
     ax.set_yscale("log")
     ax.set_ylim(lo, hi)
-    ticks = [t for t in RATIO_TICKS if lo <= t <= hi]
+    wide = hi / lo > 50  # over more than ~2 decades the in-between ticks (0.3, 0.7, 1.5, 3) collide
+    ticks = [t for t in RATIO_TICKS if lo <= t <= hi and not (wide and t in (0.3, 0.7, 1.5, 3))]
     ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -80,18 +82,17 @@ def _ratio_figure(rows: list[dict], phases: tuple[str, ...], title: str, path: P
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
     impls = _impls(rows)
     labels = {dt: list(dict.fromkeys(_label(r) for r in rows if r["dtype"] == dt)) for dt in dtypes}
+    # One column of panels, a row per (dtype, phase): side by side, wide groups shrink past reading.
     width = max(7.0, 0.25 * len(impls) * max(len(v) for v in labels.values()) + 1.5)
-    fig, grid = plt.subplots(len(dtypes), len(phases), figsize=(width * len(phases), 3.2 * len(dtypes) + 1.0),
-                             squeeze=False)
-    for i, dt in enumerate(dtypes):
-        for j, phase in enumerate(phases):
-            ax = grid[i][j]
-            _ratio_bars(ax, [r for r in rows if r["dtype"] == dt and r["phase"] == phase], impls, labels[dt])
-            ax.set_title(f"{dt}" + (f", {phase}" if len(phases) > 1 else ""), fontsize=10)
-            if j == 0:
-                ax.set_ylabel("time / torch.nn's time")
+    panels = [(dt, phase) for dt in dtypes for phase in phases]
+    height = 3.2 * len(panels) + 1.0
+    fig, grid = plt.subplots(len(panels), 1, figsize=(width, height), squeeze=False)
+    for ax, (dt, phase) in zip(grid[:, 0], panels):
+        _ratio_bars(ax, [r for r in rows if r["dtype"] == dt and r["phase"] == phase], impls, labels[dt])
+        ax.set_title(f"{dt}" + (f", {phase}" if len(phases) > 1 else ""), fontsize=10)
+        ax.set_ylabel("time / torch.nn's time")
     handles = [plt.Line2D([], [], color="k", lw=1)] + [plt.Rectangle((0, 0), 1, 1, color=colour(i)) for i in impls]
-    top = 1 - 0.75 / (3.2 * len(dtypes) + 1.0)  # the title and the legend above the panels
+    top = 1 - 0.75 / height  # the title and the legend above the panels
     fig.suptitle(title, y=0.995, fontsize=11)
     fig.legend(handles, ["torch.nn (= 1)", *impls], loc="upper center", ncol=len(impls) + 1, fontsize=9,
                frameon=False, bbox_to_anchor=(0.5, top + 0.04))
@@ -102,14 +103,18 @@ def _ratio_figure(rows: list[dict], phases: tuple[str, ...], title: str, path: P
 
 
 def plot_results(results: list[dict], out: Path, prefix: str = "") -> list[Path]:
-    """Every figure the results hold, as ``out/<prefix><name>.png``."""
+    """Every figure the results hold, as ``out/<prefix><name>.png``: a scaling sweep's one figure
+    (step time against each axis; its ratio bars would be dozens of groups no one can read), or
+    else the step and phase ratios."""
     timed = [r for r in results if r.get("phase") and r.get("ms")]
+    scaling = plot_scaling(timed, out / f"{prefix}scaling.png")
+    if scaling is not None:
+        return [scaling]
     figures = [
         _ratio_figure(timed, ("step",), "forward + backward step over torch.nn's (below 1 is faster; log scale)",
                       out / f"{prefix}step-ratio.png"),
         _ratio_figure(timed, ("forward", "backward"), "forward (training, with tape) and backward over torch.nn's "
                       "(below 1 is faster; log scale)", out / f"{prefix}phase-ratio.png"),
-        plot_scaling(timed, out / f"{prefix}scaling.png"),
     ]
     return [f for f in figures if f is not None]
 

@@ -5,6 +5,7 @@ Markdown tables of the README and docs/, generated from a results file.
     python -m benchmarks.report --update          # rewrite every generated table in README.md and docs/
     python -m benchmarks.report --check           # exit 1 naming each table that differs from its file
     python -m benchmarks.report --plots benchmarks/results/cpu-2core-full.json   # its PNG figures beside it
+    python -m benchmarks.report --plots benchmarks/results/cpu-2core-full.json --rows goals   # ...-goals-*.png
 
 A generated table sits between two markers, the first naming its results file (relative
 to benchmarks/) and its view; everything between them is the command's output:
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .config import SCALING_AXES, SCALING_BASE
 from .kernel import describe
 
 COLUMNS = ("cell", "size", "dtype", "device", "impl", "infer ms", "fwd ms", "bwd ms", "step ms", "spread",
@@ -218,7 +220,43 @@ def _summary_view(configs) -> tuple[list[str], list[list[str]]]:
     return [header[i] for i in keep], [[line[i] for i in keep] for line in lines]
 
 
-VIEWS = {"ratios": _ratios_view, "summary": _summary_view, "per-step": _per_step_view, "lines": None}
+def _ms(v) -> str:
+    """Three significant figures, without an exponent (2390, not 2.39e+03)."""
+    return "-" if v is None else f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def _sweep_view(configs) -> tuple[list[str], list[list[str]]]:
+    """A scaling sweep, one line per (cell, dtype, axis): torch.nn's step time at each point of
+    the axis (the others at the base point), then each implementation's step over it."""
+    present = {impl for _, impls in configs for impl, phases in impls.items() if phases.get("step", {}).get("ms")}
+    others = [i for i in ("reference", "gemm-floor", "jax") if i in present]
+    header = ["cell", "dtype", "axis", "points", "torch.nn step ms", *[f"{i} x" for i in others]]
+    lines = []
+    groups = list(dict.fromkeys((key[0], key[6]) for key, _ in configs))
+    for cell, dtype in groups:
+        for axis, values in SCALING_AXES.items():
+            fixed = {a: v for a, v in SCALING_BASE.items() if a != axis}
+            on_axis = {}
+            for key, impls in configs:
+                point = dict(zip(("T", "B", "H"), (key[1], key[2], key[4])))
+                if (key[0], key[6]) == (cell, dtype) and key[3] == key[4] and not key[5] and all(
+                        point[a] == v for a, v in fixed.items()) and point[axis] in values:
+                    on_axis[point[axis]] = impls
+            if len(on_axis) < 2:
+                continue
+            points = sorted(on_axis)
+            series = [on_axis[p] for p in points]
+            lines.append([CELL_NAMES.get(cell, cell), dtype,
+                          f"{axis} ({' '.join(f'{a}{v}' for a, v in fixed.items())})",
+                          " · ".join(map(str, points)),
+                          " · ".join(_ms(_get(i, "torch-nn", "step", "ms")) for i in series),
+                          *[" · ".join(_fmt(_get(i, impl, "step", "ratio_to_torch"), ".2f") for i in series)
+                            for impl in others]])
+    return header, lines
+
+
+VIEWS = {"ratios": _ratios_view, "summary": _summary_view, "per-step": _per_step_view, "sweep": _sweep_view,
+         "lines": None}
 
 
 def provenance(doc: dict, path: str) -> str:
@@ -256,7 +294,8 @@ def markdown(doc: dict, view: str = "ratios", rows: str = "all", path: str = "")
     else:
         header, lines = VIEWS[view](_configs([r for r in doc["rows"] if r.get("phase")], keep))
     if not lines:
-        raise ValueError(f"{path or 'the results file'} has no timed rows for rows={rows}")
+        raise ValueError(f"{path or 'the results file'} has no timed rows for rows={rows}"
+                         + (" (view=sweep needs a scaling run: two or more points on an axis)" if view == "sweep" else ""))
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(line) + " |" for line in lines]
     return "\n".join(out) + "\n\n" + provenance(doc, path)
@@ -345,7 +384,8 @@ def main(argv=None) -> int:
     what.add_argument("--markdown", type=Path, metavar="RESULTS.json", help="print that file's Markdown table")
     what.add_argument("--update", action="store_true", help="rewrite every generated table in README.md and docs/")
     what.add_argument("--check", action="store_true", help="exit 1 when a generated table differs from its file")
-    what.add_argument("--plots", type=Path, metavar="RESULTS.json", help="draw that file's figures beside it")
+    what.add_argument("--plots", type=Path, metavar="RESULTS.json",
+                      help="draw that file's figures beside it (<stem>-step-ratio.png; with --rows R, <stem>-R-...)")
     ap.add_argument("--view", choices=tuple(VIEWS), default="ratios")
     ap.add_argument("--rows", choices=tuple(ROW_FILTERS), default="all")
     args = ap.parse_args(argv)
@@ -361,7 +401,9 @@ def main(argv=None) -> int:
 
         doc = load(args.plots)
         stem = args.plots.with_suffix("")
-        for path in plots.plot_results(doc["rows"], stem.parent, stem.name + "-"):
+        keep = ROW_FILTERS[args.rows]
+        prefix = stem.name + ("" if args.rows == "all" else f"-{args.rows}") + "-"
+        for path in plots.plot_results([r for r in doc["rows"] if keep(r)], stem.parent, prefix):
             print(f"wrote {path}")
         return 0
     if args.update:

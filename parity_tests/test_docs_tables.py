@@ -4,6 +4,7 @@ its file gives, or a benchmark table typed outside the markers, fails here."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from benchmarks import report
 
 ROOT = Path(__file__).resolve().parents[1]
-GOALS = "<!-- table: results/cpu-2core-goals.json view=ratios rows=goals -->"
+GOALS = "<!-- table: results/cpu-2core-full.json view=ratios rows=goals -->"
 
 
 def _tree(tmp_path: Path, text: str) -> Path:
@@ -58,7 +59,9 @@ def test_a_changed_figure_is_stale_and_update_restores_it(tmp_path):
 
 def test_a_changed_provenance_line_is_stale(tmp_path):
     good = _generated()
-    root = _tree(tmp_path, good.replace("commit ea2d5e6", "commit 0000000"))
+    changed = re.sub(r"commit [0-9a-f]{7,}", "commit 0000000", good)
+    assert changed != good
+    root = _tree(tmp_path, changed)
     assert report.stale_tables(root) == ["docs/page.md:3"]
 
 
@@ -71,9 +74,9 @@ def test_a_typed_benchmark_table_is_found():
 
 @pytest.mark.parametrize("marker, message", [
     ("<!-- table: results/no-such-file.json -->", "names results/no-such-file.json"),
-    ("<!-- table: results/cpu-2core-goals.json colour=red -->", "unknown option"),
-    ("<!-- table: results/cpu-2core-goals.json view=pie -->", "view: expected one of"),
-    ("<!-- table: results/cpu-2core-goals.json rows=some -->", "rows: expected one of"),
+    ("<!-- table: results/cpu-2core-full.json colour=red -->", "unknown option"),
+    ("<!-- table: results/cpu-2core-full.json view=pie -->", "view: expected one of"),
+    ("<!-- table: results/cpu-2core-full.json rows=some -->", "rows: expected one of"),
 ])
 def test_a_bad_marker_is_an_error_naming_it(marker, message):
     with pytest.raises(ValueError, match=message):
@@ -95,15 +98,75 @@ def test_check_command_exit_codes(tmp_path, monkeypatch, capsys):
 
 
 def test_markdown_of_a_results_file(capsys):
-    assert report.main(["--markdown", str(ROOT / "benchmarks/results/cpu-2core-goals.json"), "--rows", "goals"]) == 0
+    assert report.main(["--markdown", str(ROOT / "benchmarks/results/cpu-2core-full.json"), "--rows", "goals"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("| row | torch.nn step ms | reference step x |") and "`benchmarks/results/cpu-2core-goals.json`" in out
+    assert out.startswith("| row | torch.nn step ms | reference step x |") and "`benchmarks/results/cpu-2core-full.json`" in out
     assert "reference@" not in out
 
 
 def test_figures_are_drawn_from_a_results_file(tmp_path):
     pytest.importorskip("matplotlib")
-    shutil.copy(ROOT / "benchmarks/results/cpu-2core-goals.json", tmp_path / "run.json")
+    shutil.copy(ROOT / "benchmarks/results/cpu-2core-full.json", tmp_path / "run.json")
     assert report.main(["--plots", str(tmp_path / "run.json")]) == 0
     for name in ("run-step-ratio.png", "run-phase-ratio.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figures_of_a_row_filter_have_its_name(tmp_path, capsys, monkeypatch):
+    """--rows goals draws only the goal rows, into <stem>-goals-*.png; the unfiltered figures
+    are not written (a reader's plot of 'the goal rows' must not hold the others)."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import plots
+
+    shutil.copy(ROOT / "benchmarks/results/cpu-2core-full.json", tmp_path / "run.json")
+    drawn: list[list[dict]] = []
+    real = plots.plot_results
+    monkeypatch.setattr(plots, "plot_results", lambda rows, out, prefix="": drawn.append(rows) or real(rows, out, prefix))
+    assert report.main(["--plots", str(tmp_path / "run.json"), "--rows", "goals"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["run-goals-phase-ratio.png", "run-goals-step-ratio.png"]
+    assert drawn and all((r["T"], r["B"]) == (100, 64) and r["H"] in (256, 512) for r in drawn[0])
+    assert {r["H"] for r in drawn[0]} == {256, 512}
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_a_scaling_sweep_draws_its_one_figure(tmp_path):
+    """A sweep's figure is step time against each axis; the ratio bars (one group per point,
+    dozens of them) are not drawn for it."""
+    pytest.importorskip("matplotlib")
+    shutil.copy(ROOT / "benchmarks/results/cpu-1thread-scaling.json", tmp_path / "sweep.json")
+    assert report.main(["--plots", str(tmp_path / "sweep.json")]) == 0
+    assert [p.name for p in tmp_path.glob("*.png")] == ["sweep-scaling.png"]
+
+
+def test_the_sweep_view_reads_each_axis_off_the_file():
+    """Each line's series are the file's own numbers at the axis's points, in order, with the
+    other axes at the base point; a file with no sweep is refused, not printed empty."""
+    doc = report.load(ROOT / "benchmarks/results/cpu-1thread-scaling.json")
+    table = report.markdown(doc, "sweep")
+    line = next(x for x in table.splitlines() if x.startswith("| GRU | float64 | B (T25 H128) |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "1 · 4 · 16 · 64 · 256"
+    def step(impl, B):
+        return next(r for r in doc["rows"] if (r["cell"], r["dtype"], r["impl"], r["phase"], r["T"], r["B"], r["H"])
+                    == ("GRU", "float64", impl, "step", 25, B, 128))
+    assert cells[4].split(" · ") == [report._ms(step("torch-nn", B)["ms"]) for B in (1, 4, 16, 64, 256)]
+    assert cells[5].split(" · ") == [f"{step('reference', B)['ratio_to_torch']:.2f}" for B in (1, 4, 16, 64, 256)]
+    assert report._ms(2393.4) == "2393" and report._ms(7.734) == "7.73" and report._ms(None) == "-"
+    assert len(table.splitlines()) == 2 + 4 * 2 * 3 + 2  # header, 4 cells x 2 dtypes x 3 axes, provenance
+    with pytest.raises(ValueError, match="view=sweep needs a scaling run"):
+        report.markdown(report.load(ROOT / "benchmarks/results/cpu-2core-full.json"), "sweep")
+
+
+def test_every_figure_in_the_docs_is_a_results_figure_and_none_is_orphaned():
+    """Each image the README and docs/ show from benchmarks/results/ exists, and each PNG there
+    is shown somewhere (a figure no page shows is one nobody checks)."""
+    shown = set()
+    for page in report.documents(ROOT):
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", page.read_text()):
+            path = (page.parent / target).resolve()
+            if path.parent == ROOT / "benchmarks" / "results":
+                assert path.is_file(), f"{page.relative_to(ROOT)} shows {target}, which does not exist"
+                shown.add(path.name)
+    assert shown, "no page shows a benchmark figure"
+    orphans = sorted(p.name for p in (ROOT / "benchmarks" / "results").glob("*.png") if p.name not in shown)
+    assert not orphans, f"figures no page shows: {orphans}"
