@@ -31,6 +31,7 @@ import pytest
 
 from reference.verify import Spec, compare, diff_weights, load_model, load_weights
 from reference.verify.cli import main
+from reference.verify.onnx_versions import make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_SECONDS = 60  # each refusal takes milliseconds; the bound is for a shared, loaded machine
@@ -272,8 +273,7 @@ def onnx_lstm(path, x_dims=("T", "B", 3), w_dims=None):
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_dims))],
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("Y", "Y_h", "Y_c")],
                               inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
+    model = make_model(graph)
     onnx.save(model, str(path))
     return path
 

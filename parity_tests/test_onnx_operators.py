@@ -22,13 +22,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_close
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from tolerances import tol
 
 import reference
 from reference.activations import ONNX_ACTIVATIONS, Activation
 from reference.config import ACTIVATION_COUNT, RNNConfig, aligned_activation_arguments
+from reference.verify.onnx_versions import make_model, unsafe_rnn_arguments
 
 torch = pytest.importorskip("torch")
 
@@ -266,7 +267,7 @@ def onnx_model(cfg: RNNConfig, state: dict, B: int, T: int, dtype, *, layout: in
                     for n in names if n]
     graph = helper.make_graph([node], "one_node", graph_inputs,
                               [helper.make_tensor_value_info(n, elem, None) for n in outputs])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), feeds
+    return make_model(graph), feeds
 
 
 def run_both(cfg: RNNConfig, T: int, B: int, seed: int, dtype, runner, *, layout=0, use_lengths=False,
@@ -360,6 +361,10 @@ def onnxruntime_reads_alike(cfg: RNNConfig) -> bool:
                        activations=("HardSigmoid", "LeakyRelu", "Softsign"), activation_alpha=(0.3, 0.1, 0),
                        activation_beta=(0.5, 0, 0)), T=4, B=3, use_lengths=True, seed=0)
 def test_onnx_operator_forward_matches_onnxruntime(cfg, T, B, use_lengths, seed):
+    # onnxruntime before its RNN fix reads alpha/beta one per direction and aborts on ONNX's shorter lists
+    attrs = {k: v for k, v in onnx_arguments(cfg).items() if v}  # as onnx_model writes them
+    attrs["direction"] = "bidirectional" if cfg.bidirectional else "forward"
+    assume(unsafe_rnn_arguments(cfg.mode.split("_")[0], attrs) is None)
     (out, hidden), (y, states) = run_both(cfg, T, B, seed, np.float32, onnxruntime, use_lengths=use_lengths)
     fwd = tol("float32-vs-float64", "cpu", "forward")
     assert_close("Y", y, out, *fwd, config=cfg, check_dtype=False)  # desired: the float64 reference

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from reference.verify import Spec, compare, diff_weights, export_state_dict, load_model
+from reference.verify.onnx_versions import make_model
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -127,8 +128,7 @@ def _onnx_gru_paper_form(path, I=3, H=4):
                                helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
                               [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
                                numpy_helper.from_array(B, "B")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
+    model = make_model(graph)
     onnx.save(model, path)
     return path
 
@@ -142,6 +142,26 @@ def test_onnx_gru_in_the_paper_form_is_checked_in_that_form(tmp_path):
         compare(cand, Spec("GRU", 3, 4))
 
 
+def test_onnx_arguments_of_mixed_functions_keep_their_places_in_the_verifier_s_own_nodes(tmp_path):
+    """g = LeakyRelu(0.3) after f = Sigmoid, which takes no alpha: ONNX lists alpha = [0.3]. The node the verifier
+    builds for other weights (and localisation's sub-problems) must list it the same way, not one per function."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, s).astype(np.float32), n)
+             for s, n in (((1, 16, 3), "W"), ((1, 16, 4), "R"), ((1, 32), "B"))]
+    node = helper.make_node("LSTM", ["x", "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=4,
+                            activations=["Sigmoid", "LeakyRelu", "Tanh"], activation_alpha=[0.3])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 3])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("Y", "Y_h", "Y_c")],
+                              inits)
+    onnx.save(make_model(graph), str(tmp_path / "mixed.onnx"))
+    cand = load_model(str(tmp_path / "mixed.onnx"))
+    assert cand.spec.activation_alpha == pytest.approx((0.0, 0.3, 0.0), rel=1e-7)
+    assert compare(cand, seq_len=5).passed  # the file's own graph
+    assert compare(cand, weights="draw", seq_len=5).passed  # the verifier's node on other weights
+
+
 def test_onnx_peepholes_are_checked_with_the_graph_s_one_output(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
@@ -151,8 +171,7 @@ def test_onnx_peepholes_are_checked_with_the_graph_s_one_output(tmp_path):
     node = helper.make_node("LSTM", ["x", "W", "R", "B", "", "", "", "P"], ["Y"], hidden_size=4)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 3])],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
+    model = make_model(graph)
     onnx.save(model, str(tmp_path / "p.onnx"))
     cand = load_model(str(tmp_path / "p.onnx"))  # the file returns Y only: its node is run with Y_h and Y_c too
     assert cand.spec.peephole and "weight_p_l0" in cand.own_params

@@ -143,6 +143,16 @@ def aligned_activation_arguments(activations: Any, alpha: Any = None, beta: Any 
     return out[0], out[1]
 
 
+def compact_activation_arguments(activations: Any, alpha: Any = None, beta: Any = None) -> tuple[list, list]:
+    """RNNConfig's ``activation_alpha`` / ``activation_beta`` (one per activation) -> ONNX's attributes, which
+    list values only for the functions that take them (the inverse of :func:`aligned_activation_arguments`)."""
+    out = []
+    for k, values in enumerate((alpha, beta)):
+        takes = [ONNX_ARGUMENT_DEFAULTS[_ACTIVATION_NAMES[str(a).lower()]][k] is not None for a in activations]
+        out.append([] if values is None else [float(v) for v, t in zip(values, takes, strict=True) if t])
+    return out[0], out[1]
+
+
 @dataclasses.dataclass(frozen=True)
 class RNNConfig:
     """torch.nn.RNN/GRU/LSTM's constructor arguments, validated, plus the mode.

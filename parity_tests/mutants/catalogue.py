@@ -311,6 +311,12 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("onnx_clip_derivative_dropped", "onnx", "reference/gru_cell.py",
            "d_rz, d_n = d_rz * dclip[..., : 2 * H], d_n * dclip[..., 2 * H :]", "pass", (ONNX,),
            "the clip's derivative (0 outside [-clip, clip]) is left out of the GRU's gates"),
+    Mutant("onnx_node_arguments_one_per_function", "onnx", "reference/verify/models.py",
+           "alpha, beta = compact_activation_arguments(spec.activations, spec.activation_alpha, spec.activation_beta)",
+           "alpha, beta = (list(spec.activation_alpha or ()), list(spec.activation_beta or ()))",
+           ("test_verify_external.py::test_onnx_arguments_of_mixed_functions_keep_their_places_in_the_verifier_s_own_nodes",),
+           "the verifier's own ONNX node lists alpha/beta one per function: a function after one that takes none "
+           "reads the wrong value"),
     Mutant("onnx_reverse_runs_forward", "onnx", "reference/stack.py",
            "reverse=d == 1 or cfg.reverse)", "reverse=d == 1)", (ONNX,),
            "reverse=True without bidirectional walks time forward"),

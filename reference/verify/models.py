@@ -56,9 +56,11 @@ from typing import Any
 
 import numpy as np
 
+from ..config import compact_activation_arguments
 from .candidates import Candidate, CandidateError, is_reference_module, is_torch_module, spec_of_module, to_numpy
 from .files import MAX_ARRAY_BYTES, MAX_INPUT_ELEMENTS, TORCH_SUFFIXES, check_file, read_npz
 from .layouts import detect_layout, import_state_dict, mode_from_shapes, torch_mode
+from .onnx_versions import make_model, unsafe_rnn_arguments
 from .spec import Spec, core_supports
 
 
@@ -366,10 +368,13 @@ class OnnxCandidate(Candidate):
         self.name = name or (os.path.basename(os.fspath(model)) if from_file else "ONNX model")
         proto = load_onnx(onnx, check_file(model, "model")) if from_file else model
         check_onnx_sizes(onnx, proto, self.name)
-        self.opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=14)
         self.data = None if inputs is None else read_test_data(inputs, proto)
         fed = {} if self.data is None else self.data.inputs
         self.nodes = _recurrent_nodes(onnx, proto, fed)
+        for k, (node, attrs, _, _) in enumerate(self.nodes):
+            reason = unsafe_rnn_arguments(node.op_type, attrs)
+            if reason:
+                raise CandidateError(f"ONNX node {k} ({node.op_type} {node.name!r}): {reason}")
         self.spec, self.own_params, self.dtype = _spec_and_weights(self.nodes, self.data)
         node, attrs, arrays, sources = self.nodes[0]
         graph_inputs = [i.name for i in _graph_inputs(proto)]
@@ -413,6 +418,8 @@ class OnnxCandidate(Candidate):
 
     def _runtime(self, proto: Any) -> tuple[str, Any]:
         """("onnxruntime", run) or, where ONNX Runtime refuses the model, ("onnx.reference...: why", run)."""
+        from .onnx_versions import newer_than_runtime
+
         opts = self._ort.SessionOptions()
         opts.log_severity_level = 4  # a refusal is reported here, not logged
         try:
@@ -421,7 +428,8 @@ class OnnxCandidate(Candidate):
         except Exception as e:  # noqa: BLE001 -- ONNX Runtime's errors are pybind11 classes deriving from Exception
             from onnx.reference import ReferenceEvaluator
 
-            reason = str(e).split(" was false. ")[-1].split(" If you need")[0].strip()[:160]
+            reason = newer_than_runtime(proto) or \
+                str(e).split(" was false. ")[-1].split(" If you need")[0].strip()[:160]
             try:
                 evaluator = ReferenceEvaluator(proto)
             except Exception as e2:  # noqa: BLE001 -- neither runtime loads it: say why for both
@@ -515,8 +523,7 @@ class OnnxCandidate(Candidate):
     def _node_session(self, spec: Spec, with_lengths: bool):
         key = (spec, with_lengths)
         if key not in self._chain_sessions:
-            onnx, _ = _onnx()
-            model = _single_node_model(onnx, spec, self.dtype, with_lengths, self.opset)
+            model = _single_node_model(spec, self.dtype, with_lengths)
             if self.runtime == "onnxruntime":
                 session = self._ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
                 self._chain_sessions[key] = lambda feeds: session.run(None, feeds)
@@ -856,7 +863,7 @@ def _spec_and_weights(nodes, data: TestData | None = None) -> tuple[Spec, dict, 
     return spec, {k: np.asarray(v) for k, v in state.items()}, dtype
 
 
-def _single_node_model(onnx: Any, spec: Spec, dtype: np.dtype, with_lengths: bool, opset: int) -> Any:
+def _single_node_model(spec: Spec, dtype: np.dtype, with_lengths: bool) -> Any:
     """One node of the operator ``spec`` describes (time-major), with every input and output named."""
     from onnx import TensorProto, helper
 
@@ -880,9 +887,8 @@ def _single_node_model(onnx: Any, spec: Spec, dtype: np.dtype, with_lengths: boo
         kw["linear_before_reset"] = int(spec.reset_after)
     if spec.activations is not None:
         kw["activations"] = list(spec.activations)
-        for key in ("activation_alpha", "activation_beta"):
-            if getattr(spec, key) is not None:
-                kw[key] = list(getattr(spec, key))
+        alpha, beta = compact_activation_arguments(spec.activations, spec.activation_alpha, spec.activation_beta)
+        kw.update((key, values) for key, values in (("activation_alpha", alpha), ("activation_beta", beta)) if values)
     elif spec.mode.startswith("RNN"):
         kw["activations"] = ["Tanh" if spec.mode == "RNN_TANH" else "Relu"] * D
     if spec.clip is not None:
@@ -890,7 +896,4 @@ def _single_node_model(onnx: Any, spec: Spec, dtype: np.dtype, with_lengths: boo
     if spec.input_forget:
         kw["input_forget"] = 1
     node = helper.make_node(spec.torch_class, names, outs, **kw)
-    model = helper.make_model(helper.make_graph([node], "rnn_check", inputs, outputs),
-                              opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 8)
-    return model
+    return make_model(helper.make_graph([node], "rnn_check", inputs, outputs))
