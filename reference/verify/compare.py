@@ -294,7 +294,7 @@ def _initial_states(hx: Any, cand: Candidate, spec: Spec, shapes, rng) -> tuple[
     if not cand.takes_hx:
         if not random and hx is not None:
             raise ValueError(f"hx: {cand.name} takes no initial states; leave hx unset")
-        return tuple(np.zeros(s) for s in shapes), f"zero initial states ({cand.name} takes none)"
+        return tuple(np.zeros(s) for s in shapes), "zero initial states (the candidate takes none)"
     if random:
         return drawn, ""
     if hx is None:
