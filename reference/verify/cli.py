@@ -21,7 +21,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .candidates import Candidate, CandidateError, FunctionCandidate
+from .adapters.function import FunctionCandidate
+from .candidates import Candidate, CandidateError
 from .layouts import LAYOUTS
 from .spec import Spec
 

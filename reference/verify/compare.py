@@ -22,18 +22,11 @@ import numpy as np
 
 from reference.tolerances import candidate_tol, compare_arrays
 
-from .candidates import (
-    Candidate,
-    Expect,
-    Problem,
-    Session,
-    as_candidate,
-    is_reference_module,
-    is_torch_module,
-    spec_of_module,
-    to_numpy,
-)
+from .candidates import Candidate, Expect, Problem, to_numpy
+from .modules import is_reference_module, is_torch_module, spec_of_module
+from .registry import as_candidate
 from .report import CompareReport, Divergence, TensorResult
+from .session import Session
 from .spec import Spec
 
 WEIGHTS = ("candidate", "reference", "draw")
