@@ -58,8 +58,8 @@ def summary_lines(results: list[dict]) -> list[list[str]]:
         main = step or phases.get("inference", {})
         spreads = [p.get("spread") for p in phases.values() if p.get("spread") is not None]
         mem = any_r.get("step_peak_rss_bytes")
-        doubts = list(dict.fromkeys(f"{ph}: {x}" for ph, p in phases.items() for x in p.get("unreliable") or ()
-                                    if not x.startswith("inconsistent") or ph == "step"))
+        doubts = list(dict.fromkeys(_doubt(ph, x) for ph, p in phases.items() for x in p.get("unreliable") or ()
+                                    if not x.startswith("inconsistent") or ph == "step"))  # the step names it
         status = "; ".join([any_r.get("status") or "", *(["unreliable: " + ", ".join(doubts)] if doubts else [])])
         lines.append([cell, f"T{T} B{B} I{I} H{H}" + (f" P{P}" if P else ""),
                       dtype + (" tf32" if tf32 else ""),
@@ -73,6 +73,13 @@ def summary_lines(results: list[dict]) -> list[list[str]]:
                       _fmt(None if mem is None else mem / 2 ** 20, ".1f"),
                       _fmt(fwd.get("tape_ratio"), ".2f"), status])
     return lines
+
+
+def _doubt(phase: str, reason: str) -> str:
+    """One reason in a line's status: a busy machine once for the line, the others by phase."""
+    if reason.startswith("load average"):
+        return "the machine was busy (load average above its cores)"
+    return reason if reason.startswith("inconsistent") else f"{phase} {reason}"
 
 
 def format_table(results: list[dict]) -> str:

@@ -90,12 +90,12 @@ def _doc(rows: list[dict], load: str = "0.1 at the start, 0.1 at the end") -> di
             "environment": {"cpu_count": 2}, "matmul_peaks": [], "rows": rows}
 
 
-def _table(doc: dict, tmp_path) -> str:
+def _table(doc: dict, tmp_path, view: str = "ratios") -> str:
     import json
 
     path = tmp_path / "run.json"
     path.write_text(json.dumps(doc))
-    return report.markdown(report.load(path), "ratios")
+    return report.markdown(report.load(path), view)
 
 
 def test_the_tables_mark_a_number_drawn_from_a_flagged_timing(tmp_path):
@@ -112,6 +112,12 @@ def test_the_tables_mark_a_number_drawn_from_a_flagged_timing(tmp_path):
     # a busy machine: every number
     marked = _table(_doc(quiet(), "5.0 at the start, 0.1 at the end"), tmp_path)
     assert all(c.endswith(trust.MARK) for c in cells(marked)[1:4])
+    # the lines view (the printed table) says why in each line's status, each reason once
+    lines = _table(_doc(quiet(reference_forward=rec("reference", "forward", 0.45, 0.5, 0.3)),
+                        "5.0 at the start, 0.1 at the end"), tmp_path, "lines")
+    status = next(x for x in lines.splitlines() if "| reference |" in x).rstrip(" |").rsplit("| ", 1)[1]
+    assert status == ("ok; unreliable: the machine was busy (load average above its cores), "
+                      "forward spread 50% is above 25%"), status
 
 
 def test_the_figures_hatch_a_flagged_bar():
