@@ -157,7 +157,7 @@ def _ratio_figure(rows: list[dict], phases: tuple[str, ...], title: str, caption
     _title(fig, title, caption, width)
     fig.legend(*_legend_handles(plt, impls, hatched), loc="outside lower center", ncol=_columns(len(impls) + 1 + hatched),
                fontsize=9, frameon=False)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # "tight": a legend wider than a narrow figure is kept
     plt.close(fig)
     return path
 
@@ -244,6 +244,6 @@ def plot_scaling(results: list[dict], path: Path, caption: str = "") -> Path | N
     _title(fig, "each implementation's step over torch.nn's against T, B and H (below 1 is faster; log scales)",
            caption, fig.get_figwidth())
     fig.legend(handles, labels, loc="outside lower center", ncol=_columns(len(labels)), fontsize=9, frameon=False)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
