@@ -11,6 +11,8 @@
 Writes <out>/results.json, results.csv and PNG figures; prints a table. Where
 OPENBLAS_CORETYPE pins a lower kernel than the CPU supports, the workers run without
 it (--keep-blas-env keeps it); each implementation process reports the kernel it loaded.
+A timing that cannot be trusted (a busy machine, a wide spread, a phase longer than its
+step: trust.py) is flagged in the files and named in a banner at the end.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import baseline, kernel, plots, report, runner
+from . import baseline, kernel, plots, report, runner, trust
 from .config import CELLS, DEVICES, DTYPES, SUITES, Row, select, suite
 from .measure import RSS_METHOD
 from .progress import Progress
@@ -125,6 +127,9 @@ def main(argv=None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     revision = source_revision(runner.ROOT)  # at the start: the tree may change during a long run
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    busy = trust.load_reasons((load_start, None), os.cpu_count())
+    if busy:
+        print(f"warning: {busy[0]}; every timing of this run will be flagged unreliable", flush=True)
     s = suite(args.suite)
     rows = select(s.rows, args.cells, args.dtypes, args.devices)
     repeat = args.repeat or DEFAULT_REPEAT[args.suite]
@@ -168,7 +173,9 @@ def main(argv=None) -> int:
         print("kernels per implementation process:\n" + report.format_processes(processes), flush=True)
         timed = runner.time_all(session, rows, impls_of, valid, repeat, rounds, _on_record("time"), s.phases, progress)
         progress.close()
-    results = runner.result_rows(rows, impls_of, valid, timed, peaks)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = (load_start, load_end)
+    results = trust.flag(runner.result_rows(rows, impls_of, valid, timed, peaks), load, machine.get("cpu_count"))
     args.out.mkdir(parents=True, exist_ok=True)
     machine["processes"] = processes
     settings = {"suite": args.suite, "repeat": repeat, "rounds": rounds, "phases": list(s.phases),
@@ -178,16 +185,21 @@ def main(argv=None) -> int:
                 "baseline_ref": args.baseline_ref, "memory_method": RSS_METHOD,
                 "commit": revision, "date": started,
                 # a shared machine: how busy it was (1-minute load average, against settings' threads)
-                "load_average": (f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+                "load_average": (f"{load_start:.1f} at the start, {load_end:.1f} at the end"
                                  if load_start is not None else None),
+                "load_average_start": load_start, "load_average_end": load_end, "spread_limit": trust.SPREAD_LIMIT,
                 "seconds": round(time.perf_counter() - start, 1)}
-    report.write_json(args.out / "results.json", machine, peaks, settings, results)
+    doc = report.results_doc(machine, peaks, settings, results)
+    report.write_json(args.out / "results.json", doc)
     report.write_csv(args.out / "results.csv", results)
-    figures = plots.plot_all(results, args.out)
+    figures = plots.plot_results(results, args.out, caption=report.caption(doc))
     print()
     print(report.format_table(results))
     if note:
         print(note)
+    warning = trust.banner(results, load, machine.get("cpu_count"))
+    if warning:
+        print("\n" + warning)
     print(f"\nwrote {args.out}/results.json, results.csv and {len(figures)} figures "
           f"in {settings['seconds']} s", flush=True)
     return 0

@@ -16,7 +16,7 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 SUITES = ("quick", "full", "goals", "smoke", "small", "scaling", "gpu")
 
 BASELINE = "torch-nn"  # every "x" ratio divides by it
-FLOOR = "gemm-floor"  # the matrix products of the reference's BPTT alone; "floor x" divides by it
+FLOOR = "gemm-floor"  # the floor: the matrix products of the reference's BPTT alone ("reference / floor" divides by it)
 # Every implementation, in table order (torch nn first). See impls.py for what each one is.
 ALL_IMPLS = ("torch-nn", "reference", "gemm-floor", "reference-torch", "torch-function", "torch-autograd", "jax")
 PHASES = ("inference", "forward", "backward", "step")  # step = forward + backward, timed together

@@ -25,11 +25,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import SCALING_AXES, SCALING_BASE
+from . import trust
+from .config import BASELINE, FLOOR, SCALING_AXES, SCALING_BASE
 from .kernel import describe
+from .trust import MARK
 
 COLUMNS = ("cell", "size", "dtype", "device", "impl", "infer ms", "fwd ms", "bwd ms", "step ms", "spread",
-           "step GF/s", "% peak", "fwd x", "step x", "floor x", "us/t", "mem MB", "tape/min", "status")
+           "step GF/s", "% peak", "fwd x", "step x", "step / floor", "us/t", "mem MB", "tape/min", "status")
 
 
 def _fmt(v, spec: str) -> str:
@@ -39,10 +41,11 @@ def _fmt(v, spec: str) -> str:
 def summary_lines(results: list[dict]) -> list[list[str]]:
     """One line per (row, implementation): the phases side by side.
 
-    "x" columns are ratios on the same device (below 1 is faster): over torch nn's time
-    ("fwd x", "step x") and over the GEMM floor's ("floor x", the step's). "us/t" is the
-    step's (else the inference's) microseconds per time step; "mem MB" the peak resident
-    memory of one forward + backward over what the process held before it.
+    "x" columns are ratios over torch nn's time on the same device (below 1 is faster);
+    "step / floor" is the step over the floor's (the reference's matrix products alone). "us/t"
+    is the step's (else the inference's) microseconds per time step; "mem MB" the peak resident
+    memory of one forward + backward over what the process held before it. "status" ends with
+    the reasons a timing was flagged unreliable (trust.py), if any.
     """
     lines, groups = [], {}
     for r in results:
@@ -55,6 +58,9 @@ def summary_lines(results: list[dict]) -> list[list[str]]:
         main = step or phases.get("inference", {})
         spreads = [p.get("spread") for p in phases.values() if p.get("spread") is not None]
         mem = any_r.get("step_peak_rss_bytes")
+        doubts = list(dict.fromkeys(_doubt(ph, x) for ph, p in phases.items() for x in p.get("unreliable") or ()
+                                    if not x.startswith("inconsistent") or ph == "step"))  # the step names it
+        status = "; ".join([any_r.get("status") or "", *(["unreliable: " + ", ".join(doubts)] if doubts else [])])
         lines.append([cell, f"T{T} B{B} I{I} H{H}" + (f" P{P}" if P else ""),
                       dtype + (" tf32" if tf32 else ""),
                       device, impl,
@@ -65,8 +71,15 @@ def summary_lines(results: list[dict]) -> list[list[str]]:
                       _fmt(fwd.get("ratio_to_torch"), ".2f"), _fmt(step.get("ratio_to_torch"), ".2f"),
                       _fmt(step.get("ratio_to_floor"), ".2f"), _fmt(main.get("us_per_step"), ".1f"),
                       _fmt(None if mem is None else mem / 2 ** 20, ".1f"),
-                      _fmt(fwd.get("tape_ratio"), ".2f"), any_r.get("status") or ""])
+                      _fmt(fwd.get("tape_ratio"), ".2f"), status])
     return lines
+
+
+def _doubt(phase: str, reason: str) -> str:
+    """One reason in a line's status: a busy machine once for the line, the others by phase."""
+    if reason.startswith("load average"):
+        return "the machine was busy (load average above its cores)"
+    return reason if reason.startswith("inconsistent") else f"{phase} {reason}"
 
 
 def format_table(results: list[dict]) -> str:
@@ -80,22 +93,27 @@ def format_processes(processes: dict[str, dict]) -> str:
     return "\n".join(f"  {impl:<16} {describe(block)}" for impl, block in processes.items())
 
 
-def write_json(path: Path, env: dict, peaks: dict, settings: dict, results: list[dict]) -> None:
-    doc = {"settings": settings, "environment": env,
-           "matmul_peaks": [{"device": d, "dtype": t, **{k: v for k, v in p.items() if k != "type"}}
-                            for (d, t), p in peaks.items()],
-           "rows": results}
+def results_doc(env: dict, peaks: dict, settings: dict, results: list[dict]) -> dict:
+    """What results.json holds: the settings, the environment, the peaks and every record."""
+    return {"settings": settings, "environment": env,
+            "matmul_peaks": [{"device": d, "dtype": t, **{k: v for k, v in p.items() if k != "type"}}
+                             for (d, t), p in peaks.items()],
+            "rows": results}
+
+
+def write_json(path: Path, doc: dict) -> None:
     path.write_text(json.dumps(doc, indent=1, default=str))
 
 
 def write_csv(path: Path, results: list[dict]) -> None:
+    """One line per record; a list (a flag's reasons) as one cell, its items joined by '; '."""
     fields = []
     for r in results:
         fields += [k for k in r if k not in fields]
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        w.writerows(results)
+        w.writerows({k: "; ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in results)
 
 
 # --- Markdown tables from a results file -----------------------------------------------------------------------
@@ -115,7 +133,12 @@ ROW_FILTERS: dict[str, Callable[[dict], bool]] = {
 
 
 def load(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A results file, its records flagged where a timing cannot be trusted (trust.py): the
+    flags it recorded, or, in a file written before they were, the same flags from its data."""
+    doc = json.loads(Path(path).read_text())
+    doc["rows"] = trust.flag(doc["rows"], trust.load_averages(doc.get("settings", {})),
+                             doc.get("environment", {}).get("cpu_count"))
+    return doc
 
 
 def _configs(rows: list[dict], keep: Callable[[dict], bool]) -> list[tuple[tuple, dict[str, dict[str, dict]]]]:
@@ -141,6 +164,18 @@ def _get(impls: dict, impl: str, phase: str, field: str):
     return impls.get(impl, {}).get(phase, {}).get(field)
 
 
+DIVIDES_BY = {"ratio_to_torch": BASELINE, "ratio_to_floor": FLOOR}  # a ratio is as reliable as both its timings
+
+
+def _cell(impls: dict, impl: str, phase: str, field: str, spec: str) -> str:
+    """One number of a table, marked when a timing it is drawn from is flagged unreliable."""
+    value = _fmt(_get(impls, impl, phase, field), spec)
+    sources = [impls.get(impl, {}).get(phase)]
+    if field in DIVIDES_BY:
+        sources.append(impls.get(DIVIDES_BY[field], {}).get(phase))
+    return value + MARK if value != "-" and any(trust.is_flagged(r) for r in sources) else value
+
+
 def _ratio(a, b):
     return None if a is None or not b else a / b
 
@@ -156,22 +191,22 @@ def _status(impls: dict) -> str:
 
 
 def _ratios_view(configs) -> tuple[list[str], list[list[str]]]:
-    """One line per configuration: torch.nn's step, every implementation's step over it, the
-    reference's phases over torch.nn's and over its own matrix products, and its memory."""
+    """One line per configuration: torch.nn's step, every implementation's step over it (the
+    floor's too: the reference's matrix products alone), the reference's phases over torch.nn's,
+    its step over the floor's, and its memory."""
     present = {impl for _, impls in configs for impl, phases in impls.items() if phases.get("step", {}).get("ms")}
     others = [i for i in ("reference-torch", "torch-function", "torch-autograd", "jax") if i in present]
-    header = ["row", "torch.nn step ms", "reference step x", "fwd x", "bwd x", "floor x", "gemm-floor x",
+    header = ["row", "torch.nn step ms", "reference step x", "fwd x", "bwd x", "floor x", "reference / floor",
               *[f"{i} x" for i in others], "tape / min", "fwd peak / tape", "mem / torch.nn", "spread"]
     lines = []
     for key, impls in configs:
         spreads = [_get(impls, i, "step", "spread") for i in ("torch-nn", "reference")]
         fwd_rec = impls.get("reference", {}).get("forward", {})
-        lines.append([config_name(key), _fmt(_get(impls, "torch-nn", "step", "ms"), ".1f"),
-                      *[_fmt(_get(impls, "reference", ph, "ratio_to_torch"), ".2f")
-                        for ph in ("step", "forward", "backward")],
-                      _fmt(_get(impls, "reference", "step", "ratio_to_floor"), ".2f"),
-                      _fmt(_get(impls, "gemm-floor", "step", "ratio_to_torch"), ".2f"),
-                      *[_fmt(_get(impls, i, "step", "ratio_to_torch"), ".2f") for i in others],
+        lines.append([config_name(key), _cell(impls, "torch-nn", "step", "ms", ".1f"),
+                      *[_cell(impls, "reference", ph, "ratio_to_torch", ".2f") for ph in ("step", "forward", "backward")],
+                      _cell(impls, FLOOR, "step", "ratio_to_torch", ".2f"),
+                      _cell(impls, "reference", "step", "ratio_to_floor", ".2f"),
+                      *[_cell(impls, i, "step", "ratio_to_torch", ".2f") for i in others],
                       _fmt(fwd_rec.get("tape_ratio"), ".3f"),
                       _fmt(_ratio(fwd_rec.get("forward_peak_bytes"), fwd_rec.get("tape_bytes")), ".2f"),
                       _fmt(_ratio(_get(impls, "reference", "step", "step_peak_rss_bytes"),
@@ -187,15 +222,15 @@ def _per_step_view(configs) -> tuple[list[str], list[list[str]]]:
     present = {impl for _, impls in configs for impl, phases in impls.items() if phases.get("step", {}).get("ms")}
     others = [i for i in ("reference-torch", "torch-function") if i in present]
     header = ["row", "torch.nn µs/step", "reference µs/step", "step x", "fwd x", "bwd x", "floor x",
-              *[f"{i} x" for i in others]]
+              "reference / floor", *[f"{i} x" for i in others]]
     lines = []
     for key, impls in configs:
-        lines.append([config_name(key), _fmt(_get(impls, "torch-nn", "step", "us_per_step"), ".1f"),
-                      _fmt(_get(impls, "reference", "step", "us_per_step"), ".1f"),
-                      *[_fmt(_get(impls, "reference", ph, "ratio_to_torch"), ".2f")
-                        for ph in ("step", "forward", "backward")],
-                      _fmt(_get(impls, "reference", "step", "ratio_to_floor"), ".2f"),
-                      *[_fmt(_get(impls, i, "step", "ratio_to_torch"), ".2f") for i in others]])
+        lines.append([config_name(key), _cell(impls, "torch-nn", "step", "us_per_step", ".1f"),
+                      _cell(impls, "reference", "step", "us_per_step", ".1f"),
+                      *[_cell(impls, "reference", ph, "ratio_to_torch", ".2f") for ph in ("step", "forward", "backward")],
+                      _cell(impls, FLOOR, "step", "ratio_to_torch", ".2f"),
+                      _cell(impls, "reference", "step", "ratio_to_floor", ".2f"),
+                      *[_cell(impls, i, "step", "ratio_to_torch", ".2f") for i in others]])
         if _status(impls):
             lines[-1][0] += f" ({_status(impls)})"
     return header, lines
@@ -209,12 +244,13 @@ def _lines_view(rows: list[dict], keep: Callable[[dict], bool]) -> tuple[list[st
     return header, [[line[i] for i in keep_cols] for line in summary_lines(kept)]
 
 
-SUMMARY = ("row", "torch.nn step ms", "reference step x", "fwd x", "bwd x", "floor x", "reference-torch x",
-           "torch-function x", "spread")
+SUMMARY = ("row", "torch.nn step ms", "reference step x", "floor x", "reference-torch x", "torch-function x",
+           "torch-autograd x", "jax x", "spread")
 
 
 def _summary_view(configs) -> tuple[list[str], list[list[str]]]:
-    """The ratios view's main columns, narrow enough for the README."""
+    """The ratios view's step columns, narrow enough for the README: each implementation's step
+    over torch.nn's, the bars of the step-ratio figure."""
     header, lines = _ratios_view(configs)
     keep = [i for i, h in enumerate(header) if h in SUMMARY]
     return [header[i] for i in keep], [[line[i] for i in keep] for line in lines]
@@ -229,8 +265,9 @@ def _sweep_view(configs) -> tuple[list[str], list[list[str]]]:
     """A scaling sweep, one line per (cell, dtype, axis): torch.nn's step time at each point of
     the axis (the others at the base point), then each implementation's step over it."""
     present = {impl for _, impls in configs for impl, phases in impls.items() if phases.get("step", {}).get("ms")}
-    others = [i for i in ("reference", "gemm-floor", "jax") if i in present]
-    header = ["cell", "dtype", "axis", "points", "torch.nn step ms", *[f"{i} x" for i in others]]
+    others = [i for i in ("reference", FLOOR, "jax") if i in present]
+    header = ["cell", "dtype", "axis", "points", "torch.nn step ms",
+              *[f"{'floor' if i == FLOOR else i} x" for i in others]]
     lines = []
     groups = list(dict.fromkeys((key[0], key[6]) for key, _ in configs))
     for cell, dtype in groups:
@@ -249,8 +286,9 @@ def _sweep_view(configs) -> tuple[list[str], list[list[str]]]:
             lines.append([CELL_NAMES.get(cell, cell), dtype,
                           f"{axis} ({' '.join(f'{a}{v}' for a, v in fixed.items())})",
                           " · ".join(map(str, points)),
-                          " · ".join(_ms(_get(i, "torch-nn", "step", "ms")) for i in series),
-                          *[" · ".join(_fmt(_get(i, impl, "step", "ratio_to_torch"), ".2f") for i in series)
+                          " · ".join(_ms(_get(i, "torch-nn", "step", "ms"))
+                                     + MARK * trust.is_flagged(i.get("torch-nn", {}).get("step")) for i in series),
+                          *[" · ".join(_cell(i, impl, "step", "ratio_to_torch", ".2f") for i in series)
                             for impl in others]])
     return header, lines
 
@@ -259,27 +297,45 @@ VIEWS = {"ratios": _ratios_view, "summary": _summary_view, "per-step": _per_step
          "lines": None}
 
 
-def provenance(doc: dict, path: str) -> str:
-    """The line under a table: what ran, where, when, on which commit."""
+def _machine(doc: dict) -> list[str]:
+    """What ran where: threads, CPU, NumPy and its kernel, torch."""
     s, env = doc.get("settings", {}), doc.get("environment", {})
     blas = next((b for b in env.get("check_process", {}).get("blas", []) if b.get("user_api") == "blas"), {})
+    threads = s.get("threads")
+    return [f"{threads} thread{'s' if threads != 1 else ''}",
+            f"{env.get('cpu_model')} ({env.get('cpu_count')} cores)",
+            f"NumPy {env.get('numpy')} with {env.get('numpy_blas')}"
+            + (f" ({blas['architecture']} kernel)" if blas.get("architecture") else ""),
+            f"torch {env.get('torch')}" + (" (oneDNN RNN)" if env.get("torch_cpu_onednn_rnn") else "")]
+
+
+def _commit(doc: dict) -> str:
+    s = doc.get("settings", {})
+    return (f"commit {s.get('commit') or 'not recorded'}" + (" (from git history)" if s.get("provenance_note") else "")
+            + f", {s.get('date') or 'date not recorded'}")
+
+
+def provenance(doc: dict, path: str) -> str:
+    """The line under a table: what ran, where, when, on which commit."""
+    s = doc.get("settings", {})
     peaks = {p["dtype"]: p["peak"] for p in doc.get("matmul_peaks", []) if p.get("device") == "cpu"}
-    rounds, threads = s.get("rounds"), s.get("threads")
+    rounds = s.get("rounds")
+    threads, *machine = _machine(doc)
     parts = [(f"`benchmarks/{path}`: suite {s.get('suite')}, {s.get('repeat')} repeats in {rounds} "
-              f"round{'s' if rounds != 1 else ''}, {threads} thread{'s' if threads != 1 else ''}"),
-             f"{env.get('cpu_model')} ({env.get('cpu_count')} cores)",
-             f"NumPy {env.get('numpy')} with {env.get('numpy_blas')}"
-             + (f" ({blas['architecture']} kernel)" if blas.get("architecture") else ""),
-             f"torch {env.get('torch')}" + (" (oneDNN RNN)" if env.get("torch_cpu_onednn_rnn") else "")]
+              f"round{'s' if rounds != 1 else ''}, {threads}"), *machine]
     if peaks:
         parts.append("matrix-product peak " + ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in sorted(peaks.items())))
     if s.get("load_average"):
         parts.append(f"load average {s['load_average']}")
-    parts.append(f"commit {s.get('commit') or 'not recorded'}" + (" (from git history)" if s.get("provenance_note") else "")
-                 + f", {s.get('date') or 'date not recorded'}")
+    parts.append(_commit(doc))
     if s.get("seconds"):
         parts.append(f"{s['seconds'] / 60:.0f} min")
     return "*" + "; ".join(parts) + ".*"
+
+
+def caption(doc: dict) -> str:
+    """The line under a figure's title: the suite, threads, machine, kernels and commit."""
+    return f"suite {doc.get('settings', {}).get('suite')}, " + "; ".join([*_machine(doc), _commit(doc)])
 
 
 def markdown(doc: dict, view: str = "ratios", rows: str = "all", path: str = "") -> str:
@@ -298,7 +354,13 @@ def markdown(doc: dict, view: str = "ratios", rows: str = "all", path: str = "")
                          + (" (view=sweep needs a scaling run: two or more points on an axis)" if view == "sweep" else ""))
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(line) + " |" for line in lines]
-    return "\n".join(out) + "\n\n" + provenance(doc, path)
+    note = f"\n\n{FLAGGED_NOTE}" if any(MARK in cell for line in lines for cell in line) else ""
+    return "\n".join(out) + "\n\n" + provenance(doc, path) + note
+
+
+FLAGGED_NOTE = (f"*{MARK} drawn from a timing flagged unreliable: its spread above {trust.SPREAD_LIMIT:.0%}, the load "
+                "average above the machine's cores, or a phase longer than its step (the results file's "
+                "`unreliable` says which).*")
 
 
 def _options(text: str) -> dict[str, str]:
@@ -403,7 +465,7 @@ def main(argv=None) -> int:
         stem = args.plots.with_suffix("")
         keep = ROW_FILTERS[args.rows]
         prefix = stem.name + ("" if args.rows == "all" else f"-{args.rows}") + "-"
-        for path in plots.plot_results([r for r in doc["rows"] if keep(r)], stem.parent, prefix):
+        for path in plots.plot_results([r for r in doc["rows"] if keep(r)], stem.parent, prefix, caption(doc)):
             print(f"wrote {path}")
         return 0
     if args.update:

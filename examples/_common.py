@@ -294,40 +294,80 @@ STEP_FOR_STEP = 1e-9  # float64 NumPy and torch losses agree to this, step by st
 
 
 def report(name: str, result: dict, steps: int) -> None:
-    print(f"{name}: {steps} steps, final loss numpy {result['numpy'][-1]:.6f} torch {result['torch'][-1]:.6f}")
+    print(f"{name}: {steps} steps, loss at the last step: numpy {result['numpy'][-1]:.6f} torch {result['torch'][-1]:.6f}")
     print(f"{name}: largest loss difference over {steps} steps: {result['max_loss_diff']:.3e}; "
           f"largest final-weight difference: {result['max_param_diff']:.3e}")
     apart = np.flatnonzero(np.abs(result["numpy"] - result["torch"]) > STEP_FOR_STEP)
     if apart.size:
-        print(f"{name}: the two runs agree to {STEP_FOR_STEP:g} for {apart[0]} steps, then separate: float64 rounding "
-              f"amplified by the training dynamics, not a wrong step (examples/step_for_step.py measures it)")
+        print(f"{name}: the two runs agree to {STEP_FOR_STEP:g} for {apart[0]} steps, then separate "
+              f"(examples/step_for_step.py measures how training amplifies float64 rounding in char_lm.py)")
+
+
+def step_numbers(n: int) -> np.ndarray:
+    """(n,) the step numbers 1 ... n: the loss of step k is the one its update used, and a value
+    measured "after step k" (perplexity, accuracy) sits at k too, so every panel counts alike."""
+    return np.arange(1, n + 1)
+
+
+def step_axis(ax, label: str = "step") -> None:
+    """An x axis of training steps (or time steps): whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(label)
+
+
+def plain_log_ticks(ax, which: str = "y") -> None:
+    """A log axis labelled with plain numbers (0.5, 1, 2, 30) instead of matplotlib's 3x10^1:
+    ticks at 1, 2, 5 per decade over a wide range, finer over a narrow one."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
+    decades = np.log10(hi / lo)
+    subs = (1.0,) if decades > 4 else (1.0, 2.0, 5.0) if decades > 1.2 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+PAIR_LEGEND = "line: NumPy, dots: torch"
 
 
 def plot_pair(ax, np_curve: np.ndarray, t_curve: np.ndarray, label: str, x: np.ndarray | None = None, **kw):
-    """NumPy's curve as a line, torch's as dots on top, in the same colour."""
-    x = np.arange(len(np_curve)) if x is None else x
-    (line,) = ax.plot(x, np_curve, label=f"{label} (NumPy)", **kw)
+    """NumPy's curve as a line, torch's as dots on top, in the same colour; x defaults to the
+    step numbers 1 ... n. The legend names the curve once (``legend`` says which is which)."""
+    x = step_numbers(len(np_curve)) if x is None else x
+    (line,) = ax.plot(x, np_curve, label=label, **kw)
     every = max(1, len(t_curve) // 40)
-    ax.plot(x[::every], t_curve[::every], ".", color=line.get_color(), label=f"{label} (torch)")
+    ax.plot(x[::every], t_curve[::every], ".", color=line.get_color())
     return line
+
+
+def legend(ax, title: str | None = PAIR_LEGEND, **kw) -> None:
+    """The legend beside the panel, to its right, where it cannot hide a curve."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, title=title,
+              title_fontsize=8, **kw)
 
 
 def plot_losses(path: Path, title: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: str = "loss") -> None:
     """One panel: each curve's NumPy losses (line) and torch's (dots on top)."""
-    fig, ax = pyplot().subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7.5, 4))
     for label, (np_curve, t_curve) in curves.items():
         plot_pair(ax, np_curve, t_curve, label)
-    ax.set_xlabel("step")
+    step_axis(ax)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    legend(ax)
     save_figure(fig, path)
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path, rect: tuple[float, float, float, float] | None = None) -> None:
+    """Lay the figure out (within ``rect``, figure fractions, where a figure legend or title
+    needs room outside the panels) and write it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": legends beside the panels are kept
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -46,14 +46,17 @@ from examples._common import (
     Spec,
     compare,
     init_params,
+    legend,
     numpy_loss_and_grads,
     one_thread,
     parser,
+    plain_log_ticks,
     plot_pair,
     pyplot,
     report,
     rnn_module,
     save_figure,
+    step_axis,
     torch_loss,
     torch_model,
 )
@@ -183,29 +186,31 @@ def torch_generate(sp: Spec, params: dict, prefix: list[int], length: int, tempe
 
 
 def plot(path: Path, result: dict, every: int, vocab_size: int, title: str) -> None:
+    """Three panels on one step axis (step k: the k-th update; perplexity measured after it)."""
     plt = pyplot()
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 4.2))
     plot_pair(a, result["numpy"], result["torch"], "training batch")
-    a.set_xlabel("step")
     a.set_ylabel("cross-entropy per character")
-    a.set_title(title)
-    a.legend(fontsize=7)
+    a.set_title(title, fontsize=10)
     plot_pair(b, result["norms_numpy"], result["norms_torch"], "norm before clipping")
     b.axhline(RECIPE.clip_norm, color="r", lw=1, label=f"clip_grad_norm_ threshold {RECIPE.clip_norm}")
-    b.set_xlabel("step")
+    b.set_ylim(0, 1.15 * max(RECIPE.clip_norm, float(result["norms_numpy"].max())))  # the threshold clear of the frame
     b.set_ylabel("global gradient norm")
-    b.set_title(f"clipping fired on {result['clipped']:.0%} of steps")
-    b.legend(fontsize=7)
+    b.set_title(f"clipping fired on {result['clipped']:.0%} of steps", fontsize=10)
     x = every * np.arange(1, len(result["ppl_train_numpy"]) + 1)
     for name in ("train", "held_out"):
         plot_pair(c, np.array(result[f"ppl_{name}_numpy"]), np.array(result[f"ppl_{name}_torch"]),
                   name.replace("_", "-"), x=x)
     c.axhline(vocab_size, color="k", ls="--", lw=0.8, label=f"uniform guess ({vocab_size})")
     c.set_yscale("log")
-    c.set_xlabel("step")
-    c.set_ylabel("perplexity")
-    c.set_title("perplexity = exp(cross-entropy)")
-    c.legend(fontsize=7)
+    c.set_ylim(top=1.3 * vocab_size)  # the uniform guess's line clear of the frame
+    plain_log_ticks(c)
+    c.set_ylabel("perplexity (log scale)")
+    c.set_title("perplexity = exp(cross-entropy)", fontsize=10)
+    for ax in (a, b, c):
+        step_axis(ax)
+        ax.set_xlim(0.5, len(result["numpy"]) + 0.5)
+        legend(ax)
     save_figure(fig, path)
 
 

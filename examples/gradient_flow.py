@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 import reference
-from examples._common import one_thread, parser, pyplot, save_figure
+from examples._common import one_thread, parser, plain_log_ticks, pyplot, save_figure, step_axis
 from reference.gradient_flow import hidden_gradient_norms, step_singular_values
 
 I, H, B = 4, 16, 8
@@ -114,30 +114,38 @@ def measure(module, x: np.ndarray, v: np.ndarray) -> dict:
 
 
 def explain(results: dict, T: int, models_: dict) -> str:
-    """Why GRU and LSTM vanish faster than the plain RNN at torch's init, in measured numbers."""
+    """What the measured numbers say about GRU and LSTM against the plain RNN at torch's init;
+    each verdict word (faster, keeps more, explosion) is chosen by the numbers it stands beside."""
     r, g, lstm = results["RNN"], results["GRU"], results["LSTM"]
     sv_w = lambda name, rows: float(np.linalg.svd(models_[name].state_dict()["weight_hh_l0"][rows], compute_uv=False)[0])
     w_hh, w_hn = sv_w("RNN", slice(None)), sv_w("GRU", slice(2 * H, 3 * H))
     mean = lambda res, k: float(res["gates"][k].mean())
     gb, lb = results["GRU, update bias +4"], results["LSTM, forget bias +3"]
+    both_faster = max(g["per_step"], lstm["per_step"]) < r["per_step"]
+    heading = ("Why GRU and LSTM vanish faster than the plain RNN at torch's init" if both_faster else
+               "GRU and LSTM against the plain RNN at torch's init (here not both vanish faster)")
+    opens = lambda opened, base: ("the gradient keeps more per step" if opened["per_step"] > base["per_step"]
+                                  else "the gradient keeps no more per step here")
     lines = [
-        f"Why GRU and LSTM vanish faster than the plain RNN at torch's init (T = {T}):",
-        (f"  per step, ||dL/dh_t|| shrinks by {r['per_step']:.3f} (RNN), {g['per_step']:.3f} (GRU), "
+        f"{heading} (T = {T}):",
+        (f"  per step, ||dL/dh_t|| is multiplied by {r['per_step']:.3f} (RNN), {g['per_step']:.3f} (GRU), "
          f"{lstm['per_step']:.3f} (LSTM);"),
         (f"  mean top singular value of the step Jacobian: {r['top_sv'].mean():.3f}, {g['top_sv'].mean():.3f}, "
          f"{lstm['top_sv'].mean():.3f}."),
-        (f"  Every gate starts near sigmoid(0) = 0.5: measured means z {mean(g, 'z'):.2f}, r {mean(g, 'r'):.2f}; "
+        (f"  The gates start near sigmoid(0) = 0.5: measured means z {mean(g, 'z'):.2f}, r {mean(g, 'r'):.2f}; "
          f"f {mean(lstm, 'f'):.2f}, i {mean(lstm, 'i'):.2f}, o {mean(lstm, 'o'):.2f}."),
-        "  GRU: h_t = z*h_(t-1) + (1-z)*n. The direct path multiplies the gradient by z ~ 0.5 each step, and the",
-        f"  recurrent matrix W_hn (top singular value {w_hn:.2f}) is scaled by (1-z)*r ~ 0.25.",
-        "  LSTM: the cell path c_t = f*c_(t-1) multiplies by f ~ 0.5; the h path is scaled by o, i and tanh'.",
-        (f"  RNN: h_t = tanh(W_hh h_(t-1) + ...) has no gate; its inputs are small, so tanh' = 1-h^2 averages "
-         f"{r['tanh_slope']:.2f},"),
-        f"  and W_hh's top singular value is {w_hh:.2f}: each step keeps more than a gate at 0.5 lets through.",
-        (f"  Opening the gate fixes it: forget bias +3 gives f = {mean(lb, 'f'):.2f} and a per-step factor "
-         f"{lb['per_step']:.3f} ({lb['ratio']:.1e} over {T} steps, against {lstm['ratio']:.1e});"),
+        (f"  GRU: h_t = z*h_(t-1) + (1-z)*n. The direct path multiplies the gradient by z ~ {mean(g, 'z'):.2f} "
+         "each step, and the"),
+        (f"  recurrent matrix W_hn (top singular value {w_hn:.2f}) is scaled by (1-z)*r ~ "
+         f"{(1 - mean(g, 'z')) * mean(g, 'r'):.2f}."),
+        (f"  LSTM: the cell path c_t = f*c_(t-1) multiplies by f ~ {mean(lstm, 'f'):.2f}; the h path is scaled "
+         "by o, i and tanh'."),
+        (f"  RNN: h_t = tanh(W_hh h_(t-1) + ...) has no gate; tanh' = 1-h^2 averages {r['tanh_slope']:.2f}, "
+         f"and W_hh's top singular value is {w_hh:.2f}."),
+        (f"  Opening the gate: forget bias +3 gives f = {mean(lb, 'f'):.2f} and a per-step factor "
+         f"{lb['per_step']:.3f} ({lb['ratio']:.1e} over {T} steps, against {lstm['ratio']:.1e}): {opens(lb, lstm)};"),
         (f"  update bias +4 gives z = {mean(gb, 'z'):.2f} and {gb['per_step']:.3f} ({gb['ratio']:.1e}, "
-         f"against {g['ratio']:.1e})."),
+         f"against {g['ratio']:.1e}): {opens(gb, g)}."),
     ]
     return "\n".join(lines)
 
@@ -154,43 +162,60 @@ def run(steps: int = 60, seed: int = 0, out: Path | None = None) -> dict:
               f"vs torch {r['rel_diff']:.1e}")
     print(explain(results, steps, ms))
     for name in ("RNN tanh, 5 W_hh", "RNN relu, 2 W_hh"):
-        print(f"Explosion, {name}: the gradient at h_0 is {results[name]['ratio']:.1e} times the one at h_T "
-              f"(largest |h| {results[name]['max_h']:.1e}).")
+        ratio = results[name]["ratio"]
+        print(f"{'Explosion' if ratio > 1 else 'No explosion'}, {name}: the gradient at h_0 is {ratio:.1e} times "
+              f"the one at h_T (largest |h| {results[name]['max_h']:.1e}).")
+    worst = max(results, key=lambda name: results[name]["rel_diff"])
     print(f"largest relative difference of ||dL/dh_t|| to torch, over t and all variants: "
-          f"{max(r['rel_diff'] for r in results.values()):.3e} (a chaotic, exploding recurrence such as tanh with "
-          f"5 W_hh amplifies float64 rounding differences like any other perturbation)")
+          f"{results[worst]['rel_diff']:.3e} ({worst}; an exploding recurrence amplifies float64 rounding "
+          f"like any other perturbation)")
     if out is not None:
         plot(Path(out) / "gradient_flow.png", results, steps)
     return results
 
 
+GATE_MODELS = {"GRU": "GRU", "GRU, update bias +4": "GRU +4", "LSTM": "LSTM", "LSTM, forget bias +3": "LSTM +3"}
+
+
 def plot(path: Path, results: dict, T: int) -> None:
+    """Three panels: ||dL/dh_t|| over t (NumPy lines, torch dots), the step Jacobian's top
+    singular value over t, and each gate's mean (a dot, with its range over t as a bar: the
+    gates hardly move over t, so curves would lie on top of each other). One legend for the
+    variants, above the panels, clear of every curve."""
     plt = pyplot()
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 4.8))
-    colours = {}
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1, 1, 0.9]})
+    colours = dict(zip(results, plt.get_cmap("tab10").colors))  # 7 variants, 7 distinct colours
+    t = np.arange(T)  # (T,) time steps 0 ... T-1
     for name, r in results.items():
-        (line,) = a.semilogy(r["norms"].mean(1), label=f"{name} (NumPy)")
-        colours[name] = line.get_color()
-        a.semilogy(r["torch_norms"].mean(1), ".", color=line.get_color(), markersize=3)
-        b.semilogy(r["top_sv"], color=line.get_color(), label=name)
-    a.set_xlabel("t")
-    a.set_ylabel("mean over batch of ||dL/dh_t||")
-    a.set_title(f"gradient of L = <v, h_T> (T = {T}); dots: torch")
-    a.legend(fontsize=7)
-    b.axhline(1, color="k", lw=0.6)
-    b.set_xlabel("t")
+        a.plot(t, r["norms"].mean(1), color=colours[name], label=name)
+        a.plot(t, r["torch_norms"].mean(1), ".", color=colours[name], ms=4)
+        b.plot(t, r["top_sv"], color=colours[name])
+    a.set_yscale("log")
+    plain_log_ticks(a)
+    step_axis(a, "time step t")
+    a.set_ylabel("||dL/dh_t||, mean over the batch")
+    a.set_title(f"gradient of L = <v, h_T> (T = {T}); line NumPy, dots torch", fontsize=10)
+    b.axhline(1, color="0.5", lw=0.8, ls=":", zorder=0)  # under the curves: GRU +4 runs just below it
+    b.set_yscale("log")
+    plain_log_ticks(b)
+    step_axis(b, "time step t")
     b.set_ylabel("top singular value of dh_t/dh_(t-1)")
-    b.set_title("step Jacobian (LSTM: of the (h, c) step): > 1 can stretch")
-    b.legend(fontsize=7)
-    for name in ("GRU", "GRU, update bias +4", "LSTM", "LSTM, forget bias +3"):
-        for k, style in zip(results[name]["gates"], ("-", "--", ":")):
-            c.plot(results[name]["gates"][k], style, color=colours[name], label=f"{k}: {name}")
+    b.set_title("step Jacobian (LSTM: of the (h, c) step); above 1 can stretch", fontsize=10)
+    labels, k = [], 0
+    for name, short in GATE_MODELS.items():
+        for gate, values in results[name]["gates"].items():
+            c.errorbar(k, values.mean(), yerr=[[values.mean() - values.min()], [values.max() - values.mean()]],
+                       fmt="o", color=colours[name], capsize=3)
+            labels.append(f"{short}: {gate}")
+            k += 1
+    c.axhline(0.5, color="0.5", lw=0.8, ls=":", zorder=0)
+    c.set_xticks(range(len(labels)), labels, fontsize=9, rotation=45, ha="right")
     c.set_ylim(0, 1)
-    c.set_xlabel("t")
-    c.set_ylabel("mean gate activation")
-    c.set_title("gates: near 0.5 at torch's init; biases open z and f")
-    c.legend(fontsize=6, ncol=2)
-    save_figure(fig, path)
+    c.set_ylabel("gate activation: mean, bar = range over t")
+    c.set_title("gates: near 0.5 at torch's init; the biases open z and f", fontsize=10)
+    fig.legend(*a.get_legend_handles_labels(), loc="upper center", ncol=len(results), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
+    save_figure(fig, path, rect=(0, 0, 1, 0.93))
 
 
 def main(argv: list[str] | None = None) -> dict:

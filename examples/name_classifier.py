@@ -35,6 +35,7 @@ from examples._common import (
     Spec,
     compare,
     init_params,
+    legend,
     numpy_loss_and_grads,
     one_thread,
     parser,
@@ -43,6 +44,7 @@ from examples._common import (
     report,
     rnn_module,
     save_figure,
+    step_axis,
     torch_model,
 )
 
@@ -132,20 +134,20 @@ def plot_confusion(path: Path, m: np.ndarray, languages: list[str], accuracy: fl
 
 def plot_training(path: Path, result: dict, every: int, chance: float) -> None:
     plt = pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4))
     plot_pair(a, result["numpy"], result["torch"], "GRU")
-    a.set_xlabel("step")
     a.set_ylabel("cross-entropy (training batch)")
-    a.set_title("surname -> language: 2-layer bidirectional GRU, packed")
-    a.legend(fontsize=7)
+    a.set_title("surname -> language: 2-layer bidirectional GRU, packed", fontsize=10)
     x = every * np.arange(1, len(result["accuracy_curve_numpy"]) + 1)
     plot_pair(b, np.array(result["accuracy_curve_numpy"]), np.array(result["accuracy_curve_torch"]), "held out", x=x)
     b.axhline(chance, color="k", ls="--", lw=0.8, label=f"chance {chance:.3f}")
     b.set_ylim(0, 1)
-    b.set_xlabel("step")
-    b.set_ylabel("accuracy")
-    b.set_title("held-out accuracy")
-    b.legend(fontsize=7)
+    b.set_ylabel("accuracy (after the step)")
+    b.set_title("held-out accuracy", fontsize=10)
+    for ax in (a, b):
+        step_axis(ax)
+        ax.set_xlim(0.5, len(result["numpy"]) + 0.5)
+        legend(ax)
     save_figure(fig, path)
 
 

@@ -16,7 +16,9 @@ re-synchronised run shows that no step adds more than rounding: the growth is
 the dynamics amplifying rounding, not a wrong gradient.
 
 The script prints both at 100, 200, 300, 400, 600 and 800 steps (as far as ``--steps``
-goes), the growth rate per step, and saves the two curves.
+goes) and the growth rate per step where the run is long enough to measure one (the weight
+difference must pass through three snapshots between rounding and the weights' size, which
+takes a few hundred steps), and saves the curves.
 
     python examples/step_for_step.py --steps 800 --out examples_out
 """
@@ -33,12 +35,16 @@ import numpy as np
 from examples._common import (
     compare,
     init_params,
+    legend,
     numpy_loss_and_grads,
     one_thread,
     parser,
+    plain_log_ticks,
     pyplot,
     rnn_module,
     save_figure,
+    step_axis,
+    step_numbers,
     torch_loss,
     torch_model,
 )
@@ -46,6 +52,7 @@ from examples.char_lm import RECIPE, corpus, sequential_batches, spec
 from reference import train as nt
 
 MARKS = (100, 200, 300, 400, 600, 800)
+GROWTH_BAND = (1e-13, 1e-3)  # the weight difference's range where its growth rate is fitted
 
 
 def resynchronised(sp, params: dict, batches, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,22 +79,33 @@ def resynchronised(sp, params: dict, batches, steps: int) -> tuple[np.ndarray, n
     return np.array(loss_diff), np.array(grad_diff)
 
 
-def growth_per_step(weight_diff: np.ndarray, every: int) -> float:
+def growth_per_step(weight_diff: np.ndarray, every: int) -> float | None:
     """The factor by which the weight difference grows per step, fitted (log-linear) where it
-    lies between 1e-13 and 1e-3: above rounding, below saturation."""
-    steps = every * np.arange(1, len(weight_diff) + 1)
-    keep = (weight_diff > 1e-13) & (weight_diff < 1e-3)
+    lies in ``GROWTH_BAND``: above rounding, below saturation. None when fewer than three
+    snapshots lie there: the run is too short to measure a rate."""
+    steps = every * step_numbers(len(weight_diff))
+    keep = (weight_diff > GROWTH_BAND[0]) & (weight_diff < GROWTH_BAND[1])
     if keep.sum() < 3:
-        return float("nan")
+        return None
     slope = np.polyfit(steps[keep], np.log(weight_diff[keep]), 1)[0]
     return float(np.exp(slope))
+
+
+def growth_line(rate: float | None, weight_diff: np.ndarray, steps: int) -> str:
+    """What the run says about the free-running weight difference, from its own numbers."""
+    if rate is not None:
+        return (f"the free-running weight difference grows by {rate:.3f}x per step on average "
+                f"({rate ** 10:.1f}x per 10 steps) while between {GROWTH_BAND[0]:g} and {GROWTH_BAND[1]:g}")
+    return (f"the free-running weight difference stayed at {weight_diff.max():.1e} or below over {steps} steps: "
+            f"too few snapshots between {GROWTH_BAND[0]:g} and {GROWTH_BAND[1]:g} to measure a growth rate "
+            f"(--steps 800 does)")
 
 
 def run(steps: int = 800, seed: int = 0, out: Path | None = None) -> dict:
     train, _, vocab = corpus()
     sp = spec(len(vocab))
     params0 = init_params(sp, seed)
-    every = 5
+    every = 5 if steps >= 50 else 1  # weight snapshots: every step of a short run
     free = compare(sp, params0, sequential_batches(train), steps, RECIPE, snapshot_every=every)
     free_diff = np.abs(free["numpy"] - free["torch"])  # (steps,)
     weight_diff = np.array([max(float(np.abs(a[k] - b[k]).max()) for k in a)
@@ -101,8 +119,7 @@ def run(steps: int = 800, seed: int = 0, out: Path | None = None) -> dict:
         print(f"  {n:5d}   {free_diff[:n].max():14.2e}   {sync_loss[:n].max():15.2e}      {sync_grad[:n].max():15.2e}")
     print(f"largest step-by-step loss difference: free-running {free_diff.max():.3e}, "
           f"re-synchronised {sync_loss.max():.3e}")
-    print(f"the free-running weight difference grows by {rate:.3f}x per step on average "
-          f"({rate ** 10:.1f}x per 10 steps) while above rounding and below the weights' size")
+    print(growth_line(rate, weight_diff, steps))
     result = {"numpy": free["numpy"], "torch": free["torch"], "free_diff": free_diff, "weight_diff": weight_diff,
               "sync_loss_diff": sync_loss, "sync_grad_diff": sync_grad, "growth_per_step": rate,
               "params_numpy": free["params_numpy"], "params_torch": free["params_torch"]}
@@ -112,17 +129,39 @@ def run(steps: int = 800, seed: int = 0, out: Path | None = None) -> dict:
 
 
 def plot(path: Path, r: dict, every: int) -> None:
+    """The three differences on a log axis. An exact 0 has no place on it: such steps are
+    marked in a strip of their own under the panel, never drawn at an invented small value."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    floor = 1e-18  # exact agreement drawn at the bottom of the log axis
-    ax.semilogy(np.maximum(r["free_diff"], floor), lw=1, label="|loss difference|, free-running")
-    ax.semilogy(every * np.arange(1, len(r["weight_diff"]) + 1), np.maximum(r["weight_diff"], floor), lw=1,
-                label="largest |weight difference|, free-running")
-    ax.semilogy(np.maximum(r["sync_loss_diff"], floor), ".", ms=2, label="|loss difference|, re-synchronised each step")
-    ax.set_xlabel("step")
-    ax.set_ylabel("NumPy - torch")
-    ax.set_title("char-LM: rounding amplified by chaotic training, not a wrong step")
-    ax.legend(fontsize=7)
+    fig, (ax, zeros) = plt.subplots(2, 1, figsize=(10, 4.8), sharex=True, gridspec_kw={"height_ratios": [6, 1]})
+    n = len(r["free_diff"])
+    few = n <= 50  # a short run: a marker per point; a long one: lines, and the free-running loss on top
+    curves = [  # label, x, values, style: the re-synchronised marks are hollow or small, so a line under them shows
+        ("|loss difference|, free-running", step_numbers(n), r["free_diff"],
+         dict(marker="." if few else "none", ms=5, zorder=3)),
+        ("largest |weight difference|, free-running", every * step_numbers(len(r["weight_diff"])), r["weight_diff"],
+         dict(marker="s" if few else "none", ms=4, ls="--", zorder=2)),
+        ("|loss difference|, re-synchronised each step", step_numbers(n), r["sync_loss_diff"],
+         dict(marker="o" if few else ".", ms=7 if few else 2, ls="none", mfc="none" if few else None, zorder=1)),
+    ]
+    for k, (label, x, y, style) in enumerate(curves):
+        (line,) = ax.plot(x, np.where(y > 0, y, np.nan), lw=1.2, label=label, **style)  # zeros left out
+        zeros.plot(x[y == 0], np.full(int((y == 0).sum()), k), ls="none", marker="o" if few else "|",
+                   ms=5, mfc="none", color=line.get_color())
+    ax.set_yscale("log")
+    shown = np.concatenate([y[y > 0] for _, _, y, _ in curves])
+    if shown.size:
+        ax.set_ylim(shown.min() / 2, shown.max() * 2)  # a margin: no point on the frame
+    plain_log_ticks(ax)
+    ax.set_ylabel("|NumPy - torch|")
+    zeros.set_ylim(-0.7, len(curves) - 0.3)
+    zeros.set_yticks([])
+    zeros.set_ylabel("= 0", rotation=0, ha="right", va="center")
+    step_axis(zeros)
+    rate = r["growth_per_step"]
+    grows = f"grows {rate:.3f}x per step" if rate is not None else "stays at rounding (too few steps to see growth)"
+    ax.set_title(f"char-LM, {n} steps: free-running {grows};\nre-synchronised, largest loss difference "
+                 f"{r['sync_loss_diff'].max():.1e}", fontsize=10)
+    legend(ax, title="steps with an exact 0: strip below")
     save_figure(fig, path)
 
 

@@ -32,6 +32,16 @@ if importlib.util.find_spec("torch") is None:
                       if set(_TOP_IMPORT.findall(p.read_text())) & set(_TORCH_HELPERS)]
 
 
+COLLECTED = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """How many tests the run collected, before -k or -m deselects any: test_docs.py holds the
+    README's test count to it."""
+    config.stash[COLLECTED] = len(items)
+
+
 def _cuda_available() -> bool:
     try:
         import torch

@@ -33,7 +33,7 @@ def bench_out(tmp_path_factory) -> Path:
     # 25 s of CPU; on a shared machine at a load average of 16 (2 cores) it took 270 s of wall time
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "reference" in proc.stdout and "step ms" in proc.stdout and "floor x" in proc.stdout, proc.stdout
+    assert "reference" in proc.stdout and "step ms" in proc.stdout and "step / floor" in proc.stdout, proc.stdout
     assert "ETA" in proc.stderr, proc.stderr  # the progress line
     return out
 
@@ -64,6 +64,9 @@ def test_json_has_environment_and_validated_rows(bench_out):
     assert step["step_peak_rss_bytes"] is not None and step["step_peak_rss_bytes"] >= 0
     assert doc["settings"]["memory_method"]
     assert doc["settings"]["commit"] and doc["settings"]["date"].endswith("UTC")  # what the report prints
+    # every timing carries its unreliable-timing flag (trust.py), and the load it was judged by
+    assert all(isinstance(r["unreliable"], list) for r in rows if r["phase"]), rows[0]
+    assert isinstance(doc["settings"]["load_average_start"], float) and doc["settings"]["spread_limit"] == 0.25
 
 
 def test_each_implementation_process_reports_its_kernels(bench_out):

@@ -121,7 +121,8 @@ def test_figures_of_a_row_filter_have_its_name(tmp_path, capsys, monkeypatch):
     shutil.copy(ROOT / "benchmarks/results/cpu-2core-full.json", tmp_path / "run.json")
     drawn: list[list[dict]] = []
     real = plots.plot_results
-    monkeypatch.setattr(plots, "plot_results", lambda rows, out, prefix="": drawn.append(rows) or real(rows, out, prefix))
+    monkeypatch.setattr(plots, "plot_results", lambda rows, out, prefix="", caption="":
+                        drawn.append(rows) or real(rows, out, prefix, caption))
     assert report.main(["--plots", str(tmp_path / "run.json"), "--rows", "goals"]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["run-goals-phase-ratio.png", "run-goals-step-ratio.png"]
     assert drawn and all((r["T"], r["B"]) == (100, 64) and r["H"] in (256, 512) for r in drawn[0])
@@ -152,7 +153,8 @@ def test_the_sweep_view_reads_each_axis_off_the_file():
     assert cells[4].split(" · ") == [report._ms(step("torch-nn", B)["ms"]) for B in (1, 4, 16, 64, 256)]
     assert cells[5].split(" · ") == [f"{step('reference', B)['ratio_to_torch']:.2f}" for B in (1, 4, 16, 64, 256)]
     assert report._ms(2393.4) == "2393" and report._ms(7.734) == "7.73" and report._ms(None) == "-"
-    assert len(table.splitlines()) == 2 + 4 * 2 * 3 + 2  # header, 4 cells x 2 dtypes x 3 axes, provenance
+    # header, 4 cells x 2 dtypes x 3 axes, provenance; then the note on its flagged timings (jax's 71% spread)
+    assert len(table.splitlines()) == 2 + 4 * 2 * 3 + 2 + 2 and table.endswith(report.FLAGGED_NOTE)
     with pytest.raises(ValueError, match="view=sweep needs a scaling run"):
         report.markdown(report.load(ROOT / "benchmarks/results/cpu-2core-full.json"), "sweep")
 

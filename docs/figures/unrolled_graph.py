@@ -32,8 +32,8 @@ def arrow(ax, a, b, colour="k", style="-", rad=0.0, lw=1.2):
 
 def draw(path: Path = OUT) -> None:
     fig, ax = plt.subplots(figsize=(11, 5.6))
-    ax.set_xlim(0, X0 + DX * 3 + 0.2)
-    ax.set_ylim(0, 6.6)
+    ax.set_xlim(0, X0 + DX * 2 + 2.3)
+    ax.set_ylim(-0.35, 6.6)
     ax.axis("off")
     box(ax, 0.6, Y_H, "$h_{t-2}$", "#f2f2f2", w=0.9)
     prev = (0.6 + 0.45, Y_H)
@@ -48,17 +48,20 @@ def draw(path: Path = OUT) -> None:
         arrow(ax, (x, Y_STEP + 0.5), (x, Y_H - 0.35))
         arrow(ax, (x, Y_H + 0.35), (x, Y_L - 0.35))
         arrow(ax, prev, (x - 0.75, Y_STEP + 0.5), rad=-0.25)  # h_{s-1} feeds step s
-        # BPTT: the gradient at h_s gathers two contributions and goes back through the step
+        # BPTT: the gradient at h_s gathers two contributions (its own loss; the next step, drawn by
+        # that step), goes down into its own step, and out of it to h_{s-1}
         arrow(ax, (x + 0.25, Y_L - 0.35), (x + 0.25, Y_H + 0.35), colour="crimson", style="--")
+        arrow(ax, (x + 0.25, Y_H - 0.35), (x + 0.25, Y_STEP + 0.5), colour="crimson", style="--")
         arrow(ax, (x - 1.1, Y_STEP + 0.5), (prev[0] - 0.2, Y_H - 0.35), colour="crimson", style="--", rad=-0.25)
         prev = (x + 0.45, Y_H)
         ax.text(x + 0.55, Y_H + 0.55, f"$dh_{{{s}}} = \\partial L/\\partial h_{{{s}}}$\n(own loss + next step)",
-                fontsize=7.5, color="crimson", va="bottom")
-    arrow(ax, prev, (prev[0] + 0.8, Y_H))
-    ax.text(prev[0] + 0.85, Y_H, "next step\n(or $h_n$)", fontsize=8, va="center")
+                fontsize=8.5, color="crimson", va="bottom")
+    arrow(ax, (prev[0], Y_H + 0.12), (prev[0] + 0.8, Y_H + 0.12))
+    arrow(ax, (prev[0] + 0.8, Y_H - 0.12), (prev[0], Y_H - 0.12), colour="crimson", style="--")
+    ax.text(prev[0] + 0.85, Y_H, "next step\n(or $h_n$, $dh_n$)", fontsize=9, va="center")
     ax.text(0.1, 6.35, "forward: $h_s = \\mathrm{step}(xw_s, h_{s-1})$, the same weights at every step",
             fontsize=9)
-    ax.text(0.1, 0.05, "backward (red, dashed): $dh_{s-1} = \\partial L_{s-1}/\\partial h_{s-1} + dh_s\\, J_s$,  "
+    ax.text(0.1, -0.25, "backward (red, dashed): $dh_{s-1} = \\partial L_{s-1}/\\partial h_{s-1} + dh_s\\, J_s$,  "
             "$J_s = \\partial h_s/\\partial h_{s-1}$;   $dW = \\sum_s$ (the contribution of step $s$)",
             fontsize=9, color="crimson")
     fig.tight_layout()
