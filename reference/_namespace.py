@@ -102,6 +102,16 @@ def placement_of(**named: Any) -> Placement:
     return Placement(namespace_of(first), first.device, lib)
 
 
+def placement_matching(expected: Placement, **named: Any) -> Placement:
+    """``expected``, checked: the arrays among ``named`` (cotangents for a tape) must come from
+    its library and device; lists, scalars and None follow it."""
+    place = placement_of(**named)
+    if _arrays(named) and place.key != expected.key:
+        raise TypeError(f"{'/'.join(named)}: arrays from {place.library} on {place.device}, but forward ran on "
+                        f"{expected.library} on {expected.device}: pass gradients from the same library and device")
+    return expected
+
+
 def namespace_of(a: Any) -> Namespace:
     """The array API namespace of an array: its own ``__array_namespace__`` where it has one
     (array-api-strict, JAX, CuPy, ...), array_api_compat's wrapper for torch (imported only then)."""

@@ -21,11 +21,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import check_bool, check_nonlinearity, check_tape
-from ._namespace import Placement, as_float, from_numpy, placement_of
+from ._checks import check_bool, check_nonlinearity
+from ._namespace import Placement, as_float, from_numpy, placement_matching, placement_of
 from .config import RNNConfig
 from .module import ParameterModule
-from .recurrent import _check_version, _placement_for
 from .stack import StackTape, prepare_stack, stack_backward, stack_forward
 
 
@@ -157,9 +156,8 @@ class _CellBase(ParameterModule):
         Returns a dict with "input", "hx" (for LSTMCell a pair; present even when
         forward had hx=None) and one entry per state_dict key, shaped like them.
         """
-        check_tape(tape, self._owner, CellTape)
-        _check_version(tape, self.weights_version)
-        place = _placement_for(tape, grad_hidden=grad_hidden)
+        self._check_tape(tape, CellTape)
+        place = placement_matching(tape.placement, grad_hidden=grad_hidden)
         if self._has_cell_state and grad_hidden is not None and (
                 not isinstance(grad_hidden, (tuple, list)) or len(grad_hidden) != 2):
             raise TypeError(f"grad_hidden: expected a pair (dh, dc) whose items may be None, got "

@@ -19,6 +19,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 from .activations import ONNX_ACTIVATIONS, ONNX_ARGUMENT_DEFAULTS, Activation
 
 MODES = ("RNN_TANH", "RNN_RELU", "GRU", "LSTM")
@@ -28,6 +30,15 @@ ACTIVATION_COUNT = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 2, "LSTM": 3}  # f (RNN
 DEFAULT_ACTIVATIONS = {"RNN_TANH": ("Tanh",), "RNN_RELU": ("Relu",), "GRU": ("Sigmoid", "Tanh"),
                        "LSTM": ("Sigmoid", "Tanh", "Tanh")}
 _ACTIVATION_NAMES = {name.lower(): name for name in ONNX_ACTIVATIONS}
+
+
+_MODULE_CLASSES: dict[str, Any] = {}  # "RNN", "GRU", "LSTM" -> the classes RNNConfig.module builds
+
+
+def register_module_classes(rnn: Any, gru: Any, lstm: Any) -> None:
+    """Name the classes ``RNNConfig.module`` builds. ``reference.recurrent`` defines them on
+    top of this module and calls this once, so that this module imports none of its users."""
+    _MODULE_CLASSES.update(RNN=rnn, GRU=gru, LSTM=lstm)
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
@@ -320,10 +331,7 @@ class RNNConfig:
 
     def module(self, *, dtype: Any = None, seed: Any = None) -> Any:
         """The reference module (RNN, GRU or LSTM) with this configuration."""
-        import numpy as np
-
-        from .recurrent import GRU, LSTM, RNN
-
+        RNN, GRU, LSTM = (_MODULE_CLASSES[name] for name in ("RNN", "GRU", "LSTM"))
         kwargs = dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                       bidirectional=self.bidirectional, dtype=np.float64 if dtype is None else dtype, seed=seed,
                       reverse=self.reverse, activations=self.activations, activation_alpha=self.activation_alpha,

@@ -17,19 +17,16 @@ L layers, D directions (1 or 2).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ._checks import check_bool, check_lengths, check_nonlinearity, check_probability, check_tape
-from ._namespace import Placement, as_float, contiguous, from_numpy, library, placement_of, to_numpy
-from .config import RNNConfig
+from ._checks import check_bool, check_lengths, check_nonlinearity, check_probability
+from ._namespace import Placement, as_float, contiguous, from_numpy, library, placement_matching, placement_of, to_numpy
+from .config import RNNConfig, register_module_classes
 from .module import ParameterModule
 from .stack import stack_backward, stack_forward
 from .tape import RecurrentTape
-
-if TYPE_CHECKING:
-    from .cells import CellTape
 
 
 class RNNBase(ParameterModule):
@@ -283,9 +280,8 @@ class RNNBase(ParameterModule):
             "input" (shaped like input), "hx" (shaped like hidden), and one entry
             per state_dict key; arrays from the library forward ran in.
         """
-        check_tape(tape, self._owner, RecurrentTape)
-        _check_version(tape, self.weights_version)
-        place = _placement_for(tape, grad_output=grad_output, grad_hidden=grad_hidden)
+        self._check_tape(tape, RecurrentTape)
+        place = placement_matching(tape.placement, grad_output=grad_output, grad_hidden=grad_hidden)
         T, B, batched, D, P = tape.T, tape.B, tape.batched, self.num_directions, self.output_size
         dout = None
         if grad_output is not None:
@@ -307,27 +303,6 @@ class RNNBase(ParameterModule):
         if carries:
             result["carries"] = g.carries
         return result
-
-
-def _placement_for(tape: RecurrentTape | CellTape, **named: Any) -> Placement:
-    """The tape's library and device; cotangents given as arrays must be there too."""
-    place = placement_of(**named)
-    if any(library(v) is not None or (isinstance(v, (tuple, list)) and any(library(p) is not None for p in v))
-           for v in named.values()) and place.key != tape.placement.key:
-        raise TypeError(f"grad_output/grad_hidden: arrays from {place.library} on {place.device}, but forward ran on "
-                        f"{tape.placement.library} on {tape.placement.device}: pass gradients from the same library "
-                        "and device")
-    return tape.placement
-
-
-def _check_version(tape: Any, version: int) -> None:
-    if tape.version != version:
-        raise ValueError("tape: the module's weights have changed since this tape was recorded (load_state_dict or a "
-                         "parameter assignment); its gradients would be for the old weights. Run forward again.")
-    guard = getattr(tape, "output_guard", None)
-    if guard is not None and guard[0]._version != guard[1]:
-        raise ValueError("tape: forward's output was modified in place after forward, and the tape shares its "
-                         "memory; clone the output before writing into it, and run forward again")
 
 
 class RNN(RNNBase):
@@ -391,3 +366,6 @@ class LSTM(RNNBase):
 
     input_forget = property(lambda self: self.config.input_forget)
     peephole = property(lambda self: self.config.peephole)
+
+
+register_module_classes(RNN, GRU, LSTM)

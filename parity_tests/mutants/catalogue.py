@@ -291,8 +291,8 @@ CATALOGUE: tuple[Mutant, ...] = (
            "PARTIALS_ELEMENTS // max(B * width, 1)", "PARTIALS_ELEMENTS // (B * width)", (EMPTY,),
            "backward's block size divides by the batch size"),
     # -- the weights version -----------------------------------------------------------------------
-    Mutant("stale_tape_accepted", "version", "reference/recurrent.py",
-           "if tape.version != version:", "if tape.version > version:",
+    Mutant("stale_tape_accepted", "version", "reference/module.py",
+           "if tape.version != self.weights_version:", "if tape.version > self.weights_version:",
            ("test_reliability.py::test_a_tape_after_load_state_dict_is_refused",),
            "a tape recorded before load_state_dict is differentiated with the new weights"),
     Mutant("prepared_weights_never_refreshed", "version", "reference/module.py",
