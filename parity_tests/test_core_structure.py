@@ -131,3 +131,54 @@ def test_astype_copies_the_generator_state_without_sharing_it():
 def test_astype_refuses_a_dtype_other_than_float32_or_float64():
     with pytest.raises(TypeError, match="dtype"):
         reference.RNN(3, 4).astype(np.float16)
+
+
+# -- the reading path: the step functions and the BPTT loop ---------------------------------------
+
+READ_FIRST = {  # what a learner reads: each cell's step, partials and step backward, and the loop
+    "reference.rnn_cell": ("rnn_step", "rnn_partials", "rnn_step_backward"),
+    "reference.gru_cell": ("gru_step", "gru_partials", "gru_step_backward", "gru_input_grad"),
+    "reference.lstm_cell": ("lstm_step", "lstm_partials", "lstm_step_backward"),
+    "reference.layer": ("layer_backward",),
+}
+
+
+def _code_lines(fn) -> list[str]:
+    """The function's lines after its signature and docstring, without blank lines and comments."""
+    import inspect
+
+    tree = ast.parse(inspect.getsource(fn).lstrip())
+    body = tree.body[0].body
+    start = body[1].lineno if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body[0].lineno
+    lines = inspect.getsource(fn).lstrip().splitlines()[start - 1:]
+    return [ln for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+def _functions():
+    import importlib
+
+    return [(f"{module}.{name}", getattr(importlib.import_module(module), name))
+            for module, names in READ_FIRST.items() for name in names]
+
+
+@pytest.mark.parametrize("name, fn", _functions(), ids=[n for n, _ in _functions()])
+def test_the_reading_path_counts_no_rows(name, fn):
+    """Gates are read by name (``gate_rows``): no line a learner reads slices by multiples of H."""
+    import re
+
+    counting = [ln.strip() for ln in _code_lines(fn) if re.search(r"\d\s*\*\s*H|\bH\s*:|:\s*H\b", ln)]
+    assert not counting, f"{name} counts rows:\n" + "\n".join(counting)
+
+
+def test_the_chain_rule_of_bptt_fits_on_a_screen():
+    import reference.layer
+
+    lines = _code_lines(reference.layer.layer_backward)
+    assert len(lines) <= 30, f"layer_backward has {len(lines)} lines of code"
+
+
+def test_the_checks_above_can_fail():
+    def counting(xp, a, H):
+        return a[..., : 3 * H]
+
+    assert any("3 * H" in ln for ln in _code_lines(counting))

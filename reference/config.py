@@ -196,6 +196,15 @@ class RNNConfig:
 
     Any of activations, clip, input_forget or peephole selects the cells' general form
     (``general``); the default configuration runs torch's cells as they are.
+
+    Shapes (``parameter_shapes``, ``state_shapes``; G = ``gates``: 1 RNN, 3 GRU, 4 LSTM; H
+    hidden_size; P = ``output_size``: proj_size or H; I_l the input of layer l: input_size for
+    l = 0, else D*P; L num_layers; D = ``num_directions``)::
+
+        weight_ih_l{l}{sfx} (G*H, I_l)    weight_hh_l{l}{sfx} (G*H, P)    bias_ih, bias_hh (G*H,)
+        weight_hr_l{l}{sfx} (P, H)        LSTM with proj_size:  h = (o * tanh(c)) W_hr^T
+        weight_p_l{l}{sfx} (3H,)          LSTM with peephole:   p_i, p_f, p_o
+        h_0 (L*D, B, P), c_0 (L*D, B, H)  sfx = "" or "_reverse"
     """
 
     mode: str

@@ -38,6 +38,10 @@ Arrays = Mapping[str, np.ndarray]
 
 @dataclass(frozen=True)
 class TensorCheck:
+    """One tensor's check: its analytic gradient a against the numeric one n (both shaped like
+    the tensor), passed when every element has |a - n| <= atol + rtol |n|; the VJP test
+    compares the scalars <a, v> and (L(x + eps v) - L(x - eps v)) / (2 eps) the same way."""
+
     name: str
     max_abs_err: float
     max_rel_err: float  # |analytic - numeric| / max(|numeric|, atol / rtol), elementwise
@@ -47,6 +51,9 @@ class TensorCheck:
 
 @dataclass(frozen=True)
 class GradcheckReport:
+    """Every tensor's ``TensorCheck`` under one rule, |a - n| <= atol + rtol |n| elementwise;
+    truthy when all pass, printable as a table, indexable by tensor name."""
+
     checks: tuple[TensorCheck, ...]
     rtol: float
     atol: float

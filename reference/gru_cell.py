@@ -34,16 +34,17 @@ gates' pre-activations; dh arrives from later steps::
 
     h = n + z * (h_prev - n)   =>  da_n = dh * dh_da_n,     dh_da_n = (1 - z)(1 - n^2)
                                    da_z = dh * dh_da_z,     dh_da_z = (h_prev - n) z (1 - z)
-                                   dh_prev gets dh * z      (the direct path)
+                                   dh_prev gets dh * dh_dh_prev,  dh_dh_prev = z   (the direct path)
     a_n = xw_n + r * hn        =>  da_r = dh * dh_da_r,     dh_da_r = dh_da_n hn r (1 - r)
                                    dhn = da_n * r
     dxw = [da_r, da_z, da_n]                                gradient at xw
     dhw = [da_r, da_z, da_n * r] = dh * dh_dhw              gradient at h_prev W_hh^T: the n rows pass through r
     dh_prev = dh * z + dhw W_hh
 
-    paper's form: a_n = xw_n + (r * h_prev) W_hn^T  =>  drh = da_n W_hn  (at r * h_prev),
+    paper's form: a_n = xw_n + rh W_hn^T, rh = r * h_prev  =>  drh = da_n W_hn,
                   da_r = drh * drh_da_r,  drh_da_r = h_prev r (1 - r),
-                  dh_prev = dh * z + drh * r + [da_r, da_z] W_h(r,z),   dW_hn = sum_t da_n^T (r * h_prev)
+                  dh_prev = dh * z + drh * drh_dh_prev + [da_r, da_z] W_h(r,z),   drh_dh_prev = r,
+                  dW_hn = sum_t da_n^T rh
 
 Every ``dY_dX`` depends on forward's values only: ``gru_partials`` forms them for a block
 of steps at once, so a step of torch's form is one product for dhw, one matrix product

@@ -130,8 +130,8 @@ def _rnn_cell(nonlinearity: str) -> Cell:
     def partials(xp, tape, lo, hi):
         return rnn_partials(states_after(tape, 0, lo, hi), nonlinearity)
 
-    def step_backward(xp, dnew, dh_da, w):
-        da, dh_prev = rnn_step_backward(xp, dnew[0], dh_da, w, nonlinearity)
+    def step_backward(xp, dstate, dh_da, w):
+        da, dh_prev = rnn_step_backward(xp, dstate[0], dh_da, w, nonlinearity)
         return da, (dh_prev,)
 
     def step_jvp(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
@@ -154,8 +154,8 @@ def _gru_cell(reset_after: bool) -> Cell:
     def partials(xp, tape, lo, hi):
         return gru_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 0, lo, hi))
 
-    def step_backward(xp, dnew, p, w):
-        dhw, dh_prev = gru_step_backward(xp, dnew[0], p, w)
+    def step_backward(xp, dstate, p, w):
+        dhw, dh_prev = gru_step_backward(xp, dstate[0], p, w)
         return dhw, (dh_prev,)
 
     def step_jvp(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
@@ -220,8 +220,8 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
     def rnn_partials_(xp, tape, lo, hi):
         return rnn_general_partials(xp, tape.caches.a[lo:hi, ...], states_after(tape, 0, lo, hi), acts[0], clip)
 
-    def rnn_step_backward_(xp, dnew, dh_da, w):
-        da, dh_prev = rnn_step_backward(xp, dnew[0], dh_da, w, "tanh")  # da = dh * f'(a~), in place
+    def rnn_step_backward_(xp, dstate, dh_da, w):
+        da, dh_prev = rnn_step_backward(xp, dstate[0], dh_da, w, "tanh")  # da = dh * f'(a~), in place
         return da, (dh_prev,)
 
     def rnn_step_jvp_(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
