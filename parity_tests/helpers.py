@@ -16,6 +16,18 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def in_dtype(dtype: Any, *values: Any) -> Any:
+    """NumPy arrays (pairs of them, or None) in ``dtype``: a module takes its input and hx in its own
+    dtype only, as torch's does. One value gives one result, several a tuple."""
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        return tuple(convert(p) for p in v) if isinstance(v, tuple) else np.asarray(v).astype(dtype)
+
+    out = tuple(convert(v) for v in values)
+    return out[0] if len(out) == 1 else out
+
+
 def assert_close(name: str, actual: Any, desired: Any, rtol: float, atol: float, *, config: Any = None,
                  repro: str = "", check_dtype: bool = True) -> float:
     """Check shape, then dtype, then values: max|a - d| <= atol + rtol * max|d|.

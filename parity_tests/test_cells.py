@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, in_dtype
 from hypothesis import example, given
 from strategies import CellConfig, cell_configs
 from tolerances import tol
@@ -18,6 +18,7 @@ def _pairs(value):
 def check_cell_against_torch(cfg: CellConfig) -> None:
     cell = cfg.build()
     x, hx, cot = cfg.data()
+    x, hx = in_dtype(cell.dtype, x, hx)  # the cell's own dtype, as torch's cells ask
     hidden, tape = cell.forward(x, hx)
     grads = cell.backward(tape, cot)
     want = run_cell(cell, x, hx, cot)

@@ -137,8 +137,9 @@ LSTM1 = Spec("LSTM", 2, 3)
 def _candidate(change=None):
     """A correct function candidate (the reference itself); ``change(spec, result)`` edits its result."""
     def fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
-        res = dict(reference_run(spec.reference(params), spec, input, hx, grad_output, grad_hidden, lengths,
-                                 dropout_masks)[0])
+        as64 = lambda a: np.asarray(a, np.float64)  # the float64 reference takes float64 input, as torch's
+        res = dict(reference_run(spec.reference(params), spec, as64(input), tuple(None if h is None else as64(h) for h in hx), grad_output,
+                                 grad_hidden, lengths, dropout_masks)[0])
         return res if change is None else change(spec, res)
     return fn
 

@@ -89,7 +89,7 @@ def test_backward_without_row_views_copies_each_step(mode, monkeypatch):
     array-api-strict). A library whose rows are copies gets a copy per step instead: made to
     take that path here, NumPy gives the same gradients to the bit, over several blocks,
     both directions and lengths. Kills ``per_step_gradients_dropped_without_views``."""
-    monkeypatch.setattr(reference.layer, "PARTIALS_ELEMENTS", 1 << 12)  # blocks of 2 (GRU, LSTM) or 8 (RNN) steps
+    monkeypatch.setattr(reference.blocks, "PARTIALS_ELEMENTS", 1 << 12)  # blocks of 2 (GRU, LSTM) or 8 (RNN) steps
     kw = {"proj_size": 2} if mode == "LSTM" else {}
     m = getattr(reference, mode)(3, 4, num_layers=2, bidirectional=True, seed=0, **kw)
     rng = np.random.default_rng(0)
@@ -119,7 +119,7 @@ def test_sequences_long_enough_for_several_projection_blocks_match_torch(mode, m
     from strategies import LayerConfig
     from test_layers import check_layer_against_torch
 
-    monkeypatch.setattr(reference.layer, "PARTIALS_ELEMENTS", 1 << 13)
+    monkeypatch.setattr(reference.blocks, "PARTIALS_ELEMENTS", 1 << 13)
 
     check_layer_against_torch(LayerConfig(mode, 2, 3, 1, True, False, True, "tanh", 0, 24, 128, True, True,
                                           "float64", 5))

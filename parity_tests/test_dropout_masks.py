@@ -43,15 +43,15 @@ def _module(p: float, dtype: str = "float64"):
     return reference.GRU(1, H, num_layers=3, dropout=p, bidirectional=True, seed=int(100 * p), dtype=dtype)
 
 
-def _input(p: float) -> np.ndarray:
-    return np.random.default_rng(int(100 * p)).uniform(-1, 1, (T, B, 1))  # (T, B, I)
+def _input(p: float, dtype: str = "float64") -> np.ndarray:
+    return np.random.default_rng(int(100 * p)).uniform(-1, 1, (T, B, 1)).astype(dtype)  # (T, B, I)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("p", PS)
 def test_module_masks_keep_one_minus_p_and_scale_by_its_inverse(p, dtype):
     m = _module(p, dtype)
-    _, _, tape = m.forward(_input(p))
+    _, _, tape = m.forward(_input(p, dtype))
     masks = tape.stack.dropout  # the scaled keep masks forward drew and applied, one per layer boundary
     assert len(masks) == 2
     scale = np.asarray(1 / (1 - p), dtype=dtype)

@@ -7,7 +7,7 @@ random cotangents on output and on h_n / c_n.
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, in_dtype
 from hypothesis import example, given
 from strategies import MAX_LAYERS, MAX_SIZE, MAX_T, LayerConfig, layer_configs
 from tolerances import tol
@@ -23,6 +23,7 @@ def _parts(value):
 def check_layer_against_torch(cfg: LayerConfig) -> None:
     module = cfg.build()
     x, hx, lengths, g_out, g_hid = cfg.data()
+    x, hx = in_dtype(module.dtype, x, hx)  # the module's own dtype, as torch's modules ask
     output, hidden, tape = module.forward(x, hx, lengths=lengths)
     grads = module.backward(tape, g_out, g_hid)
     want = run_layer(module, x, hx, lengths, g_out, g_hid)

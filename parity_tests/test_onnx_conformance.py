@@ -257,9 +257,10 @@ def test_gradients_equal_autograd_of_onnx_s_equations(name, data, cases):
     grads = torch.autograd.grad(outs, [t[k] for k in t if t[k].requires_grad], [torch.tensor(c) for c in cots])
     want = dict(zip([k for k in t if t[k].requires_grad], (g.numpy() for g in grads), strict=True))
 
-    x = _time_major(arrays["X"], layout)
+    x = _time_major(arrays["X"], layout).astype(np.float64)  # the float64 reference takes float64, as torch's
     D = spec.D
-    hx = tuple(_time_major(arrays[s], layout) if s in arrays else np.zeros((D, x.shape[1], spec.hidden_size))
+    hx = tuple(_time_major(arrays[s], layout).astype(np.float64) if s in arrays
+               else np.zeros((D, x.shape[1], spec.hidden_size))
                for s in (("initial_h", "initial_c") if spec.lstm else ("initial_h",)))
     g_y = np.moveaxis(cots[0], 0, 1) if layout else cots[0].transpose(0, 2, 1, 3)  # (T, B, D, H)
     g_out = g_y.reshape(g_y.shape[0], g_y.shape[1], -1)  # (T, B, D*H)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, in_dtype
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import cell_configs, layer_configs
@@ -80,7 +80,7 @@ def test_bias_gradients_equal_except_gru_new_gate(cfg):
 def test_float32_is_within_table_of_float64(cfg):
     m32, m64 = cfg.build("float32"), cfg.build("float64")
     x, hx, lengths, g_out, g_hid = cfg.data()
-    o32, h32, t32 = m32.forward(x, hx, lengths=lengths)
+    o32, h32, t32 = m32.forward(*in_dtype(np.float32, x, hx), lengths=lengths)
     o64, h64, t64 = m64.forward(x, hx, lengths=lengths)
     fwd, grad = tol("float32-vs-float64", "cpu", "forward"), tol("float32-vs-float64", "cpu", "gradient")
     assert_close("output", o32, o64, *fwd, check_dtype=False, repro=cfg.repro())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, in_dtype
 from hypothesis import given
 from strategies import cell_configs, layer_configs
 
@@ -34,6 +34,7 @@ def _check(name, got, want, rtol=1e-13):
 def test_layers_on_array_api_strict_equal_numpy(cfg):
     m = cfg.build()
     x, hx, lengths, g_out, g_hid = cfg.data()
+    x, hx = in_dtype(m.dtype, x, hx)
     out, hidden, tape = m.forward(x, hx, lengths=lengths)
     want = {"output": out, "hidden": hidden, **m.backward(tape, g_out, g_hid)}
     out2, hidden2, tape2 = m.forward(_to(x, cfg.dtype), _to(hx, cfg.dtype), lengths=lengths)
@@ -47,6 +48,7 @@ def test_layers_on_array_api_strict_equal_numpy(cfg):
 def test_cells_on_array_api_strict_equal_numpy(cfg):
     m = cfg.build()
     x, hx, cot = cfg.data()
+    x, hx = in_dtype(m.dtype, x, hx)
     hidden, tape = m.forward(x, hx)
     want = {"hidden": hidden, **m.backward(tape, cot)}
     hidden2, tape2 = m.forward(_to(x, cfg.dtype), _to(hx, cfg.dtype))

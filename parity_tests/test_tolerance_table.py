@@ -20,7 +20,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import in_dtype, to_numpy
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from strategies import MAX_LAYERS, MAX_SIZE, MAX_T, CellConfig, LayerConfig, cell_configs, layer_configs
@@ -115,13 +115,13 @@ def _ordered(reference_result: dict, torch_result: dict, names, trusted: str) ->
 
 def _reference_cell(cell, cfg: CellConfig) -> tuple[dict, tuple]:
     x, hx, cot = cfg.data()
-    hidden, tape = cell.forward(x, hx)
+    hidden, tape = cell.forward(*in_dtype(cell.dtype, x, hx))  # the oracle reads x, hx unrounded
     return {"hidden": hidden, **cell.backward(tape, cot)}, (x, hx, cot)
 
 
 def _reference_layer(m, cfg: LayerConfig) -> tuple[dict, tuple]:
     x, hx, lengths, g_out, g_hid = cfg.data()
-    output, hidden, tape = m.forward(x, hx, lengths=lengths)
+    output, hidden, tape = m.forward(*in_dtype(m.dtype, x, hx), lengths=lengths)  # the oracle reads x, hx unrounded
     return {"output": output, "hidden": hidden, **m.backward(tape, g_out, g_hid)}, (x, hx, lengths, g_out, g_hid)
 
 

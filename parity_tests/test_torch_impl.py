@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, to_numpy
+from helpers import assert_close, in_dtype, to_numpy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from strategies import CellConfig, LayerConfig, cell_configs, layer_configs
@@ -118,6 +118,7 @@ def _record(name: str, dtype: str, device: str, worst: dict[str, float]) -> None
 def _layer_case(cfg: LayerConfig):
     ref = cfg.build()
     x, hx, lengths, gout, ghid = cfg.data()
+    x, hx = in_dtype(ref.dtype, x, hx)  # the module's own dtype, as torch's modules ask
     return ref, x, hx, lengths, gout, ghid
 
 
@@ -186,6 +187,7 @@ def _dropout_case(cfg: LayerConfig, p: float):
         ref = getattr(reference, cfg.mode)(cfg.input_size, cfg.hidden_size, dropout=p, dtype=cfg.dtype,
                                            seed=cfg.seed, **cfg.kwargs())
     x, hx, lengths, gout, ghid = cfg.data()
+    x, hx = in_dtype(ref.dtype, x, hx)
     rng = np.random.default_rng(cfg.seed + 2)
     masks = [(rng.random(gout.shape) >= 0.5).astype(np.float64) for _ in range(cfg.num_layers - 1)]
     return ref, x, hx, lengths, gout, ghid, masks

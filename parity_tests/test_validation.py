@@ -609,20 +609,30 @@ def test_empty_batch_cells_as_torch(kind):
 
 @pytest.mark.parametrize("in_dtype", [np.float16, np.float32, np.float64, np.longdouble])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_real_floats_of_any_precision_are_cast(in_dtype, dtype):
+def test_floats_of_another_precision_are_refused_and_lists_take_the_modules(in_dtype, dtype):
+    """As torch: an input of another floating dtype is a TypeError naming both (test_dtype_refusal.py
+    holds the rule case by case against torch); a list has no dtype and takes the module's."""
     m = _layer("GRU", dtype).eval()
-    x = np.random.default_rng(0).uniform(-1, 1, (T, B, I)).astype(in_dtype)
-    out, hidden = m(x)
-    expected_out, expected_hidden = m(x.astype(dtype))
-    assert out.dtype == hidden.dtype == dtype
-    assert np.array_equal(out, expected_out) and np.array_equal(hidden, expected_hidden)
+    x = np.random.default_rng(0).uniform(-1, 1, (T, B, I))
+    if np.dtype(in_dtype) != np.dtype(dtype):
+        with pytest.raises(TypeError, match=f"input: numpy dtype {np.dtype(in_dtype).name} does not match the "
+                                            f"module's dtype {np.dtype(dtype).name}"):
+            m(x.astype(in_dtype))
+    out, hidden = m(x.astype(dtype))
+    from_list, _ = m(x.astype(dtype).tolist())
+    assert out.dtype == hidden.dtype == from_list.dtype == dtype
+    assert np.array_equal(out, from_list)
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
-def test_float64_beyond_float32_range_becomes_inf_silently():
+def test_float64_beyond_float32_range_converted_to_float32_saturates_the_gates():
+    """1e300 is inf in float32: converted as the refusal says (``x.astype(numpy.float32)``, torch's
+    ``.to(torch.float32)``), it saturates the gates without a NaN, as in torch."""
     m = _layer("LSTM", np.float32).eval()
     x = np.random.default_rng(0).uniform(-1, 1, (T, B, I))
-    x[0, :, 0] = 1e300  # inf in float32: saturates the gates, as in torch
+    x[0, :, 0] = 1e300
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32)
     out, _ = m(x)
     assert np.isfinite(out).all()
     t = run_layer(m, x, None, None, np.zeros(out.shape), (np.zeros((4, B, P)), np.zeros((4, B, H))))
@@ -656,10 +666,10 @@ def _nonfinite_layer_case(mode, dtype, poison, nonlinearity="tanh"):
         kw["nonlinearity"] = nonlinearity
     m = getattr(reference, mode)(I, H, num_layers=2, bidirectional=True, dtype=dtype, seed=3, **kw)
     rng = np.random.default_rng(4)
-    x = rng.uniform(-1, 1, (T, 3, I))
+    x = rng.uniform(-1, 1, (T, 3, I)).astype(dtype)
     DL, Pm = 4, m.output_size
-    h0 = rng.uniform(-1, 1, (DL, 3, Pm))
-    hx = (h0, rng.uniform(-1, 1, (DL, 3, H))) if mode == "LSTM" else h0
+    h0 = rng.uniform(-1, 1, (DL, 3, Pm)).astype(dtype)
+    hx = (h0, rng.uniform(-1, 1, (DL, 3, H)).astype(dtype)) if mode == "LSTM" else h0
     lengths = [T, T - 2, T]
     poison(x, hx)
     go = rng.standard_normal((T, 3, 2 * Pm))
@@ -719,7 +729,7 @@ def test_nan_state_carried_through_padding_stays_out_of_weight_gradients():
 def test_relu_overflow_to_inf_as_torch():
     m = reference.RNN(I, H, nonlinearity="relu", dtype=np.float32, seed=0)
     m.load_state_dict({k: np.abs(v) * 100 for k, v in m.state_dict().items()})
-    x = np.full((30, 1, I), 1e3)
+    x = np.full((30, 1, I), 1e3, dtype=np.float32)
     out, _, _ = m.forward(x)
     t = run_layer(m, x, None, None, np.zeros(out.shape), np.zeros((1, 1, H)))
     assert np.isinf(out).any()

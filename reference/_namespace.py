@@ -102,6 +102,16 @@ def placement_of(**named: Any) -> Placement:
     return Placement(namespace_of(first), first.device, lib)
 
 
+def placement_matching(expected: Placement, **named: Any) -> Placement:
+    """``expected``, checked: the arrays among ``named`` (cotangents for a tape) must come from
+    its library and device; lists, scalars and None follow it."""
+    place = placement_of(**named)
+    if _arrays(named) and place.key != expected.key:
+        raise TypeError(f"{'/'.join(named)}: arrays from {place.library} on {place.device}, but forward ran on "
+                        f"{expected.library} on {expected.device}: pass gradients from the same library and device")
+    return expected
+
+
 def namespace_of(a: Any) -> Namespace:
     """The array API namespace of an array: its own ``__array_namespace__`` where it has one
     (array-api-strict, JAX, CuPy, ...), array_api_compat's wrapper for torch (imported only then)."""
@@ -152,14 +162,24 @@ def to_numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def as_float(place: Placement, name: str, value: Any, dtype: np.dtype, copy: bool = True) -> Any:
+SAME_DTYPE = "same"  # the module's dtype only: torch refuses an input or h of any other
+NOT_WIDER = "not wider"  # the module's or a narrower one: torch widens a narrower LSTM c, exactly
+
+
+def as_float(place: Placement, name: str, value: Any, dtype: np.dtype, copy: bool = True, *,
+             dtype_rule: str | None = None) -> Any:
     """A copy of ``value`` in the module's float dtype, in the call's library and device
     (``copy=False``: ``value`` itself where it already is one, for what no tape keeps).
 
-    Rule: real floating input of any precision is cast to ``dtype``; integer, bool,
-    complex and object input raise TypeError. The copy means later changes to the
-    caller's array cannot reach a tape, and the caller's array is never written.
+    Rule: integer, bool, complex and object input raise TypeError. An array of another
+    floating dtype raises TypeError under ``dtype_rule`` SAME_DTYPE, and under NOT_WIDER
+    where it is wider than ``dtype`` (``check_dtype_rule``); without a rule it is cast.
+    Lists and scalars have no dtype of their own and take ``dtype``. The copy means later
+    changes to the caller's array cannot reach a tape, and the caller's array is never
+    written.
     """
+    if dtype_rule is not None:
+        check_dtype_rule(place, name, value, dtype, dtype_rule)
     if place.is_numpy or library(value) is None:
         arr = as_float_array(name, value, dtype, copy)
         return arr if place.is_numpy else from_numpy(place, arr)
@@ -168,6 +188,31 @@ def as_float(place: Placement, name: str, value: Any, dtype: np.dtype, copy: boo
         raise TypeError(f"{name}: expected real floating values, got a {place.library} array of dtype {value.dtype} "
                         f"and shape {tuple(value.shape)}")
     return xp.astype(value, float_dtype(place, dtype), copy=copy)
+
+
+def check_dtype_rule(place: Placement, name: str, value: Any, dtype: np.dtype, rule: str) -> None:
+    """TypeError, naming both dtypes and the two fixes, for an array of a floating dtype other
+    than the module's ``dtype`` (SAME_DTYPE) or wider than it (NOT_WIDER), as torch refuses
+    an input of another dtype instead of computing in the module's silently. Arrays of no
+    floating dtype, lists and scalars pass (``as_float`` judges them)."""
+    lib = library(value)
+    if lib is None:
+        return
+    xp = np if lib == "numpy" else place.xp
+    if not xp.isdtype(value.dtype, "real floating"):
+        return
+    want = np.dtype(dtype).name
+    if value.dtype == float_dtype(place, dtype):
+        return
+    if rule == NOT_WIDER and xp.finfo(value.dtype).bits < np.finfo(dtype).bits:
+        return
+    got = str(value.dtype).removeprefix("torch.")
+    to = {"numpy": f"{name}.astype(numpy.{want})", "torch": f"{name}.to(torch.{want})"}.get(lib, f"xp.astype({name}, xp.{want})")
+    module = (f", or convert the module: module.astype(numpy.{got})" if got in ("float32", "float64")
+              else " (a module computes in float32 or float64)")
+    wider = " (a narrower one is widened exactly; a wider one would be rounded)" if rule == NOT_WIDER else ""
+    raise TypeError(f"{name}: {lib} dtype {got} does not match the module's dtype {want}{wider}. "
+                    f"Convert {name}: {to}{module}")
 
 
 def contiguous(place: Placement, a: Any) -> Any:

@@ -21,11 +21,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import check_bool, check_nonlinearity, check_tape
-from ._namespace import Placement, as_float, from_numpy, placement_of
+from ._checks import check_bool, check_nonlinearity
+from ._namespace import NOT_WIDER, SAME_DTYPE, Placement, as_float, from_numpy, placement_matching, placement_of
 from .config import RNNConfig
 from .module import ParameterModule
-from .recurrent import _check_version, _placement_for
 from .stack import StackTape, prepare_stack, stack_backward, stack_forward
 
 
@@ -81,7 +80,7 @@ class _CellBase(ParameterModule):
     # -- argument handling -------------------------------------------------
 
     def _input(self, place: Placement, input: Any) -> tuple[Any, bool]:
-        x = as_float(place, "input", input, self.dtype)
+        x = as_float(place, "input", input, self.dtype, dtype_rule=SAME_DTYPE)
         if x.ndim not in (1, 2):
             raise ValueError(f"input: expected 1-D (unbatched, I) or 2-D (batched, B x I) input, got a {x.ndim}-D "
                              f"array of shape {tuple(x.shape)}")
@@ -91,13 +90,13 @@ class _CellBase(ParameterModule):
         batched = x.ndim == 2
         return (x if batched else place.xp.expand_dims(x, axis=0)), batched  # (B, I)
 
-    def _state(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> Any:
+    def _state(self, place: Placement, name: str, value: Any, B: int, batched: bool, rule: str | None = None) -> Any:
         shape = (B, self.hidden_size)
         if value is None:
             return from_numpy(place, np.zeros(shape, dtype=self.dtype))
         if isinstance(value, (tuple, list)):
             raise TypeError(f"{name}: expected an array, got a {type(value).__name__}")
-        h = as_float(place, name, value, self.dtype)
+        h = as_float(place, name, value, self.dtype, dtype_rule=rule)
         expected = shape if batched else shape[1:]
         if tuple(h.shape) != expected:
             raise ValueError(f"{name}: expected shape {expected} ({'batched' if batched else 'unbatched'} input), "
@@ -119,7 +118,9 @@ class _CellBase(ParameterModule):
         if name == "hx" and any(v is None for v in parts) and not all(v is None for v in parts):
             raise TypeError("hx: expected both h and c, or hx=None; got one of them None")
         labels = [f"{name}[{k}]" for k in range(2)] if self._has_cell_state else [name]
-        return tuple(self._state(place, label, v, B, batched) for label, v in zip(labels, parts, strict=True))
+        rules = (SAME_DTYPE, NOT_WIDER) if name == "hx" else (None, None)  # h as torch's; c: torch widens a narrower one
+        return tuple(self._state(place, label, v, B, batched, rule)
+                     for label, v, rule in zip(labels, parts, rules[: len(labels)], strict=True))
 
     def _unbatch(self, states: tuple, batched: bool):
         states = tuple(s if batched else s[0, ...] for s in states)
@@ -135,8 +136,11 @@ class _CellBase(ParameterModule):
             hx: (B, H) -- for LSTMCell the pair (h, c) -- unbatched (H,); None means zeros.
 
         Arrays from NumPy, torch or any array API library; the call runs there.
-        Real floating arrays of any precision are cast to the module's dtype;
-        integer, bool, complex or object arrays raise TypeError. Bad shapes
+        As in torch, an input or h of another floating dtype than the module's
+        raises TypeError naming both and the two fixes (convert the array, or the
+        module: ``module.astype(dtype)``); LSTMCell's c of a narrower one is
+        widened (exactly), a wider one raises. Lists have no dtype and take the
+        module's. Integer, bool, complex or object arrays raise TypeError. Bad shapes
         raise ValueError; the caller's arrays are never written.
         """
         place = placement_of(input=input, hx=hx)
@@ -157,9 +161,8 @@ class _CellBase(ParameterModule):
         Returns a dict with "input", "hx" (for LSTMCell a pair; present even when
         forward had hx=None) and one entry per state_dict key, shaped like them.
         """
-        check_tape(tape, self._owner, CellTape)
-        _check_version(tape, self.weights_version)
-        place = _placement_for(tape, grad_hidden=grad_hidden)
+        self._check_tape(tape, CellTape)
+        place = placement_matching(tape.placement, grad_hidden=grad_hidden)
         if self._has_cell_state and grad_hidden is not None and (
                 not isinstance(grad_hidden, (tuple, list)) or len(grad_hidden) != 2):
             raise TypeError(f"grad_hidden: expected a pair (dh, dc) whose items may be None, got "
@@ -179,7 +182,17 @@ class _CellBase(ParameterModule):
 
 
 class RNNCell(_CellBase):
-    """h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu (torch.nn.RNNCell)."""
+    """torch.nn.RNNCell, one step of ``RNN``::
+
+        h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)        act = tanh or relu
+
+    Shapes (B batch, I input_size, H hidden_size)::
+
+        input  (B, I), or unbatched (I,)
+        hx, h' (B, H), or unbatched (H,)
+        weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh (G*H,): G = 1 gate blocks of H rows
+
+    ``forward(input, hx)`` returns (h', tape); ``backward(tape, grad_hidden)`` the gradients."""
 
     _mode = "RNN"
 
@@ -199,7 +212,20 @@ class RNNCell(_CellBase):
 
 
 class GRUCell(_CellBase):
-    """torch.nn.GRUCell; gates r, z, n with b_hn inside the reset product."""
+    """torch.nn.GRUCell, one step of ``GRU``::
+
+        r  = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)          reset gate
+        z  = sigmoid(x W_iz^T + b_iz + h W_hz^T + b_hz)          update gate
+        n  = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))       new gate: b_hn inside the reset product
+        h' = (1 - z) * n + z * h
+
+    Shapes (B batch, I input_size, H hidden_size)::
+
+        input  (B, I), or unbatched (I,)
+        hx, h' (B, H), or unbatched (H,)
+        weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh (G*H,): G = 3 gate blocks of H rows, r, z, n
+
+    ``forward(input, hx)`` returns (h', tape); ``backward(tape, grad_hidden)`` the gradients."""
 
     _mode = "GRU"
 
@@ -212,8 +238,23 @@ class GRUCell(_CellBase):
 
 
 class LSTMCell(_CellBase):
-    """torch.nn.LSTMCell; gates i, f, g, o; hx is the pair (h, c). ONNX's peepholes are the
-    parameter ``weight_p`` (3H,): p_i, p_f, p_o."""
+    """torch.nn.LSTMCell, one step of ``LSTM``; hx is the pair (h, c)::
+
+        i  = sigmoid(x W_ii^T + b_ii + h W_hi^T + b_hi)          input gate
+        f  = sigmoid(x W_if^T + b_if + h W_hf^T + b_hf)          forget gate
+        g  = tanh(x W_ig^T + b_ig + h W_hg^T + b_hg)             cell candidate
+        o  = sigmoid(x W_io^T + b_io + h W_ho^T + b_ho)          output gate
+        c' = f * c + i * g
+        h' = o * tanh(c')
+
+    Shapes (B batch, I input_size, H hidden_size)::
+
+        input  (B, I), or unbatched (I,)
+        hx = (h, c), (h', c')  (B, H) each, or unbatched (H,)
+        weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh (G*H,): G = 4 gate blocks of H rows, i, f, g, o
+
+    ``forward(input, hx)`` returns ((h', c'), tape); ``backward(tape, (dh', dc'))`` the
+    gradients. ONNX's peepholes are the parameter ``weight_p`` (3H,): p_i, p_f, p_o."""
 
     _mode = "LSTM"
 

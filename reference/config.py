@@ -19,6 +19,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 from .activations import ONNX_ACTIVATIONS, ONNX_ARGUMENT_DEFAULTS, Activation
 
 MODES = ("RNN_TANH", "RNN_RELU", "GRU", "LSTM")
@@ -28,6 +30,15 @@ ACTIVATION_COUNT = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 2, "LSTM": 3}  # f (RNN
 DEFAULT_ACTIVATIONS = {"RNN_TANH": ("Tanh",), "RNN_RELU": ("Relu",), "GRU": ("Sigmoid", "Tanh"),
                        "LSTM": ("Sigmoid", "Tanh", "Tanh")}
 _ACTIVATION_NAMES = {name.lower(): name for name in ONNX_ACTIVATIONS}
+
+
+_MODULE_CLASSES: dict[str, Any] = {}  # "RNN", "GRU", "LSTM" -> the classes RNNConfig.module builds
+
+
+def register_module_classes(rnn: Any, gru: Any, lstm: Any) -> None:
+    """Name the classes ``RNNConfig.module`` builds. ``reference.recurrent`` defines them on
+    top of this module and calls this once, so that this module imports none of its users."""
+    _MODULE_CLASSES.update(RNN=rnn, GRU=gru, LSTM=lstm)
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
@@ -185,6 +196,15 @@ class RNNConfig:
 
     Any of activations, clip, input_forget or peephole selects the cells' general form
     (``general``); the default configuration runs torch's cells as they are.
+
+    Shapes (``parameter_shapes``, ``state_shapes``; G = ``gates``: 1 RNN, 3 GRU, 4 LSTM; H
+    hidden_size; P = ``output_size``: proj_size or H; I_l the input of layer l: input_size for
+    l = 0, else D*P; L num_layers; D = ``num_directions``)::
+
+        weight_ih_l{l}{sfx} (G*H, I_l)    weight_hh_l{l}{sfx} (G*H, P)    bias_ih, bias_hh (G*H,)
+        weight_hr_l{l}{sfx} (P, H)        LSTM with proj_size:  h = (o * tanh(c)) W_hr^T
+        weight_p_l{l}{sfx} (3H,)          LSTM with peephole:   p_i, p_f, p_o
+        h_0 (L*D, B, P), c_0 (L*D, B, H)  sfx = "" or "_reverse"
     """
 
     mode: str
@@ -320,10 +340,7 @@ class RNNConfig:
 
     def module(self, *, dtype: Any = None, seed: Any = None) -> Any:
         """The reference module (RNN, GRU or LSTM) with this configuration."""
-        import numpy as np
-
-        from .recurrent import GRU, LSTM, RNN
-
+        RNN, GRU, LSTM = (_MODULE_CLASSES[name] for name in ("RNN", "GRU", "LSTM"))
         kwargs = dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                       bidirectional=self.bidirectional, dtype=np.float64 if dtype is None else dtype, seed=seed,
                       reverse=self.reverse, activations=self.activations, activation_alpha=self.activation_alpha,

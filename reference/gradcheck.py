@@ -30,12 +30,18 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_float_array, check_real
+from .module import ParameterModule
+from .recurrent import RNNBase
 
 Arrays = Mapping[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class TensorCheck:
+    """One tensor's check: its analytic gradient a against the numeric one n (both shaped like
+    the tensor), passed when every element has |a - n| <= atol + rtol |n|; the VJP test
+    compares the scalars <a, v> and (L(x + eps v) - L(x - eps v)) / (2 eps) the same way."""
+
     name: str
     max_abs_err: float
     max_rel_err: float  # |analytic - numeric| / max(|numeric|, atol / rtol), elementwise
@@ -45,6 +51,9 @@ class TensorCheck:
 
 @dataclass(frozen=True)
 class GradcheckReport:
+    """Every tensor's ``TensorCheck`` under one rule, |a - n| <= atol + rtol |n| elementwise;
+    truthy when all pass, printable as a table, indexable by tensor name."""
+
     checks: tuple[TensorCheck, ...]
     rtol: float
     atol: float
@@ -211,20 +220,14 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
     keep masks is drawn and held fixed. ``method`` is "finite differences" (every
     element) or "vjp" (the inner-product test, for big shapes).
     """
-    from .cells import LSTMCell, _CellBase  # local: keeps this module importable on its own
-    from .recurrent import RNNBase
-
-    if not isinstance(module, (_CellBase, RNNBase)):
+    if not isinstance(module, ParameterModule):
         raise TypeError(f"module: expected a reference cell or RNN/GRU/LSTM, got {type(module).__name__}")
     if method not in ("finite differences", "vjp"):
         raise ValueError(f"method: expected 'finite differences' or 'vjp', got {method!r}")
     _check_args({}, None, eps, rtol, atol)
     rng = np.random.default_rng(_check_seed(seed))
-    is_cell = isinstance(module, _CellBase)
-    clone: Any = type(module).__new__(type(module))  # a cell or a layer: their forwards take different keywords
-    clone.__dict__.update(module.__dict__)
-    clone._init_parameters(np.float64, seed)  # fresh float64 storage, own generator and tape owner
-    clone.load_state_dict(module.state_dict())
+    is_cell = not isinstance(module, RNNBase)
+    clone = module.astype(np.float64)  # its own float64 storage, generator and tapes
     x = as_float_array("input", input, np.dtype(np.float64))
     if isinstance(hx, list):
         hx = tuple(hx)
@@ -242,7 +245,7 @@ def check_module_gradients(module: Any, input: Any, hx: Any = None, *, lengths: 
     arrays = {"input": x, **{f"hx[{k}]": as_float_array(f"hx[{k}]", h, np.dtype(np.float64))
                              for k, h in enumerate(hx_parts)},
               **clone.state_dict()}
-    pair = isinstance(hx, tuple) or isinstance(module, LSTMCell)
+    pair = isinstance(hx, tuple) or module.config.mode == "LSTM"
 
     def run(**a):
         clone.load_state_dict({k: a[k] for k in clone.state_dict()})

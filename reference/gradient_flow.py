@@ -67,14 +67,15 @@ def step_jacobians(module: Any, input: Any, hx: Any = None, layer: int = 0, dire
     lstm = cfg.mode == "LSTM"
     S = P + H if lstm else P
     basis = np.broadcast_to(np.eye(S, dtype=module.dtype)[:, None, :], (S, B, S))  # (S, B, S): tangent k is e_k
-    dstate = (basis[..., :P], basis[..., P:]) if lstm else (basis,)
+    state_dot = (basis[..., :P], basis[..., P:]) if lstm else (basis,)  # a dot is a forward-mode tangent
     no_tangent = LayerWeights(*[None] * len(LayerWeights._fields))
     step_jvp = cell_of(cfg, direction).step_jvp
-    zero_dxw = np.zeros(cfg.gates * H, dtype=module.dtype)  # (G*H,) no input tangent
+    zero_xw_dot = np.zeros(cfg.gates * H, dtype=module.dtype)  # (G*H,) no input tangent
     jac = np.empty((tape.T, B, S, S), dtype=module.dtype)
     for t in range(tape.T):
-        dnew = step_jvp(np, zero_dxw, dstate, lt.state_before(t), lt.state(t), lt.cache(t), lt.weights, no_tangent)
-        cols = np.concatenate(dnew, axis=-1) if lstm else dnew[0]  # (S, B, S): [k, b, :] = column k
+        new_dot = step_jvp(np, zero_xw_dot, state_dot, lt.state_before(t), lt.state(t), lt.cache(t), lt.weights,
+                           no_tangent)
+        cols = np.concatenate(new_dot, axis=-1) if lstm else new_dot[0]  # (S, B, S): [k, b, :] = column k
         jac[t] = cols.transpose(1, 2, 0)  # (B, S, S)
     return jac
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._namespace import as_float
-from .layer import cell_of, prepare_weights, scan, time_steps
+from .layer import carry_past_padding, cell_of, prepare_weights, time_steps
 
 
 def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | None = None, *,
@@ -40,8 +40,8 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
     """Forward-mode derivative of ``module.forward`` (RNN, GRU or LSTM, any configuration, eval mode or no dropout).
 
     The primal values (states, gates) come from the module's own forward, read
-    from its tape; the tangents are carried by the same ``scan`` as forward and
-    backward, so padded steps carry them unchanged.
+    from its tape; the tangents are carried through time like forward's states,
+    so padded steps carry them unchanged (``layer.carry_past_padding``).
 
     Args:
         module: a reference RNN, GRU or LSTM.
@@ -63,36 +63,39 @@ def jvp(module: Any, input: Any, hx: Any = None, tangents: Mapping[str, Any] | N
     output, hidden, tape = module.forward(input, hx, lengths=lengths)
     place, cfg = tape.placement, tape.config
     xp, D, T, B = place.xp, cfg.num_directions, tape.T, tape.B
-    dx, _ = module.input_array(place, tangents["input"]) if "input" in tangents else (xp.zeros_like(tape.layer_input(0)), None)
-    dstates0 = module.state_arrays(place, "tangents['hx']", tangents.get("hx"), B, tape.batched)
-    dparams = {k: (as_float(place, f"tangents[{k!r}]", tangents[k], module.dtype) if k in tangents
-                   else xp.zeros_like(as_float(place, k, v, module.dtype))) for k, v in params.items()}
-    finals: list = [[] for _ in dstates0]
+    # a dot is a forward-mode tangent: x_dot is the tangent of x
+    x_dot, _ = module.input_array(place, tangents["input"]) if "input" in tangents \
+        else (xp.zeros_like(tape.layer_input(0)), None)  # (T, B, I)
+    states0_dot = module.state_arrays(place, "tangents['hx']", tangents.get("hx"), B, tape.batched)
+    params_dot = {k: (as_float(place, f"tangents[{k!r}]", tangents[k], module.dtype) if k in tangents
+                      else xp.zeros_like(as_float(place, k, v, module.dtype))) for k, v in params.items()}
+    finals: list = [[] for _ in states0_dot]
     for layer in range(cfg.num_layers):
-        douts = []
+        outs_dot = []
         for d, sfx in enumerate(cfg.suffixes()):
             k, idx, lt = f"l{layer}{sfx}", layer * D + d, tape.layer(layer, d)
             w = lt.weights
-            dw = prepare_weights(place, cfg, dparams[f"weight_ih_{k}"], dparams[f"weight_hh_{k}"],
-                                 dparams.get(f"bias_ih_{k}"), dparams.get(f"bias_hh_{k}"), dparams.get(f"weight_hr_{k}"),
-                                 dparams.get(f"weight_p_{k}"))
+            w_dot = prepare_weights(place, cfg, params_dot[f"weight_ih_{k}"], params_dot[f"weight_hh_{k}"],
+                                    params_dot.get(f"bias_ih_{k}"), params_dot.get(f"bias_hh_{k}"),
+                                    params_dot.get(f"weight_hr_{k}"), params_dot.get(f"weight_p_{k}"))
             cell = cell_of(cfg, d)
-            dxw = dx @ w.w_ih.T + lt.x @ dw.w_ih.T  # (T, B, G*H)  xw. = x. W_ih^T + x W_ih.^T + b.
-            if dw.b_x is not None:
-                dxw = dxw + dw.b_x
-
-            def step(dstate, t, lt=lt, w=w, dw=dw, dxw=dxw, cell=cell):
-                return cell.step_jvp(xp, dxw[t, ...], dstate, lt.state_before(t), lt.state(t), lt.cache(t), w, dw), None
-
-            dstate_n, records = scan(xp, step, tuple(s[idx, ...] for s in dstates0), time_steps(T, lt.reverse), lt.mask)
-            records.sort(key=lambda r: r[0])  # time order
-            dout = xp.stack([new[0] for _, new, _ in records])  # (T, B, P)
+            xw_dot = x_dot @ w.w_ih.T + lt.x @ w_dot.w_ih.T  # (T, B, G*H)  xw. = x. W_ih^T + x W_ih.^T + b.
+            if w_dot.b_x is not None:
+                xw_dot = xw_dot + w_dot.b_x
+            state_dot = tuple(s[idx, ...] for s in states0_dot)  # carried through time like the state
+            h_dot: list = [None] * T  # after each step, in time order
+            for t in time_steps(T, lt.reverse):
+                new = cell.step_jvp(xp, xw_dot[t, ...], state_dot, lt.state_before(t), lt.state(t), lt.cache(t), w,
+                                    w_dot)
+                state_dot = new if lt.mask is None else carry_past_padding(xp, lt.mask[t, ...], new, state_dot)
+                h_dot[t] = state_dot[0]
+            out_dot = xp.stack(h_dot)  # (T, B, P)
             if lt.mask is not None:
-                dout = xp.where(lt.mask, dout, xp.zeros_like(dout[:1, :1, :1]))
-            douts.append(dout)
-            for f, s in zip(finals, dstate_n, strict=True):
+                out_dot = xp.where(lt.mask, out_dot, xp.zeros_like(out_dot[:1, :1, :1]))
+            outs_dot.append(out_dot)
+            for f, s in zip(finals, state_dot, strict=True):
                 f.append(s)
-        dx = douts[0] if D == 1 else xp.concat(douts, axis=-1)  # (T, B, D*P)
+        x_dot = outs_dot[0] if D == 1 else xp.concat(outs_dot, axis=-1)  # (T, B, D*P)
     with np.errstate(all="ignore"):
-        dout = module.from_time_major(place, dx, tape.batched, cfg.batch_first)
-    return output, hidden, dout, module.hidden_result(place, tuple(xp.stack(f) for f in finals), tape.batched)
+        output_dot = module.from_time_major(place, x_dot, tape.batched, cfg.batch_first)
+    return output, hidden, output_dot, module.hidden_result(place, tuple(xp.stack(f) for f in finals), tape.batched)

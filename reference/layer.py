@@ -1,24 +1,19 @@
 """One direction of one recurrent layer over a whole sequence: the time loop.
 
-This is the only time loop in the project. ``scan`` walks the steps carrying a
-state; forward carries (h[, c]), backward carries (dh[, dc]) the other way, and
-forward mode (``reference.jvp``) carries tangents. The three cells plug in
-through their step functions. Structure (the fast one is also the clear one)::
+This is the only time loop in the project: forward carries the state (h[, c]) from
+the first step to the last, backward carries its gradient (dh[, dc]) the other way,
+and forward mode (``reference.jvp``) carries tangents. The three cells plug in through
+their step functions (``Cell``)::
 
-    forward:   xw = x W_ih^T + b            input projection, a few steps per matrix product
+    forward:   xw = x W_ih^T + b            the input projection, before the loop
                for each step: state = step(xw_t, state)     only h W_hh^T inside
-    backward:  per block of steps: the steps' partial derivatives, all at once
-               for each step, last first: carry dh (and dc) back through the step
+    backward:  for each step, last first: carry dh (and dc) back through the step
                dW_ih = sum_t dxw_t^T x_t    one matrix product after the loop
                dW_hh = sum_t dhw_t^T h_{t-1}
 
-A step's partial derivatives (gate derivatives, products of gates) do not depend on
-the gradient arriving from later steps, so backward forms them for a block of steps
-in a few array calls; what stays in the loop is the chain rule itself (a handful of
-products and one matrix product per step). The step's last product is written over
-its own share of the block's partials, so the block ends holding its steps' dhw:
-one copy per block into the history, none when one block covers every step. Blocks
-are sized to stay in cache between the two passes over them.
+``blocks.py`` holds what makes it fast without changing a number: the input projection
+and backward's partial derivatives are formed for a block of steps at once, and each
+step's gradient is written over its own share of the block's partials.
 
 Variable lengths are a boolean ``mask`` (T, B, 1): on a padded step the carry
 passes through unchanged -- the state in forward, the gradient in backward, the
@@ -33,12 +28,14 @@ Shapes: T time, B batch, I input, H hidden, P output (proj_size or H), G gates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._linear import affine, affine_backward, sum_rows, weight_grad
-from ._namespace import Placement, row_major_transpose, rows_are_views, unstack
+from ._namespace import Placement, row_major_transpose
+from .blocks import GradientHistory, history, partials_steps, per_step, projection_steps, step_blocks
 from .config import RNNConfig
+from .gate_rows import loop_rows
 from .gru_cell import (
     gru_general_derivatives,
     gru_general_partials,
@@ -48,6 +45,7 @@ from .gru_cell import (
     gru_step,
     gru_step_backward,
     gru_step_jvp,
+    rz_and_n,
 )
 from .lstm_cell import (
     lstm_general_partials,
@@ -56,7 +54,6 @@ from .lstm_cell import (
     lstm_partials,
     lstm_peephole_grad,
     lstm_projection_input,
-    lstm_rows,
     lstm_step,
     lstm_step_backward,
     lstm_step_jvp,
@@ -75,10 +72,11 @@ State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
 
 
 class LayerWeights(NamedTuple):
-    """One layer and direction's weights as the loop uses them (LSTM rows in o, i, f, g order)."""
+    """One layer and direction's weights as the loop uses them: torch's, with W_hh also transposed,
+    the biases folded where they can be, and the LSTM's gate rows in the loop's order (``gate_rows``)."""
 
     w_ih: Any  # (G*H, I)
-    w_hh: Any  # (G*H, P) for dh_prev = dgates W_hh
+    w_hh: Any  # (G*H, P) for dh_prev = dhw W_hh
     w_hh_T: Any  # (P, G*H) row-major, for h W_hh^T in every forward step
     b_x: Any  # (G*H,) biases added on the input side (b_ih, and b_hh where it enters the same sum), or None
     b_hn: Any  # (H,) GRU in torch's form: b_hn stays inside the reset product; else None
@@ -92,9 +90,9 @@ def prepare_weights(place: Placement, cfg: RNNConfig, w_ih: Any, w_hh: Any, b_ih
     """torch-layout weights (in the call's namespace) -> the loop's LayerWeights. Linear in
     the weights, so it also prepares weight tangents (``reference.jvp``)."""
     xp, H = place.xp, cfg.hidden_size
-    if cfg.mode == "LSTM":
-        w_ih, w_hh = lstm_rows(xp, w_ih, H), lstm_rows(xp, w_hh, H)
-        b_ih, b_hh = (None, None) if b_ih is None else (lstm_rows(xp, b_ih, H), lstm_rows(xp, b_hh, H))
+    if cfg.mode == "LSTM":  # the loop's gate order, o, i, f, g: gate_rows says why
+        w_ih, w_hh = loop_rows(xp, w_ih), loop_rows(xp, w_hh)
+        b_ih, b_hh = (None, None) if b_ih is None else (loop_rows(xp, b_ih), loop_rows(xp, b_hh))
     b_x = b_hn = None
     if b_ih is not None:
         if cfg.mode == "GRU" and cfg.reset_after:  # b_hr, b_hz join the input side; b_hn must wait for r
@@ -109,18 +107,17 @@ def prepare_weights(place: Placement, cfg: RNNConfig, w_ih: Any, w_hh: Any, b_ih
 class Cell(NamedTuple):
     """How a cell plugs into the loop; every function takes ``xp`` first.
 
-    Backward is split in two: ``partials`` forms, for K steps at once, every factor
-    of the step's chain rule that the incoming gradient does not change; the loop
-    then calls ``step_backward`` with one step's share of them. Where ``dhw_block``
-    is given, step_backward writes dhw over its share of that (K, B, G*H) partial (a
-    fresh array, each step's rows read by that step alone), so the block of partials
-    ends as the block of dhw and the loop keeps it with one copy per block."""
+    Backward is split in two: ``partials`` forms, for the steps lo .. hi-1 at once, every
+    partial derivative of the step's chain rule (they depend on forward's values only);
+    ``step_backward`` is then the chain rule of one step, given its share of them.
+    ``dhw_block`` names the partial a step writes its dhw over (``blocks.chain_in_place``),
+    or is None where dhw is a new array each step."""
 
     step: Callable  # (xp, xw_t, state, w) -> (state', cache)
     partials: Callable  # (xp, tape, lo, hi) -> the partials of steps lo .. hi-1, (K, B, ...)
     step_backward: Callable  # (xp, dstate', partials_t, w) -> (dhw_t, dstate)
-    step_jvp: Callable  # (xp, dxw_t, dstate, state, state', cache, w, dw) -> dstate'
-    gate_values: Callable  # (cache, state') -> {gate letter: (B, H)} in torch's letters
+    step_jvp: Callable  # (xp, xw_dot_t, state_dot, state, state', cache, w, w_dot) -> state_dot'
+    gate_values: Callable  # (cache) -> {gate letter: (B, H)} in torch's letters
     input_grad: Callable | None = None  # (xp, dhw, dh', partials) -> dxw for K steps; None: dxw = dhw
     dhw_block: Callable | None = None  # (partials) -> the partial that becomes dhw; None: dhw is new each step
 
@@ -133,15 +130,20 @@ def _rnn_cell(nonlinearity: str) -> Cell:
     def partials(xp, tape, lo, hi):
         return rnn_partials(states_after(tape, 0, lo, hi), nonlinearity)
 
-    def step_backward(xp, dnew, d_act, w):
-        da, dh_prev = rnn_step_backward(xp, dnew[0], d_act, w, nonlinearity)
+    def step_backward(xp, dstate, dh_da, w):
+        da, dh_prev = rnn_step_backward(xp, dstate[0], dh_da, w, nonlinearity)
         return da, (dh_prev,)
 
-    def step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
-        return (rnn_step_jvp(xp, dxw, dprev[0], prev[0], new[0], w, dw, nonlinearity),)
+    def step_jvp(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
+        return (rnn_step_jvp(xp, xw_dot, state_dot[0], prev[0], new[0], w, w_dot, nonlinearity),)
 
-    return Cell(step, partials, step_backward, step_jvp, lambda cache, new: {},
+    return Cell(step, partials, step_backward, step_jvp, lambda cache: {},
                 dhw_block=(lambda p: p) if nonlinearity == "tanh" else None)  # relu's da is a select
+
+
+def _gru_gate_values(cache):
+    gates = {"r": cache.r, "z": cache.z, "n": cache.n}
+    return gates if cache.hn is None else {**gates, "hn": cache.hn}
 
 
 def _gru_cell(reset_after: bool) -> Cell:
@@ -152,36 +154,27 @@ def _gru_cell(reset_after: bool) -> Cell:
     def partials(xp, tape, lo, hi):
         return gru_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 0, lo, hi))
 
-    def step_backward(xp, dnew, p, w):
-        dhw, dh_prev = gru_step_backward(xp, dnew[0], p, w)
+    def step_backward(xp, dstate, p, w):
+        dhw, dh_prev = gru_step_backward(xp, dstate[0], p, w)
         return dhw, (dh_prev,)
 
-    def step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
-        return (gru_step_jvp(xp, dxw, dprev[0], prev[0], cache, w, dw, reset_after),)
+    def step_jvp(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
+        return (gru_step_jvp(xp, xw_dot, state_dot[0], prev[0], cache, w, w_dot, reset_after),)
 
-    def gate_values(cache, new):
-        H = cache.n.shape[-1]
-        gates = {"r": cache.rz[..., :H], "z": cache.rz[..., H:], "n": cache.n}
-        return gates if cache.hn is None else {**gates, "hn": cache.hn}
-
-    def input_grad(xp, dhw, dh, p):
-        return gru_input_grad(xp, dhw, dh, p)
-
-    return Cell(step, partials, step_backward, step_jvp, gate_values, input_grad if reset_after else None,
-                (lambda p: p.drz) if reset_after else None)  # the paper's dhw is a concatenation
+    return Cell(step, partials, step_backward, step_jvp, _gru_gate_values, gru_input_grad if reset_after else None,
+                (lambda p: p.dh_dhw) if reset_after else None)  # the paper's dhw is a concatenation
 
 
 def _lstm_partials(xp, tape, lo, hi):
     return lstm_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 1, lo, hi))
 
 
-def _lstm_step_jvp(xp, dxw, dprev, prev, new, cache, w, dw):
-    return lstm_step_jvp(xp, dxw, dprev[0], dprev[1], prev[0], prev[1], cache, w, dw)
+def _lstm_step_jvp(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
+    return lstm_step_jvp(xp, xw_dot, state_dot[0], state_dot[1], prev[0], prev[1], cache, w, w_dot)
 
 
-def _lstm_gate_values(cache, new):
-    H = cache.g.shape[-1]
-    return {"i": cache.oif[..., H : 2 * H], "f": cache.oif[..., 2 * H :], "g": cache.g, "o": cache.oif[..., :H]}
+def _lstm_gate_values(cache):
+    return {"i": cache.i, "f": cache.f, "g": cache.g, "o": cache.o}
 
 
 def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
@@ -198,12 +191,12 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
             return lstm_general_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 1, lo, hi),
                                          states_after(tape, 1, lo, hi), tape.weights.w_p, acts, clip, input_forget)
 
-        def lstm_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
-            return lstm_general_step_jvp(xp, dxw, dprev[0], dprev[1], prev[0], prev[1], new[1], cache, w, dw, acts,
+        def lstm_step_jvp_(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
+            return lstm_general_step_jvp(xp, xw_dot, state_dot[0], state_dot[1], prev[0], prev[1], new[1], cache, w, w_dot, acts,
                                          clip, input_forget)
 
         return Cell(lstm_step_, lstm_partials_, lstm_step_backward, lstm_step_jvp_, _lstm_gate_values,
-                    dhw_block=lambda p: p.da_dmc)
+                    dhw_block=lambda p: p.dcm_da)
     if cfg.mode == "GRU":
         default = _gru_cell(cfg.reset_after)
 
@@ -214,8 +207,8 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
         def gru_partials_(xp, tape, lo, hi):
             return gru_general_partials(xp, _rows(tape.caches, lo, hi), states_before(tape, 0, lo, hi), acts, clip)
 
-        def gru_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
-            return (gru_step_jvp(xp, dxw, dprev[0], prev[0], cache, w, dw, cfg.reset_after,
+        def gru_step_jvp_(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
+            return (gru_step_jvp(xp, xw_dot, state_dot[0], prev[0], cache, w, w_dot, cfg.reset_after,
                                  gru_general_derivatives(xp, cache, acts, clip)),)
 
         return default._replace(step=gru_step_, partials=gru_partials_, step_jvp=gru_step_jvp_)
@@ -227,14 +220,14 @@ def _general_cell(cfg: RNNConfig, direction: int) -> Cell:
     def rnn_partials_(xp, tape, lo, hi):
         return rnn_general_partials(xp, tape.caches.a[lo:hi, ...], states_after(tape, 0, lo, hi), acts[0], clip)
 
-    def rnn_step_backward_(xp, dnew, d_act, w):
-        da, dh_prev = rnn_step_backward(xp, dnew[0], d_act, w, "tanh")  # da = dh' * f'(a~), in place
+    def rnn_step_backward_(xp, dstate, dh_da, w):
+        da, dh_prev = rnn_step_backward(xp, dstate[0], dh_da, w, "tanh")  # da = dh * f'(a~), in place
         return da, (dh_prev,)
 
-    def rnn_step_jvp_(xp, dxw, dprev, prev, new, cache, w, dw):
-        return (rnn_general_step_jvp(xp, dxw, dprev[0], prev[0], new[0], cache.a, w, dw, acts[0], clip),)
+    def rnn_step_jvp_(xp, xw_dot, state_dot, prev, new, cache, w, w_dot):
+        return (rnn_general_step_jvp(xp, xw_dot, state_dot[0], prev[0], new[0], cache.a, w, w_dot, acts[0], clip),)
 
-    return Cell(rnn_step_, rnn_partials_, rnn_step_backward_, rnn_step_jvp_, lambda cache, new: {},
+    return Cell(rnn_step_, rnn_partials_, rnn_step_backward_, rnn_step_jvp_, lambda cache: {},
                 dhw_block=lambda p: p)
 
 
@@ -244,7 +237,7 @@ def cell_of(cfg: RNNConfig, direction: int = 0) -> Cell:
         return _general_cell(cfg, direction)
     if cfg.mode == "LSTM":
         return Cell(lstm_step, _lstm_partials, lstm_step_backward, _lstm_step_jvp, _lstm_gate_values,
-                    dhw_block=lambda p: p.da_dmc)
+                    dhw_block=lambda p: p.dcm_da)
     if cfg.mode == "GRU":
         return _gru_cell(cfg.reset_after)
     return _rnn_cell(cfg.nonlinearity)
@@ -258,52 +251,10 @@ def time_steps(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def scan(xp: Any, step: Callable, carry: tuple, steps: Sequence[int], mask: Any = None,
-         keep: Callable = lambda t, new, out: (t, new, out)) -> tuple[tuple, list]:
-    """carry', out_t = step(carry, t) for t in ``steps``; where mask[t] is False the
-    carry passes through unchanged. Returns the last carry and the list of
-    keep(t, carry after t, out_t) (by default the triple itself)."""
-    records = []
-    for t in steps:
-        new, out = step(carry, t)
-        if mask is not None:  # padded rows keep their carry
-            new = tuple(xp.where(mask[t, ...], n, c) for n, c in zip(new, carry, strict=True))
-        records.append(keep(t, new, out))
-        carry = new
-    return carry, records
-
-
-PROJECTION_ROWS = 256  # forward: the fewest rows (steps x batch) one input-projection product gets
-PARTIALS_ELEMENTS = 1 << 17  # backward: a block's partial the width of dhw holds at most this many numbers
-
-
-def projection_steps(T: int, B: int) -> int:
-    """Steps per forward block, whose input projection is one matrix product.
-
-    One product for all T steps would hold the whole (T, B, G*H) projection through the
-    loop, next to the gates the tape keeps (for LSTM that is 1.57x the tape). Blocks of
-    at least PROJECTION_ROWS rows keep the products efficient; at most eight blocks (at
-    least T/8 steps each) keep the extra memory near a tenth of the tape."""
-    return min(T, max(-(-T // 8), -(-PROJECTION_ROWS // max(B, 1))))
-
-
-def partials_steps(T: int, B: int, width: int) -> int:
-    """Steps per backward block, whose partial derivatives are formed at once.
-
-    A step's share of the partials is written when its block's are formed and read
-    back by the step, which is free while the block stays in cache: 2^17 numbers is
-    512 KiB in float32 (a core's L2 cache here) and 1 MiB in float64. Backward's time
-    over the in-place loop this core replaced (21291b4), same process: LSTM T100 B64
-    H256 float32 0.96-0.98x with blocks of 2 steps, 1.04x with 4 and 1.06-1.17x with 16;
-    RNN T50 B16 H128 float64 0.98-1.04x with one block of 50 steps, 1.05-1.07x with two
-    (a block costs a few array calls, and more than one block a copy into the history)."""
-    return max(1, min(T, PARTIALS_ELEMENTS // max(B * width, 1)))
-
-
-def step_blocks(T: int, K: int, reverse: bool) -> list[range]:
-    """Time steps in processing order, cut into blocks of K steps (the last may be shorter)."""
-    blocks = [range(lo, min(lo + K, T)) for lo in range(0, T, K)]
-    return [range(b.stop - 1, b.start - 1, -1) for b in reversed(blocks)] if reverse else blocks
+def carry_past_padding(xp: Any, valid: Any, new: tuple, carry: tuple) -> tuple:
+    """The carry after a step: ``new`` where the step is valid (``valid`` (B, 1) bool), else
+    ``carry`` unchanged -- the state in forward, its gradient in backward, its tangent."""
+    return tuple(xp.where(valid, n, c) for n, c in zip(new, carry, strict=True))
 
 
 class LayerTape(NamedTuple):
@@ -348,11 +299,6 @@ def _rows(fields: tuple, lo: int, hi: int, squeeze: bool = False) -> tuple:
     return type(fields)(*(rows(a) for a in fields))
 
 
-def _history(xp: Any, T: int, first: Any) -> Any:
-    """An empty (T, *first.shape) array for one value per step, like ``first``."""
-    return xp.empty((T, *first.shape), dtype=first.dtype, device=getattr(first, "device", None))
-
-
 def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, mask: Any = None,
                   reverse: bool = False) -> tuple[Any, State, LayerTape]:
     """Run one layer in one direction over time.
@@ -382,21 +328,24 @@ def layer_forward(xp: Any, cell: Cell, x: Any, state0: State, w: LayerWeights, m
 
     def keep(t, new, cache):
         if not states:
-            states.extend(_history(xp, T + 1, v) for v in new)
-            for history, s0 in zip(states, state0, strict=True):
-                history[T * (1 - after), ...] = s0
-            caches.extend([cache, *(() if cache is None else (None if v is None else _history(xp, T, v) for v in cache))])
+            states.extend(history(xp, T + 1, v) for v in new)
+            for states_k, s0 in zip(states, state0, strict=True):
+                states_k[T * (1 - after), ...] = s0
+            caches.extend([cache, *(() if cache is None else (None if v is None else history(xp, T, v) for v in cache))])
             fields.extend(k for k in range(len(caches) - 1) if caches[k + 1] is not None)
-        for history, v in zip(states, new, strict=True):
-            history[t + after, ...] = v
+        for states_k, v in zip(states, new, strict=True):
+            states_k[t + after, ...] = v
         for k in fields:
             caches[k + 1][t, ...] = cache[k]
 
     state = state0
     for block in step_blocks(T, projection_steps(T, B), reverse):
         lo = min(block)
-        xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H)
-        state, _ = scan(xp, lambda s, t, xw=xw, lo=lo: cell.step(xp, xw[t - lo, ...], s, w), state, block, mask, keep)
+        xw = affine(xp, x[lo : lo + len(block), ...], w.w_ih, w.b_x)  # (K, B, G*H) the block's input projection
+        for t in block:
+            new, cache = cell.step(xp, xw[t - lo, ...], state, w)
+            state = new if mask is None else carry_past_padding(xp, mask[t, ...], new, state)
+            keep(t, state, cache)
         del xw  # freed before the next block's projection: one block at a time next to the histories
     h, h_prev = states[0][after : after + T, ...], states[0][1 - after : 1 - after + T, ...]  # (T, B, P) each
     c, c_prev = (states[1][after : after + T, ...], states[1][1 - after : 1 - after + T, ...]) if len(states) == 2 \
@@ -421,69 +370,63 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
                    keep_carries: bool = False) -> LayerGrads:
     """Backpropagation through time for one layer and direction.
 
+    The carry ``dstate`` is the gradient at the state after step t: (dh,) or (dh, dc). From
+    the last step to the first (the reverse direction: first to last), step t adds the
+    gradient at its output to dh, sends the sum back through the step, and the gradient at
+    the state before the step is the next carry; a padded step passes the carry through.
+    Each step also gives dhw, the gradient at its hidden product; after the loop, the weight
+    gradients are one product each over every step (``_weight_grads``).
+
     Args:
         dout: (T, B, P) gradient at the output, or None; ignored on padded steps
             (the output there is a constant zero).
         dstate_n: gradient at the final state, (dh_n,) or (dh_n, dc_n).
     """
-    x, w, mask, caches, h_prev = tape.x, tape.weights, tape.mask, tape.caches, tape.h_prev
-    T, B = x.shape[0], x.shape[1]
+    w, mask, T, B = tape.weights, tape.mask, tape.x.shape[0], tape.x.shape[1]
     if dout is not None and mask is not None:
         dout = _zero_padding(xp, mask, dout)  # (T, B, P) padded outputs are constants
-
-    def step(dstate, t, partials_t):
-        if dout is not None:  # h_t feeds the output and the next step: the two gradients add
-            dstate = (dstate[0] + dout[t, ...],) + dstate[1:]
-        dhw, dprev = cell.step_backward(xp, dstate, partials_t, w)
-        return dprev, (dhw, dstate)
-
-    keep_dh = cell.input_grad is not None or w.w_hr is not None
-    histories: list = []  # dhw, and dh where needed: (T, B, .) each, allocated at the first step
-    carries: list = [None] * T if keep_carries else []
-    dhw_block = cell.dhw_block if rows_are_views(xp) else None  # each step writes its dhw into the block
-    in_place = dhw_block is not None
-
-    def keep(t, new, out):
-        dhw, dstate = out
-        if not histories:
-            histories.extend([_history(xp, T, dhw)] + ([_history(xp, T, dstate[0])] if keep_dh else []))
-        if not in_place:
-            histories[0][t, ...] = dhw
-        if keep_dh:
-            histories[1][t, ...] = dstate[0]
-        if keep_carries:
-            carries[t] = dstate
-
-    dstate0, dxw = dstate_n, None
-    K = partials_steps(T, B, w.w_ih.shape[0])
-    for block in step_blocks(T, K, not tape.reverse):  # backward walks time the other way
+    kept = GradientHistory(xp, T, cell.dhw_block, keep_dh=cell.input_grad is not None or w.w_hr is not None)
+    carries: list | None = [None] * T if keep_carries else None
+    dxw = None  # (T, B, G*H) where the gradient at xw is not dhw's (torch's GRU)
+    dstate = dstate_n
+    for block in step_blocks(T, partials_steps(T, B, w.w_ih.shape[0]), not tape.reverse):  # time the other way
         lo, hi = min(block), max(block) + 1
         partials = cell.partials(xp, tape, lo, hi)  # every step of the block at once: (K, B, ...)
-        shares = _per_step(xp, partials)
-        dstate0, _ = scan(xp, lambda s, t, lo=lo, shares=shares: step(s, t, shares[t - lo]), dstate0, block, mask,
-                          keep)
-        if dhw_block is not None and hi - lo == T:  # one block: its partial, now every step's dhw, is the history
-            histories[0] = dhw_block(partials)  # (T, B, G*H)
-        elif dhw_block is not None:  # the block's partial now holds its steps' dhw
-            histories[0][lo:hi, ...] = dhw_block(partials)  # (K, B, G*H)
-        if cell.input_grad is not None:  # dxw differs from dhw (torch's GRU): formed for the block at once
-            dxw = _history(xp, T, histories[0][0, ...]) if dxw is None else dxw  # (T, B, G*H)
-            dxw[lo:hi, ...] = cell.input_grad(xp, histories[0][lo:hi, ...], histories[1][lo:hi, ...], partials)
-    dhw = histories[0]  # (T, B, G*H)
-    dh = histories[1] if keep_dh else None  # (T, B, P) total gradient at each step's h
+        partials_of = per_step(xp, partials)  # partials_of[t - lo]: step t's
+        for t in block:
+            dstate_t = dstate if dout is None else (dstate[0] + dout[t, ...], *dstate[1:])  # h_t feeds the output too
+            dhw_t, dprev = cell.step_backward(xp, dstate_t, partials_of[t - lo], w)
+            kept.keep(t, dhw_t, dstate_t[0])
+            if carries is not None:
+                carries[t] = dstate_t
+            dstate = dprev if mask is None else carry_past_padding(xp, mask[t, ...], dprev, dstate)
+        kept.end_block(block, partials)
+        if cell.input_grad is not None:  # dxw differs from dhw in the n rows: formed for the block at once
+            dxw = history(xp, T, kept.dhw[0, ...]) if dxw is None else dxw  # (T, B, G*H)
+            dxw[lo:hi, ...] = cell.input_grad(xp, kept.dhw[lo:hi, ...], kept.dh[lo:hi, ...], partials)
+    dx, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_p = _weight_grads(xp, cfg, tape, kept.dhw, dxw, kept.dh)
+    return LayerGrads(dx, dstate, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries, dw_p)
+
+
+def _weight_grads(xp: Any, cfg: RNNConfig, tape: LayerTape, dhw: Any, dxw: Any, dh: Any) -> tuple:
+    """dx and every weight's gradient, one product (or sum) each over all steps, from the
+    steps' gradients at the hidden product dhw (T, B, G*H), at xw (dxw, or None where it is
+    dhw) and at h (dh (T, B, P), where kept): (dx, dW_ih, dW_hh, db_ih, db_hh, dW_hr, dW_p)."""
+    x, w, mask, h_prev = tape.x, tape.weights, tape.mask, tape.h_prev
+    own_dxw = dxw is not None  # torch's GRU: b_hh's gradient is dhw's, not dxw's
     dxw = dhw if dxw is None else dxw  # (T, B, G*H)
     if mask is not None:  # padded steps contribute nothing; zero their operands too, so 0 * NaN cannot leak in
         dxw, h_prev = _zero_padding(xp, mask, dxw), _zero_padding(xp, mask, h_prev)
-        dhw = _zero_padding(xp, mask, dhw) if cell.input_grad is not None else dxw
+        dhw = _zero_padding(xp, mask, dhw) if own_dxw else dxw
     has_bias = w.b_x is not None
     dx, dw_ih, db_ih = affine_backward(xp, dxw, x, w.w_ih, has_bias)  # (T, B, I), (G*H, I), (G*H,)
-    dw_hh = _hidden_weight_grad(xp, cfg, dhw, h_prev, caches)  # (G*H, P)
+    dw_hh = _hidden_weight_grad(xp, cfg, dhw, h_prev, tape.caches)  # (G*H, P)
     db_hh = None
     if has_bias:  # b_hh enters the same sum as b_ih, except GRU's b_hn (inside the reset product)
-        db_hh = sum_rows(xp, xp.reshape(dhw, (-1, dhw.shape[-1]))) if cell.input_grad is not None else xp.asarray(db_ih, copy=True)
+        db_hh = sum_rows(xp, xp.reshape(dhw, (-1, dhw.shape[-1]))) if own_dxw else xp.asarray(db_ih, copy=True)
     dw_hr = None
-    if w.w_hr is not None:  # h' = m W_hr^T at every step: dW_hr = sum_t dh'_t^T m_t
-        m = lstm_projection_input(caches)  # (T, B, H)
+    if w.w_hr is not None:  # h = m W_hr^T at every step: dW_hr = sum_t dh_t^T m_t
+        m = lstm_projection_input(tape.caches)  # (T, B, H)
         if mask is not None:
             dh, m = _zero_padding(xp, mask, dh), _zero_padding(xp, mask, m)
         dw_hr = weight_grad(xp, dh, m)  # (P, H)
@@ -493,16 +436,7 @@ def layer_backward(xp: Any, cell: Cell, cfg: RNNConfig, dout: Any, dstate_n: Sta
         if mask is not None:
             c_prev, c = _zero_padding(xp, mask, c_prev), _zero_padding(xp, mask, c)
         dw_p = lstm_peephole_grad(xp, dhw, c_prev, c)  # (3H,)
-    return LayerGrads(dx, dstate0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, carries if keep_carries else None, dw_p)
-
-
-def _per_step(xp: Any, partials: Any) -> list:
-    """A block's partials (a NamedTuple of (K, ...) arrays, or one array) -> K per-step
-    tuples (or arrays) of views, made in one pass."""
-    if not isinstance(partials, tuple):
-        return unstack(xp, partials)
-    fields = [[None] * partials[0].shape[0] if a is None else unstack(xp, a) for a in partials]
-    return list(zip(*fields, strict=True))
+    return dx, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_p
 
 
 def states_after(tape: LayerTape, k: int, lo: int, hi: int) -> Any:
@@ -524,8 +458,7 @@ def _hidden_weight_grad(xp: Any, cfg: RNNConfig, dhw: Any, h_prev: Any, caches: 
     """dW_hh = sum_t dhw_t^T h_{t-1}: one product over all steps. In the paper's GRU
     the n rows multiply r * h, not h."""
     if cfg.mode == "GRU" and not cfg.reset_after:
-        H = cfg.hidden_size
-        r = caches.rz[..., :H]  # (T, B, H)
-        dw_hrz = weight_grad(xp, dhw[..., : 2 * H], h_prev)  # (2H, H)
-        return xp.concat([dw_hrz, weight_grad(xp, dhw[..., 2 * H :], r * h_prev)], axis=0)  # (3H, H)
+        dhw_rz, dhw_n = rz_and_n(dhw)  # (T, B, 2H), (T, B, H)
+        dw_hrz = weight_grad(xp, dhw_rz, h_prev)  # (2H, H)
+        return xp.concat([dw_hrz, weight_grad(xp, dhw_n, caches.r * h_prev)], axis=0)  # (3H, H)
     return weight_grad(xp, dhw, h_prev)  # (G*H, P)

@@ -14,6 +14,7 @@ never written in place. Every replacement takes a new *version*:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import threading
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import check_dtype, make_rng
+from ._checks import check_dtype, check_tape, make_rng
 from ._namespace import Placement, from_numpy
 from .config import RNNConfig
 from .stack import prepare_stack
@@ -164,6 +165,38 @@ class ParameterModule:
         prepared = (weights.version, prepare_stack(place, self.config, params))
         self._prepared[place.key] = prepared
         return prepared
+
+    def _check_tape(self, tape: Any, tape_type: type) -> None:
+        """A tape ``backward`` may use: this module's, made with its current weights, its shared
+        output unchanged."""
+        check_tape(tape, self._owner, tape_type)
+        if tape.version != self.weights_version:
+            raise ValueError("tape: the module's weights have changed since this tape was recorded (load_state_dict "
+                             "or a parameter assignment); its gradients would be for the old weights. Run forward "
+                             "again.")
+        guard = getattr(tape, "output_guard", None)
+        if guard is not None and guard[0]._version != guard[1]:  # torch counts in-place writes per tensor
+            raise ValueError("tape: forward's output was modified in place after forward, and the tape shares its "
+                             "memory; clone the output before writing into it, and run forward again")
+
+    # -- another dtype -----------------------------------------------------------------
+
+    def astype(self, dtype: Any) -> Any:
+        """A copy of this module computing in ``dtype`` (numpy.float32 or numpy.float64): its
+        parameters cast, its configuration, training flag and generator state copied. The
+        module itself is unchanged (torch's ``model.to(dtype)`` converts in place)."""
+        dtype = check_dtype(dtype)
+        state = self.__getstate__()
+        state.update(dtype=dtype, _rng=copy.deepcopy(self._rng), _owner=object(), _prepared={})
+        params = {}
+        for name, value in self._weights.params.items():
+            with np.errstate(over="ignore"):  # beyond float32's range becomes inf, as torch's .to() does
+                params[name] = value.astype(dtype)  # a new array
+            params[name].flags.writeable = False
+        state["_weights"] = Weights(next(_versions), params)
+        new = object.__new__(type(self))
+        new.__setstate__(state)
+        return new
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

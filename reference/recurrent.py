@@ -17,19 +17,27 @@ L layers, D directions (1 or 2).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ._checks import check_bool, check_lengths, check_nonlinearity, check_probability, check_tape
-from ._namespace import Placement, as_float, contiguous, from_numpy, library, placement_of, to_numpy
-from .config import RNNConfig
+from ._checks import check_bool, check_lengths, check_nonlinearity, check_probability
+from ._namespace import (
+    NOT_WIDER,
+    SAME_DTYPE,
+    Placement,
+    as_float,
+    contiguous,
+    from_numpy,
+    library,
+    placement_matching,
+    placement_of,
+    to_numpy,
+)
+from .config import RNNConfig, register_module_classes
 from .module import ParameterModule
 from .stack import stack_backward, stack_forward
 from .tape import RecurrentTape
-
-if TYPE_CHECKING:
-    from .cells import CellTape
 
 
 class RNNBase(ParameterModule):
@@ -110,9 +118,10 @@ class RNNBase(ParameterModule):
 
     # -- argument handling (public: jvp and the verifier convert their tangents and cotangents alike) --
 
-    def input_array(self, place: Placement, input: Any) -> tuple[Any, bool]:
-        """(T, B, I) time-major input and whether the caller's input was batched."""
-        x = as_float(place, "input", input, self.dtype)
+    def input_array(self, place: Placement, input: Any, *, same_dtype: bool = False) -> tuple[Any, bool]:
+        """(T, B, I) time-major input and whether the caller's input was batched. With
+        ``same_dtype``, an array of another floating dtype raises TypeError (forward's input)."""
+        x = as_float(place, "input", input, self.dtype, dtype_rule=SAME_DTYPE if same_dtype else None)
         if x.ndim not in (2, 3):
             raise ValueError(f"input: expected 2-D (unbatched, T x I) or 3-D (batched) input, got a {x.ndim}-D array "
                              f"of shape {tuple(x.shape)}")
@@ -149,8 +158,11 @@ class RNNBase(ParameterModule):
             raise TypeError(f"{name}: expected one array for {type(self).__name__}, got a {type(value).__name__}")
         return [value]
 
-    def state_arrays(self, place: Placement, name: str, value: Any, B: int, batched: bool) -> tuple:
-        """hx or grad_hidden as (h (D*L, B, P),) or (h, c (D*L, B, H)); None entries -> zeros."""
+    def state_arrays(self, place: Placement, name: str, value: Any, B: int, batched: bool, *,
+                     same_dtype: bool = False) -> tuple:
+        """hx or grad_hidden as (h (D*L, B, P),) or (h, c (D*L, B, H)); None entries -> zeros.
+        With ``same_dtype`` (forward's hx), an h of another floating dtype, or a c of a wider
+        one, raises TypeError, as in torch (which widens a narrower c exactly)."""
         parts = self._pair_or_array(name, value)
         if self.mode == "LSTM" and name == "hx" and (parts[0] is None) != (parts[1] is None):
             raise TypeError("hx: expected both h_0 and c_0, or hx=None; got one of them None")
@@ -160,7 +172,8 @@ class RNNBase(ParameterModule):
             if part is None:
                 out.append(from_numpy(place, np.zeros(shape, dtype=self.dtype)))
                 continue
-            arr = as_float(place, label, part, self.dtype)
+            rule = (NOT_WIDER if k == 1 else SAME_DTYPE) if same_dtype else None
+            arr = as_float(place, label, part, self.dtype, dtype_rule=rule)
             expected = shape if batched else (shape[0], shape[2])
             if arr.ndim != len(expected):
                 raise ValueError(f"{label}: expected a {len(expected)}-D array {expected} for "
@@ -236,8 +249,11 @@ class RNNBase(ParameterModule):
 
         Arrays may come from NumPy, torch (any device; not requiring grad) or any
         array API library; the call runs there and returns arrays from there.
-        Real floating arrays of any precision are cast to the module's dtype;
-        integer, bool, complex or object arrays raise TypeError. Bad shapes and
+        As in torch, an input or h_0 of another floating dtype than the module's
+        raises TypeError naming both and the two fixes (convert the array, or
+        the module: ``module.astype(dtype)``); a c_0 of a narrower one is
+        widened (exactly), a wider one raises. Lists have no dtype and take the
+        module's. Integer, bool, complex or object arrays raise TypeError. Bad shapes and
         values raise ValueError; nothing is changed on error and the caller's
         arrays are never written. Values at padded steps (t >= lengths[b]) are
         ignored, NaN and Inf included, as torch's packing does. A NumPy output
@@ -245,9 +261,9 @@ class RNNBase(ParameterModule):
         backward for in-place changes.
         """
         place = placement_of(input=input, hx=hx, dropout_masks=dropout_masks)
-        x, batched = self.input_array(place, input)  # (T, B, I)
+        x, batched = self.input_array(place, input, same_dtype=True)  # (T, B, I)
         T, B = x.shape[0], x.shape[1]
-        states0 = self.state_arrays(place, "hx", hx, B, batched)  # ((D*L, B, P),) or with (D*L, B, H)
+        states0 = self.state_arrays(place, "hx", hx, B, batched, same_dtype=True)  # ((D*L, B, P),) or with (D*L, B, H)
         lengths, mask = self._mask(place, lengths, T, B, batched)  # (B,), (T, B, 1) or None
         drop = self._dropout_masks(place, dropout_masks, T, B, batched)
         version, weights = self._snapshot(place)  # one consistent set of weights for the whole call
@@ -283,9 +299,8 @@ class RNNBase(ParameterModule):
             "input" (shaped like input), "hx" (shaped like hidden), and one entry
             per state_dict key; arrays from the library forward ran in.
         """
-        check_tape(tape, self._owner, RecurrentTape)
-        _check_version(tape, self.weights_version)
-        place = _placement_for(tape, grad_output=grad_output, grad_hidden=grad_hidden)
+        self._check_tape(tape, RecurrentTape)
+        place = placement_matching(tape.placement, grad_output=grad_output, grad_hidden=grad_hidden)
         T, B, batched, D, P = tape.T, tape.B, tape.batched, self.num_directions, self.output_size
         dout = None
         if grad_output is not None:
@@ -309,29 +324,19 @@ class RNNBase(ParameterModule):
         return result
 
 
-def _placement_for(tape: RecurrentTape | CellTape, **named: Any) -> Placement:
-    """The tape's library and device; cotangents given as arrays must be there too."""
-    place = placement_of(**named)
-    if any(library(v) is not None or (isinstance(v, (tuple, list)) and any(library(p) is not None for p in v))
-           for v in named.values()) and place.key != tape.placement.key:
-        raise TypeError(f"grad_output/grad_hidden: arrays from {place.library} on {place.device}, but forward ran on "
-                        f"{tape.placement.library} on {tape.placement.device}: pass gradients from the same library "
-                        "and device")
-    return tape.placement
-
-
-def _check_version(tape: Any, version: int) -> None:
-    if tape.version != version:
-        raise ValueError("tape: the module's weights have changed since this tape was recorded (load_state_dict or a "
-                         "parameter assignment); its gradients would be for the old weights. Run forward again.")
-    guard = getattr(tape, "output_guard", None)
-    if guard is not None and guard[0]._version != guard[1]:
-        raise ValueError("tape: forward's output was modified in place after forward, and the tape shares its "
-                         "memory; clone the output before writing into it, and run forward again")
-
-
 class RNN(RNNBase):
-    """torch.nn.RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
+    """torch.nn.RNN, an Elman network: at each step t of each layer (x_t the layer's input)::
+
+        h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)        act = tanh or relu
+
+    Shapes: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); output like
+    input with D*H features (each step's h_t of the last layer, D = 2 directions side by side
+    with bidirectional); h_0 and h_n (L*D, B, H), unbatched (L*D, H); weight_ih_l0 (H, I) and
+    (H, D*H) above layer 0, weight_hh_l{k} (H, H), bias_ih_l{k} and bias_hh_l{k} (H,). T time,
+    B batch, I input_size, H hidden_size, L num_layers.
+
+    ``forward`` returns (output, h_n, tape); ``backward(tape, grad_output, grad_hidden)``
+    the gradients (``reference/rnn_cell.py`` derives them)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -353,9 +358,23 @@ class RNN(RNNBase):
 
 
 class GRU(RNNBase):
-    """torch.nn.GRU (gates r, z, n; b_hn inside the reset product). ``reset_after=False``
-    gives the paper's form, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn), which torch
-    does not ship (ONNX's default, Keras ``reset_after=False``)."""
+    """torch.nn.GRU: at each step t of each layer (x_t the layer's input)::
+
+        r_t = sigmoid(x_t W_ir^T + b_ir + h_{t-1} W_hr^T + b_hr)           reset gate
+        z_t = sigmoid(x_t W_iz^T + b_iz + h_{t-1} W_hz^T + b_hz)           update gate
+        n_t = tanh(x_t W_in^T + b_in + r_t * (h_{t-1} W_hn^T + b_hn))      new gate: b_hn inside the reset product
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    ``reset_after=False`` gives the paper's form, ``n_t = tanh(x_t W_in^T + b_in + (r_t *
+    h_{t-1}) W_hn^T + b_hn)``, which torch does not ship (ONNX's default, Keras
+    ``reset_after=False``).
+
+    Shapes as ``RNN``'s, with three gate blocks of H rows in each weight and bias, r, z, n
+    (``W_ih = [W_ir; W_iz; W_in]``): weight_ih_l0 (3H, I) and (3H, D*H) above layer 0,
+    weight_hh_l{k} (3H, H), bias_ih_l{k} and bias_hh_l{k} (3H,); h_0 and h_n (L*D, B, H).
+
+    ``forward`` returns (output, h_n, tape); ``backward(tape, grad_output, grad_hidden)``
+    the gradients (``reference/gru_cell.py`` derives them)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
@@ -376,7 +395,25 @@ class GRU(RNNBase):
 
 
 class LSTM(RNNBase):
-    """torch.nn.LSTM (gates i, f, g, o; optional projection h = (o * tanh(c)) W_hr^T)."""
+    """torch.nn.LSTM: at each step t of each layer (x_t the layer's input)::
+
+        i_t = sigmoid(x_t W_ii^T + b_ii + h_{t-1} W_hi^T + b_hi)     input gate
+        f_t = sigmoid(x_t W_if^T + b_if + h_{t-1} W_hf^T + b_hf)     forget gate
+        g_t = tanh(x_t W_ig^T + b_ig + h_{t-1} W_hg^T + b_hg)        cell candidate
+        o_t = sigmoid(x_t W_io^T + b_io + h_{t-1} W_ho^T + b_ho)     output gate
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)                 with proj_size > 0: h_t = (o_t * tanh(c_t)) W_hr^T
+
+    Shapes as ``RNN``'s, with four gate blocks of H rows in each weight and bias, i, f, g, o
+    (``W_ih = [W_ii; W_if; W_ig; W_io]``), and P = proj_size or H the size of h: output
+    (T, B, D*P); h_0 and h_n (L*D, B, P), c_0 and c_n (L*D, B, H); weight_ih_l0 (4H, I) and
+    (4H, D*P) above layer 0, weight_hh_l{k} (4H, P), bias_ih_l{k} and bias_hh_l{k} (4H,),
+    weight_hr_l{k} (P, H) with proj_size.
+
+    ``hx`` and ``hidden`` are the pairs (h_0, c_0) and (h_n, c_n). ``forward`` returns (output,
+    (h_n, c_n), tape); ``backward(tape, grad_output, grad_hidden)`` the gradients
+    (``reference/lstm_cell.py`` derives them). ONNX's options (``peephole``,
+    ``input_forget``, ``clip``, ``activations``, ...) are ``RNNConfig``'s."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
@@ -391,3 +428,6 @@ class LSTM(RNNBase):
 
     input_forget = property(lambda self: self.config.input_forget)
     peephole = property(lambda self: self.config.peephole)
+
+
+register_module_classes(RNN, GRU, LSTM)

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 from ._namespace import Placement
 from .config import RNNConfig
+from .gate_rows import torch_rows
 from .layer import LayerTape, LayerWeights, cell_of, layer_backward, layer_forward, prepare_weights
-from .lstm_cell import torch_rows
 
 
 def prepare_stack(place: Placement, cfg: RNNConfig, params: Mapping[str, Any]) -> list[list[LayerWeights]]:
@@ -123,8 +123,7 @@ def stack_backward(place: Placement, cfg: RNNConfig, tape: StackTape, dout: Any,
 
 def _torch_layout(xp: Any, cfg: RNNConfig, k: str, g: Any) -> dict[str, Any]:
     """One layer and direction's gradients under torch's names, LSTM rows back in i, f, g, o order."""
-    H = cfg.hidden_size
-    rows = (lambda a: torch_rows(xp, a, H)) if cfg.mode == "LSTM" else (lambda a: a)
+    rows = (lambda a: torch_rows(xp, a)) if cfg.mode == "LSTM" else (lambda a: a)
     out = {f"weight_ih_{k}": rows(g.w_ih), f"weight_hh_{k}": rows(g.w_hh)}
     if cfg.bias:
         out[f"bias_ih_{k}"], out[f"bias_hh_{k}"] = rows(g.b_ih), rows(g.b_hh)

@@ -25,7 +25,9 @@ from .stack import StackTape
 
 
 class StepRecord(NamedTuple):
-    """One step of one layer and direction, as forward computed it."""
+    """One step of one layer and direction, as forward computed it: state (h_prev, c_prev) in,
+    gates, state (h, c) out. LSTM: i, f, o = sigmoid(.), g = tanh(.), c = f * c_prev + i * g,
+    h = o * tanh(c); GRU: r, z = sigmoid(.), n = tanh(. + r * hn), h = (1 - z) * n + z * h_prev."""
 
     t: int  # time index
     h_prev: Any  # (B, P) state the step started from
@@ -37,7 +39,14 @@ class StepRecord(NamedTuple):
 
 
 class RecurrentTape(NamedTuple):
-    """Everything backward needs; nothing in it is written after forward."""
+    """Everything backward needs; nothing in it is written after forward.
+
+    Per layer l and direction d (``layer(l, d)``, a ``layer.LayerTape``): the layer's input
+    (T, B, I_l), the states h_t (T, B, P) and c_t (T, B, H) after each step and the ones each
+    step started from, and every step's gate values (T, B, H) each; ``steps(l, d)`` reads them
+    one ``StepRecord`` a step. With the gate values, backward needs no transcendental function:
+    sigmoid'(a) = s (1 - s) and tanh'(a) = 1 - t^2 from the gates themselves.
+    """
 
     owner: object  # the module that recorded it
     version: int  # that module's weights version at the time
@@ -74,7 +83,7 @@ class RecurrentTape(NamedTuple):
             prev, new = lt.state_before(t), lt.state(t)
             valid = None if lt.mask is None else lt.mask[t, :, 0]
             records.append(StepRecord(t, prev[0], prev[1] if len(prev) == 2 else None, new[0],
-                                      new[1] if len(new) == 2 else None, gate_values(lt.cache(t), new), valid))
+                                      new[1] if len(new) == 2 else None, gate_values(lt.cache(t)), valid))
         return records
 
     def _check(self, layer: int, direction: int) -> None:
