@@ -4,7 +4,8 @@
     python -m benchmarks --suite full --cells LSTM --dtypes float32
 
 Modules: ``config`` (rows, suites and their implementations), ``problem`` (the data every
-implementation sees), ``impls`` (the implementations behind one interface), ``floor`` (the
+implementation sees), ``prepared`` (the interface every implementation fills), ``impls`` (the implementations behind
+it), ``floor`` (the
 reference's matrix products alone), ``jax_impl`` (the optional JAX row), ``kernel`` (which
 BLAS kernel each process runs, and the environment that decides it), ``measure`` (clocks,
 FLOPs, bytes, resident memory), ``worker`` (the subprocess that runs jobs), ``runner``

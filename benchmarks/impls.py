@@ -21,27 +21,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import numpy as np
 
 from .config import FLOOR, Row
+from .prepared import Prepared, Unavailable
 from .problem import as_hidden, make_problem
-
-
-class Prepared(NamedTuple):
-    infer: Callable[[], Any]  # forward without keeping anything for backward
-    forward: Callable[[], Any]  # forward that records what backward needs; returns it
-    backward: Callable[[Any], Any]  # backward from what forward returned (repeatable)
-    results: Callable[[], dict] | None  # name -> array after one forward + backward; None: nothing to validate
-    sync: Callable[[], None]  # wait for the device
-    tape: Callable[[Any], Any] | None = None  # what forward returned -> the reference's tape
-    caller: tuple = ()  # what the caller owns (module, input, states): not counted in the tape's bytes
-    step: Callable[[], Any] | None = None  # a fused forward + backward; default backward(forward())
-
-
-class Unavailable(Exception):
-    """This implementation cannot run this row (missing module, device, ...)."""
 
 
 def _no_sync() -> None:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import Row
-from .impls import Prepared, Unavailable
+from .prepared import Prepared, Unavailable
 from .problem import make_problem
 
 jax.config.update("jax_enable_x64", True)  # float64 rows compute in float64
