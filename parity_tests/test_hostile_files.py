@@ -15,25 +15,39 @@ torch is needed only to make and read .pt files, onnx and onnxruntime only for
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
-import subprocess
-import sys
 import time
 import tracemalloc
 import warnings
-import zipfile
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from reference.verify import Spec, compare, diff_weights, load_model, load_weights
-from reference.verify.cli import main
-from reference.verify.onnx_versions import make_model
+from parity_tests.hostile import (
+    directory,
+    good_npz,
+    link_to,
+    npz,
+    npz_compressed_with,
+    npz_declaring,
+    npz_members_declaring,
+    npz_of_strings,
+    onnx_lstm,
+    pipe,
+    pt_compressed_with,
+    renamed,
+    run,
+    run_subprocess,
+    sparse,
+    state,
+    torch_expanded,
+    torch_sd,
+    truncated,
+)
+from reference.verify import compare, diff_weights, load_model, load_weights
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_SECONDS = 60  # each refusal takes milliseconds; the bound is for a shared, loaded machine
 MAX_TRACED_BYTES = 64 * 2**20  # what NumPy may allocate while refusing a file (10^12 float32s would be 4 TB)
 
@@ -46,32 +60,6 @@ class Touch:
 
     def __reduce__(self):
         return (exec, (f"open({self.path!r}, 'w').close()",))
-
-
-def state() -> dict[str, np.ndarray]:
-    """A torch-named LSTM(3, 4) state_dict, drawn by the reference (no torch needed)."""
-    return {k: np.asarray(v) for k, v in Spec("LSTM", 3, 4).reference(seed=1).state_dict().items()}
-
-
-def good_npz(tmp_path) -> str:
-    path = tmp_path / "good.npz"
-    np.savez(path, **state())
-    return str(path)
-
-
-def run(args, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(args)
-    except SystemExit as e:  # argparse: --help, bad arguments
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def run_subprocess(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "reference.verify.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def refused_by_api(call: Callable[[], object]) -> str:
@@ -237,80 +225,11 @@ def test_help_says_what_the_opt_in_risks_and_that_candidate_runs_code(capsys):
 # -- broken and hostile files -----------------------------------------------------------------------
 
 
-def _truncate(path):
-    data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
-    return path
-
-
-def torch_sd(path, legacy=False):
-    torch = pytest.importorskip("torch")
-    torch.save(torch.nn.LSTM(3, 4).state_dict(), path, _use_new_zipfile_serialization=not legacy)
-    return path
-
-
-def torch_expanded(path, shape):
-    """A .pt whose weight_ih_l0 declares ``shape`` over a 4-byte storage (an expanded view, saved as such)."""
-    torch = pytest.importorskip("torch")
-    sd = torch.nn.LSTM(3, 4).state_dict()
-    torch.save({**sd, "weight_ih_l0": torch.zeros(1).expand(*shape)}, path)
-    return path
-
-
-def onnx_lstm(path, x_dims=("T", "B", 3), w_dims=None):
-    """An LSTM(3, 4) graph; ``w_dims`` declares W's shape over its real 192 bytes."""
-    onnx = pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, s).astype(np.float32), n)
-             for n, s in (("W", (1, 16, 3)), ("R", (1, 16, 4)), ("B", (1, 32)))]
-    if w_dims is not None:
-        del inits[0].dims[:]
-        inits[0].dims.extend(w_dims)
-    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=4)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_dims))],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("Y", "Y_h", "Y_c")],
-                              inits)
-    model = make_model(graph)
-    onnx.save(model, str(path))
-    return path
-
-
-def npz_declaring(path, shape):
-    """An .npz whose one member's .npy header declares ``shape`` of float32 over 16 bytes of data."""
-    member = io.BytesIO()
-    np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": shape})
-    member.write(b"\0" * 16)
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("weight_ih_l0.npy", member.getvalue())
-    return path
-
-
-def directory(path):
-    path.mkdir()
-    return path
-
-
-def npz(path):
-    np.savez(path, **state())
-    return path
-
-
-def renamed(make, suffix):
-    def build(path):
-        made = make(path.with_name("made" + suffix))
-        os.replace(made, path)
-        return path
-    return build
-
-
 HOSTILE = {  # name: (file name, builder, what the message says)
-    "truncated .pt": ("t.pt", lambda p: _truncate(torch_sd(p)), "truncated or corrupt"),
-    "truncated legacy .pt": ("t.pth", lambda p: _truncate(torch_sd(p, legacy=True)), "truncated or corrupt"),
-    "truncated .onnx": ("t.onnx", lambda p: _truncate(onnx_lstm(p)), "not a readable ONNX model"),
-    "truncated .npz": ("t.npz", lambda p: _truncate(npz(p)), "truncated or corrupt"),
+    "truncated .pt": ("t.pt", lambda p: truncated(torch_sd(p)), "truncated or corrupt"),
+    "truncated legacy .pt": ("t.pth", lambda p: truncated(torch_sd(p, legacy=True)), "truncated or corrupt"),
+    "truncated .onnx": ("t.onnx", lambda p: truncated(onnx_lstm(p)), "not a readable ONNX model"),
+    "truncated .npz": ("t.npz", lambda p: truncated(npz(p)), "truncated or corrupt"),
     ".pt tensor of 10^12 elements": ("big.pt", lambda p: torch_expanded(p, (10**6, 10**6)),
                                      "weight_ih_l0: declares shape (1000000, 1000000)"),
     ".pt tensor its storage does not fill": ("short.pt", lambda p: torch_expanded(p, (16, 3)),
@@ -338,6 +257,24 @@ HOSTILE = {  # name: (file name, builder, what the message says)
     ".npz named .onnx": ("w.onnx", renamed(npz, ".npz"), "named .onnx but its contents are a .npz archive"),
     ".onnx named .npz": ("w.npz", renamed(onnx_lstm, ".onnx"), "named .npz but its contents are not a zip"),
     ".onnx named .pt": ("w.pt", renamed(onnx_lstm, ".onnx"), "named .pt but its contents are not a zip"),
+    "a link to /dev/zero named .onnx": ("z.onnx", link_to("/dev/zero"), "a link to '/dev/zero', is not a regular file"),
+    "a link to /dev/zero named .npz": ("z.npz", link_to("/dev/zero"), "a link to '/dev/zero', is not a regular file"),
+    "a link to /dev/zero named .pt": ("z.pt", link_to("/dev/zero"), "a link to '/dev/zero', is not a regular file"),
+    "a broken link named .npz": ("b.npz", link_to("nowhere.npz"), "no such file"),
+    "a pipe named .onnx": ("p.onnx", pipe, "is not a regular file (a device, pipe or socket)"),
+    "a pipe named .pt": ("p.pt", pipe, "is not a regular file (a device, pipe or socket)"),
+    "a sparse 3 GiB .onnx": ("s.onnx", sparse(3 * 2**30), "is 3221225472 bytes, over the limit of 2147483648"),
+    "a sparse 3 GiB .npz": ("s.npz", sparse(3 * 2**30), "over the limit of 2147483648 bytes per file"),
+    "a sparse 3 GiB .pt": ("s.pt", sparse(3 * 2**30), "over the limit of 2147483648 bytes per file"),
+    ".npz members adding up to 4.5 GiB": ("sum.npz", npz_members_declaring([3 * 2**29] * 3),
+                                          "over the limit of 4294967296 bytes in all"),
+    ".npz member of 3 GiB": ("m.npz", npz_members_declaring([3 * 2**30]),
+                             "member 'm0.npy' (uncompressed) is 3221225472 bytes, over the limit of 2147483648"),
+    ".npz member compressed by an unsupported method": ("c.npz", npz_compressed_with(6),
+                                                        "is compressed with zip method 6; expected stored or deflated"),
+    ".pt member compressed by an unsupported method": ("c.pt", pt_compressed_with(99),
+                                                       "is compressed with zip method 99; expected stored"),
+    ".npz member of strings": ("u.npz", npz_of_strings, "'weight_ih_l0.npy': holds values of dtype <U1, which are"),
 }
 
 
@@ -389,3 +326,43 @@ def test_onnx_external_data_is_read_only_from_beside_the_model(tmp_path, capsys)
     message = refused_by_api(lambda: load_model(str(tmp_path / "sub" / "out.onnx")))
     assert "outside the model's directory" in message and "'../ext.data'" in message
     assert "outside the model's directory" in refused_by_cli(["--model", str(tmp_path / "sub" / "out.onnx")], capsys)
+
+
+# -- big-endian weights: converted to native order and read ---------------------------------------------
+
+
+def big_endian_npz(path):
+    np.savez(path, **{k: v.astype(v.dtype.newbyteorder(">")) for k, v in state().items()})
+    return path
+
+
+def big_endian_pt(path):
+    """A torch.save state_dict as a big-endian machine writes it: the storages' bytes swapped, byteorder "big"."""
+    import zipfile
+
+    made = torch_sd(path.with_name("little.pt"))
+    with zipfile.ZipFile(made) as z, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as out:
+        for info in z.infolist():
+            data = z.read(info)
+            if info.filename.endswith("/byteorder"):
+                data = b"big"
+            elif "/data/" in info.filename and not info.filename.endswith(".pkl"):
+                data = np.frombuffer(data, "<f4").astype(">f4").tobytes()
+            out.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("make", [big_endian_npz, big_endian_pt], ids=["npz", "pt"])
+def test_big_endian_weights_are_read_in_native_order_through_every_entry_point(make, tmp_path, capsys):
+    pytest.importorskip("torch")
+    path = str(make(tmp_path / ("w" + (".npz" if make is big_endian_npz else ".pt"))))
+    state_dict, _, _ = load_weights(path)
+    assert all(v.dtype.isnative for v in state_dict.values())
+    assert compare(path).passed
+    code, out, err = run(["--model", path], capsys)
+    assert code == 0 and "RESULT: MATCH" in out, out + err
+    code, out, err = run(["--candidate", "torch.nn:LSTM", "--with-weights", path], capsys)
+    assert code == 0 and "RESULT: MATCH" in out, out + err
+    if make is big_endian_npz:
+        code, out, err = run(["--diff-weights", path, good_npz(tmp_path)], capsys)
+        assert code == 0 and "RESULT: SAME" in out, out + err

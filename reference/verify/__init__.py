@@ -8,7 +8,9 @@ or a torch file is checked; ONNX files need ``onnx`` and ``onnxruntime``
 
 from .candidates import Candidate, CandidateError, CandidateFn, FunctionCandidate, Problem
 from .compare import compare
+from .deadline import CheckTimeout
 from .diff import WeightDifference, diff_weights
+from .files import Limits
 from .jax_cells import EquinoxCandidate, FlaxCandidate, NnxCandidate
 from .layouts import LAYOUTS, export_state_dict, export_weights, import_gradients, import_state_dict, import_weights
 from .models import OnnxCandidate, load_model, load_weights
@@ -20,11 +22,13 @@ __all__ = [
     "Candidate",
     "CandidateError",
     "CandidateFn",
+    "CheckTimeout",
     "CompareReport",
     "Divergence",
     "EquinoxCandidate",
     "FlaxCandidate",
     "FunctionCandidate",
+    "Limits",
     "NnxCandidate",
     "OnnxCandidate",
     "Problem",

@@ -34,6 +34,7 @@ from typing import Any, Protocol, overload
 
 import numpy as np
 
+from .deadline import step
 from .spec import Spec
 
 
@@ -366,9 +367,10 @@ def run_candidate(cand: Candidate, pb: Problem, dtype: np.dtype, expect: Expect)
     if pb.grad_output is None and grad_hidden is not None and all(g is None for g in grad_hidden):
         grad_hidden = None
     try:
-        raw = cand.call(pb.spec, {k: c(v) for k, v in pb.params.items()}, np.asarray(pb.x, dtype=dtype),
-                        tuple(c(h) for h in pb.hx), c(pb.grad_output), grad_hidden, lengths=pb.lengths,
-                        dropout_masks=None if pb.masks is None else [c(m) for m in pb.masks])
+        with step("forward and backward" if pb.backward else "forward"):  # an adapter may name them apart
+            raw = cand.call(pb.spec, {k: c(v) for k, v in pb.params.items()}, np.asarray(pb.x, dtype=dtype),
+                            tuple(c(h) for h in pb.hx), c(pb.grad_output), grad_hidden, lengths=pb.lengths,
+                            dropout_masks=None if pb.masks is None else [c(m) for m in pb.masks])
     except CandidateError:
         raise
     except Exception as e:

@@ -59,6 +59,7 @@ import numpy as np
 from reference.tolerances import compare_arrays
 
 from .candidates import CandidateError, Problem, Session
+from .deadline import set_phase
 from .report import CompareReport, Divergence
 from .spec import Spec, direction_name, layer_params, split_name
 
@@ -70,9 +71,19 @@ _EQ_H = {"LSTM": "h' = o * tanh(c')", "GRU": "h' = (1 - z) * n + z * h", "RNN_TA
 
 
 class _Stage:
-    """What localisation is running now, for the report when a sub-problem cannot run."""
+    """What localisation is running now, for the report when a sub-problem cannot run (and a time limit's
+    message: each probe is named as it starts)."""
 
-    text = "starting"
+    _text = "starting"
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = value
+        set_phase(f"localisation ({value})")
 
 
 def localise(report: CompareReport, session: Session, pb: Problem, ftol, gtol) -> None:

@@ -57,15 +57,17 @@ from typing import Any
 import numpy as np
 
 from ..config import compact_activation_arguments
+from .bounds import one_check
 from .candidates import Candidate, CandidateError, is_reference_module, is_torch_module, spec_of_module, to_numpy
-from .files import MAX_ARRAY_BYTES, MAX_INPUT_ELEMENTS, TORCH_SUFFIXES, check_file, read_npz
+from .files import MAX_ARRAY_BYTES, MAX_INPUT_ELEMENTS, TORCH_SUFFIXES, Limits, check_file, read_npz
 from .layouts import detect_layout, import_state_dict, mode_from_shapes, torch_mode
 from .onnx_versions import make_model, unsafe_rnn_arguments
 from .spec import Spec, core_supports
 
 
+@one_check
 def load_weights(source: Any, *, layout: str | None = None, mode: str | None = None,
-                 reset_after: bool | None = None, trust_pickle: bool = False
+                 reset_after: bool | None = None, trust_pickle: bool = False, limits: Limits | None = None
                  ) -> tuple[dict[str, np.ndarray], Spec, str]:
     """(torch state_dict of NumPy arrays, configuration, the layout it came in) from any weight source.
 
@@ -73,6 +75,7 @@ def load_weights(source: Any, *, layout: str | None = None, mode: str | None = N
     a torch state_dict, ``{"l0": {...}, ...}`` in a foreign layout, or one
     layer's foreign arrays. ``trust_pickle``: let a .pt/.pth that is a pickled
     module load in full, which runs the code it names (see the module docstring).
+    ``limits``: what may be read (:class:`~reference.verify.files.Limits`).
     """
     if isinstance(source, (str, os.PathLike)):
         path = check_file(source, "weights")
@@ -127,13 +130,16 @@ def weights_from_mapping(arrays: Mapping[str, Any], *, layout: str | None = None
     return state, Spec.from_state_dict(state, spec_mode, reset_after=ra), layout
 
 
+@one_check
 def load_model(path: str | os.PathLike[str], *, mode: str | None = None, layout: str | None = None,
-               trust_pickle: bool = False, inputs: Any = None) -> Candidate:
+               trust_pickle: bool = False, inputs: Any = None, limits: Limits | None = None) -> Candidate:
     """A candidate that runs the file's own runtime on the file's own weights (see the module docstring).
 
     ``trust_pickle``: let a .pt/.pth that is a pickled module load in full, which
     runs the code it names; by default only a state_dict (``weights_only=True``) loads.
     ``inputs`` (.onnx only): values of graph inputs that are not constants, see :func:`read_test_data`.
+    ``limits``: what may be read, the model, its weights and test data together
+    (:class:`~reference.verify.files.Limits`; default 2 GiB per file, 4 GiB in all).
     """
     path = check_file(path, "model")
     if inputs is not None and not path.endswith(".onnx"):
