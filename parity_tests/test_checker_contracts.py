@@ -19,7 +19,7 @@ import pytest
 import reference
 from reference.tolerances import compare_arrays, tol
 from reference.verify import Divergence, Spec, compare, diff_weights, export_state_dict, import_state_dict
-from reference.verify.candidates import reference_run
+from reference.verify.session import reference_run
 from reference.verify.testing import assert_matches_reference
 
 # -- gradcheck -----------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax import nnx
 
-from reference.verify.jax_cells import EquinoxCandidate, FlaxCandidate, jax_candidate
+from reference.verify import EquinoxCandidate, FlaxCandidate
+from reference.verify.registry import as_candidate
 
 I, H, T, B = 3, 4, 5, 3
 LENGTHS = [5, 3, 2]
@@ -86,7 +87,7 @@ MODES = {"LSTM": "LSTM", "OptimizedLSTM": "LSTM", "GRU": "GRU", "relu": "RNN_REL
 @pytest.mark.parametrize("case", sorted(set(MATCHING) - {"equinox GRUCell no bias"}))  # its run is the biased one's
 def test_cell_matches_on_drawn_weights(case):
     obj = MATCHING[case]()
-    cand = jax_candidate(obj)
+    cand = as_candidate(obj)
     assert cand.spec.mode == next(m for k, m in MODES.items() if k in case)
     lengths = LENGTHS if cand.takes_lengths else None
     report = compare(cand, weights="draw", seed=3, seq_len=T, batch=B, lengths=lengths)
@@ -103,7 +104,7 @@ def test_cell_matches_on_drawn_weights(case):
 @pytest.mark.parametrize("case", sorted(MATCHING))
 def test_own_weights_round_trip_through_torch_names(case):
     """Own arrays -> torch's names -> the framework's arrays again: exact (a merged bias goes to bias_ih)."""
-    cand = jax_candidate(MATCHING[case]())
+    cand = as_candidate(MATCHING[case]())
     if cand.spec.bias:
         assert all(np.abs(v).max() > 0 for k, v in cand.own_params.items() if k.startswith("bias_ih")), case
     back = cand.to_framework(cand.own_params)
@@ -268,7 +269,7 @@ def test_verifier_imports_without_jax():
     code = ("import sys\n"
             "for m in ('jax', 'flax', 'equinox'): sys.modules[m] = None\n"
             "from reference.verify import compare, Spec\n"
-            "from reference.verify.candidates import as_candidate\n"
+            "from reference.verify.registry import as_candidate\n"
             "cand = as_candidate(Spec('GRU', 3, 4).reference())\n"
             "print(type(cand).__name__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)

@@ -103,7 +103,7 @@ def test_the_reference_reads_the_layers_own_weights():
     layer = LAYERS["LSTM"]()
     report = compare(layer, seed=2)
     assert "the candidate's own" in report.weights
-    from reference.verify.keras_layers import KerasCandidate
+    from reference.verify.adapters.keras import KerasCandidate
 
     params = KerasCandidate(layer).own_params
     kernel, recurrent, bias = (np.asarray(v.numpy()) for v in (layer.cell.kernel, layer.cell.recurrent_kernel,

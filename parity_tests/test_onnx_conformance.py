@@ -37,9 +37,9 @@ from onnx import numpy_helper
 
 from parity_tests import onnx_conformance
 from reference.verify import compare, diff_weights, load_model
+from reference.verify.adapters.onnx_graph import swap_peepholes
 from reference.verify.cli import main
 from reference.verify.layouts import import_gradients
-from reference.verify.models import swap_peepholes
 
 CASES = ["test_lstm_defaults", "test_lstm_with_initial_bias", "test_lstm_with_peepholes", "test_lstm_batchwise",
          "test_lstm_reverse", "test_lstm_bidirectional", "test_gru_defaults", "test_gru_with_initial_bias",
@@ -222,7 +222,7 @@ def _time_major(a: np.ndarray, layout: int) -> np.ndarray:
 @pytest.mark.parametrize("data", ["case", "random"])
 @pytest.mark.parametrize("name", CASES)
 def test_gradients_equal_autograd_of_onnx_s_equations(name, data, cases):
-    from reference.verify.candidates import reference_run
+    from reference.verify.session import reference_run
     from reference.verify.spec import Spec
 
     pytest.importorskip("torch")
@@ -380,10 +380,10 @@ def test_a_model_the_reference_cannot_express_exits_2_naming_the_attribute(case,
 ])
 def test_a_core_without_the_field_refuses_by_name(field, case, says, cases, tmp_path, monkeypatch, capsys):
     """Where the core's RNNConfig lacks an ONNX field, the model is refused (exit 2), not checked as something else."""
-    from reference.verify import models
+    from reference.verify.adapters import onnx_graph
 
-    supported = models.core_supports
-    monkeypatch.setattr(models, "core_supports", lambda name: name != field and supported(name))
+    supported = onnx_graph.core_supports
+    monkeypatch.setattr(onnx_graph, "core_supports", lambda name: name != field and supported(name))
     folder = cases[case]
     model = os.path.join(folder, "model.onnx") if field != "clip" else _with_attribute(folder, str(tmp_path / "m.onnx"),
                                                                                        clip=3.0)

@@ -22,7 +22,7 @@ from reference.verify import (
     load_model,
     onnx_versions,
 )
-from reference.verify.models import _single_node_model
+from reference.verify.adapters.onnx_graph import _single_node_model
 from reference.verify.onnx_versions import make_model, runtime_versions
 
 LIMIT = 9  # the simulated runtime's newest IR version: below what any onnx >= 1.14 writes by default

@@ -36,7 +36,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from reference.tolerances import candidate_tol
-from reference.verify.candidates import reference_run
+from reference.verify.session import reference_run
 from reference.verify.spec import Spec, split_name
 
 KINDS = ("above", "below", "nan", "inf", "finite", "dtype", "shape", "drop")

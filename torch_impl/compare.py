@@ -1,8 +1,10 @@
-"""The verifier's torch side: torch modules as candidates, torch files as models.
+"""The verifier's torch adapter: torch modules as candidates, torch files (and .npz weights) as models.
 
 The verifier itself lives in :mod:`reference.verify` and needs NumPy only; torch
-enters through this adapter, which ``reference.verify`` imports when it is given
-a torch module or a torch file. The verifier's names are re-exported here.
+enters through this adapter, which the verifier's registry
+(:mod:`reference.verify.registry`) imports by name when it is given a torch
+module or a torch file, as a plugin: ``reference`` never imports it. The
+verifier's names are re-exported here.
 
 A torch module candidate has torch's parameter names and call signature,
 ``module(input, hx) -> (output, hidden)`` (``batch_first`` honoured). It is run
@@ -35,13 +37,14 @@ from reference.verify import (
     compare,
     plot_errors,
 )
-from reference.verify.candidates import Candidate, signature_takes, spec_of_module
+from reference.verify.candidates import Candidate, signature_takes
 from reference.verify.deadline import step
+from reference.verify.modules import spec_of_module
 
 from .convert import load_into
 
-__all__ = ["CandidateError", "CompareReport", "Divergence", "Spec", "TorchCandidate", "compare", "load_torch_file",
-           "plot_errors", "torch_nn_candidate"]
+__all__ = ["CandidateError", "CompareReport", "Divergence", "Spec", "TorchCandidate", "candidate", "compare", "load",
+           "load_torch_file", "plot_errors", "torch_nn_candidate"]
 
 
 class TorchCandidate(Candidate):
@@ -150,6 +153,25 @@ class TorchCandidate(Candidate):
 
 def _np(t: Any) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().numpy()
+
+
+def candidate(obj: Any, *, factory: Callable[[Spec], Any] | None = None, mode: str | None = None,
+              **_: Any) -> TorchCandidate:
+    """The registry's builder: a torch module run as it is (``factory`` builds it for other configurations)."""
+    return TorchCandidate(obj, factory, mode=mode)
+
+
+def load(path: str, *, mode: str | None = None, layout: str | None = None, trust_pickle: bool = False,
+         **_: Any) -> TorchCandidate:
+    """The registry's reader of torch files (see :func:`load_torch_file`) and of .npz weights, run in torch.nn."""
+    if path.endswith(".npz"):
+        import os
+
+        from reference.verify.models import load_weights
+
+        state, spec, _layout = load_weights(path, layout=layout, mode=mode)
+        return torch_nn_candidate(spec, state, name=os.path.basename(path))
+    return load_torch_file(path, mode=mode, trust_pickle=trust_pickle)
 
 
 def torch_nn_candidate(spec: Spec, state: Mapping[str, Any], name: str | None = None) -> TorchCandidate:

@@ -6,14 +6,17 @@ or a torch file is checked; ONNX files need ``onnx`` and ``onnxruntime``
 ``reference.verify.testing`` needs hypothesis.
 """
 
-from .candidates import Candidate, CandidateError, CandidateFn, FunctionCandidate, Problem
+from .adapters.equinox import EquinoxCandidate
+from .adapters.flax import FlaxCandidate, NnxCandidate
+from .adapters.function import FunctionCandidate
+from .adapters.onnx import OnnxCandidate
+from .candidates import Candidate, CandidateError, CandidateFn, Problem
 from .compare import compare
 from .deadline import CheckTimeout
 from .diff import WeightDifference, diff_weights
 from .files import Limits
-from .jax_cells import EquinoxCandidate, FlaxCandidate, NnxCandidate
 from .layouts import LAYOUTS, export_state_dict, export_weights, import_gradients, import_state_dict, import_weights
-from .models import OnnxCandidate, load_model, load_weights
+from .models import load_model, load_weights
 from .report import CompareReport, Divergence, TensorResult, plot_errors
 from .spec import Spec
 

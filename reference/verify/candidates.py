@@ -24,7 +24,6 @@ parameter (the keys of ``params``). Which gradients it provides is declared
 with compare's ``gradients=``; a missing or unknown key is a
 :class:`CandidateError`. Any code (NumPy, JAX, a C extension) fits behind it.
 """
-
 from __future__ import annotations
 
 import inspect
@@ -35,7 +34,7 @@ from typing import Any, Protocol, overload
 import numpy as np
 
 from .deadline import step
-from .spec import Spec
+from .spec import Spec, split_name
 
 
 class CandidateError(RuntimeError):
@@ -127,198 +126,6 @@ class Candidate:
         raise NotImplementedError
 
 
-def _name_of(fn: Callable) -> str:
-    return getattr(fn, "__name__", type(fn).__name__)
-
-
-class FunctionCandidate(Candidate):
-    """A :class:`CandidateFn`, receiving its weights in ``layout``."""
-
-    def __init__(self, fn: Callable, layout: str = "torch", dtype: Any = None, name: str | None = None):
-        from .layouts import LAYOUTS
-
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
-        self.fn, self.layout = fn, layout
-        self.dtype = None if dtype is None else np.dtype(dtype)
-        self.name = name or _name_of(fn)
-
-    def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
-        if self.layout != "torch":
-            from .layouts import export_state_dict
-
-            params = export_state_dict(self.layout, spec, params)
-        res = self.fn(spec, params, x, hx, grad_output, grad_hidden, lengths=lengths, dropout_masks=dropout_masks)
-        if self.layout != "torch" and (grad_output is not None or grad_hidden is not None):
-            res = _import_layout_gradients(self.layout, spec, res)
-        return res
-
-
-def _import_layout_gradients(layout: str, spec: Spec, res: Any) -> Any:
-    if not isinstance(res, Mapping):
-        return res
-    from .layouts import import_gradients
-
-    res = dict(res)
-    nested = {k: res.pop(k) for k in list(res) if k not in ("output", "hidden", "input", "hx")}
-    try:
-        res.update(import_gradients(layout, spec, nested))
-    except (TypeError, ValueError) as e:
-        raise CandidateError(f"the candidate's weight gradients in the {layout} layout: {e}") from e
-    return res
-
-
-class ReferenceCandidate(Candidate):
-    """A reference module (any dtype) as a candidate: e.g. the float32 reference against the float64 one, or a
-    subclass with its own forward or backward (run as its own class, for every configuration localisation poses)."""
-
-    declares_reset_after = True
-
-    def __init__(self, module: Any):
-        self.module = module
-        self.spec = Spec.coerce(module)
-        self.dtype = np.dtype(module.dtype)
-        self.own_params = {k: np.asarray(v) for k, v in module.state_dict().items()}
-        self.name = f"{type(module).__name__} (reference, {self.dtype.name})"
-
-    def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
-        return reference_run(self._module(spec, params), spec, x, hx, grad_output, grad_hidden, lengths,
-                             dropout_masks)[0]
-
-    def _module(self, spec: Spec, params: dict) -> Any:
-        """The module's own class (a subclass's forward and backward are what is checked) built for ``spec``."""
-        import warnings
-
-        from ..recurrent import GRU, LSTM, RNN
-
-        cls = type(self.module)
-        if cls in (GRU, LSTM, RNN):
-            return spec.reference(params, dtype=self.dtype)
-
-        cfg = spec.config
-        kwargs: dict[str, Any] = dict(num_layers=cfg.num_layers, bias=cfg.bias, batch_first=False,
-                                      dropout=cfg.dropout, bidirectional=cfg.bidirectional, dtype=self.dtype)
-        if cfg.mode == "LSTM":
-            kwargs["proj_size"] = cfg.proj_size
-        elif cfg.mode == "GRU":
-            kwargs["reset_after"] = cfg.reset_after
-        else:
-            kwargs["nonlinearity"] = cfg.nonlinearity
-        try:
-            with warnings.catch_warnings():  # dropout with one layer: a warning, as torch gives
-                warnings.simplefilter("ignore", UserWarning)
-                m = cls(cfg.input_size, cfg.hidden_size, **kwargs)
-            m.load_state_dict(params)
-        except Exception as e:
-            raise CandidateError(f"could not build {self.name} for {spec} ({cls.__name__}(input_size, hidden_size, "
-                                 f"**{sorted(kwargs)})): {type(e).__name__}: {e}") from e
-        return m.train(spec.training)
-
-
-def reference_run(m: Any, spec: Spec, x, hx, grad_output, grad_hidden, lengths, masks, carries: bool = False):
-    """Run a reference module forward (and backward when cotangents are given): (result dict, tape, grads)."""
-    out, hidden, tape = m.forward(x, hx if spec.lstm else hx[0], lengths=lengths, dropout_masks=masks)
-    res: dict[str, Any] = {"output": out, "hidden": tuple(hidden) if spec.lstm else (hidden,)}
-    grads = None
-    if grad_output is not None or (grad_hidden is not None and any(g is not None for g in grad_hidden)):
-        gh = None if grad_hidden is None else (tuple(grad_hidden) if spec.lstm else grad_hidden[0])
-        kw = {"carries": True} if carries else {}
-        grads = m.backward(tape, grad_output, gh, **kw)
-        res.update((k, v) for k, v in grads.items() if k not in ("hx", "carries"))
-        res["hx"] = tuple(grads["hx"]) if spec.lstm else (grads["hx"],)
-    return res, tape, grads
-
-
-def run_reference(pb: Problem, carries: bool = False) -> tuple[dict, Any, Any]:
-    """The truth: the float64 reference on ``pb`` -> (result, tape, raw backward result)."""
-    return reference_run(pb.spec.reference(pb.params), pb.spec, pb.x, pb.hx, pb.grad_output, pb.grad_hidden,
-                         pb.lengths, pb.masks, carries)
-
-
-# -- the configuration of a module candidate ---------------------------------------------------
-
-
-def spec_of_module(module: Any, mode: str | None = None, **overrides: Any) -> Spec:
-    """The configuration of a torch.nn-like module: from its parameter shapes, checked against its attributes.
-
-    ``mode`` is needed only where neither an attribute ``.mode`` nor torch's class
-    (LSTM, GRU, RNN) says it, and the shapes cannot (a one-gate RNN: tanh or relu).
-    """
-    state = {k: to_numpy(v) for k, v in module.state_dict().items()}
-    mode = _declared_mode(module) or mode
-    try:
-        spec = Spec.from_state_dict(state, mode, dropout=float(getattr(module, "dropout", 0.0) or 0.0),
-                                    training=bool(getattr(module, "training", False)), **overrides)
-    except ValueError as e:
-        raise CandidateError(f"{type(module).__name__}: expected a recurrent module with torch's parameter names "
-                             f"(weight_ih_l0, weight_hh_l0, ...), got parameters {sorted(state)[:8]}: {e}") from None
-    declared = {"input_size": spec.input_size, "hidden_size": spec.hidden_size, "num_layers": spec.num_layers,
-                "bias": spec.bias, "bidirectional": spec.bidirectional, "proj_size": spec.proj_size}
-    wrong = [f"{k}={getattr(module, k)!r} but its weights say {v!r}" for k, v in declared.items()
-             if isinstance(getattr(module, k, None), (bool, int, np.integer)) and getattr(module, k) != v]
-    if wrong:
-        raise CandidateError(f"{type(module).__name__}: its attributes disagree with its parameter shapes: "
-                             + "; ".join(wrong))
-    return spec
-
-
-def _declared_mode(module: Any) -> str | None:
-    mode = getattr(module, "mode", None)
-    if isinstance(mode, str) and mode in ("RNN_TANH", "RNN_RELU", "GRU", "LSTM"):
-        return mode
-    cls = type(module)
-    if cls.__module__.startswith("torch.nn") and cls.__name__ in ("RNN", "GRU", "LSTM"):
-        if cls.__name__ == "RNN":
-            return "RNN_TANH" if getattr(module, "nonlinearity", "tanh") == "tanh" else "RNN_RELU"
-        return cls.__name__
-    nonlinearity = getattr(module, "nonlinearity", None)
-    if nonlinearity in ("tanh", "relu"):
-        return "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-    return None
-
-
-def is_torch_module(obj: Any) -> bool:
-    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(obj).__mro__)
-
-
-def is_reference_module(obj: Any) -> bool:
-    return any(c.__module__.startswith("reference.") and c.__name__ == "RNNBase" for c in type(obj).__mro__)
-
-
-def as_candidate(obj: Any, *, layout: str = "torch", dtype: Any = None, factory: Callable | None = None,
-                 mode: str | None = None) -> Candidate:
-    """A :class:`Candidate` from a Candidate, a Flax or Equinox module (a linen one as (module, params); see
-    :mod:`reference.verify.jax_cells`), a torch module, a reference module or a :class:`CandidateFn`."""
-    if isinstance(obj, Candidate):
-        return obj
-    from .jax_cells import is_jax_object, jax_candidate
-    from .keras_layers import KerasCandidate, is_keras_object
-
-    if is_keras_object(obj):  # before torch's check: on the torch backend a Keras layer is also a torch Module
-        if layout != "torch":
-            raise ValueError("layout: Keras candidates hold their own weights; layout= is for function candidates")
-        return KerasCandidate(obj)
-    if is_jax_object(obj):  # Flax (linen, nnx) and Equinox; JAX is imported only here
-        if layout != "torch":
-            raise ValueError("layout: Flax and Equinox candidates hold their own weights; layout= is for function "
-                             "candidates")
-        return jax_candidate(obj)
-    if is_torch_module(obj):
-        if layout != "torch":
-            raise ValueError("layout: torch module candidates use torch's layout; layout= is for function candidates")
-        from torch_impl.compare import TorchCandidate  # torch enters here, and only here
-
-        return TorchCandidate(obj, factory, mode=mode)
-    if is_reference_module(obj):
-        return ReferenceCandidate(obj)
-    if callable(obj) and not isinstance(obj, type):
-        return FunctionCandidate(obj, layout, dtype)
-    raise TypeError(f"candidate: expected a torch module, a reference module, a Keras layer or model, a Flax or "
-                    f"Equinox module, a model file's candidate or a "
-                    f"function fn(spec, params, input, hx, grad_output, grad_hidden, *, lengths, dropout_masks); "
-                    f"got {type(obj).__name__}")
-
-
 # -- running a candidate and checking what it returns ----------------------------------------
 
 
@@ -332,32 +139,8 @@ class Expect:
     params: frozenset = frozenset({"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"})
 
     def param_names(self, params: Mapping[str, Any]) -> list[str]:
-        from .spec import split_name
-
         return [k for k in params if split_name(k)[0] in self.params]
 
-
-class Session:
-    """One candidate at one dtype: runs it and the reference on the same (rounded) problems."""
-
-    def __init__(self, cand: Candidate, dtype: np.dtype, expect: Expect, cotangents: frozenset):
-        self.cand, self.dtype, self.expect, self.cotangents = cand, np.dtype(dtype), expect, cotangents
-
-    def rounded(self, pb: Problem) -> Problem:
-        """Every float of ``pb`` rounded to the candidate's dtype, so both sides read the same values."""
-        if self.dtype == np.float64:
-            return pb
-        to = lambda a: np.asarray(a, dtype=np.float64).astype(self.dtype).astype(np.float64)  # same shape
-        r = lambda a: None if a is None else to(a)
-        return replace(pb, params={k: r(v) for k, v in pb.params.items()}, x=to(pb.x), hx=tuple(r(h) for h in pb.hx),
-                       grad_output=r(pb.grad_output),
-                       grad_hidden=None if pb.grad_hidden is None else tuple(r(g) for g in pb.grad_hidden))
-
-    def candidate(self, pb: Problem) -> tuple[dict, list[str]]:
-        return run_candidate(self.cand, self.rounded(pb), self.dtype, self.expect)
-
-    def reference(self, pb: Problem, carries: bool = False) -> tuple[dict, Any, Any]:
-        return run_reference(self.rounded(pb), carries)
 
 
 def run_candidate(cand: Candidate, pb: Problem, dtype: np.dtype, expect: Expect) -> tuple[dict, list[str]]:

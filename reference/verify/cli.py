@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..memory import MemoryLimitError, memory_limit
-from .candidates import Candidate, CandidateError, FunctionCandidate
+from .adapters.function import FunctionCandidate
+from .candidates import Candidate, CandidateError
 from .deadline import deadline, phase
 from .files import MAX_FILE_BYTES, MAX_TOTAL_BYTES, Limits, reading
 from .footprint import check_footprint

@@ -23,21 +23,14 @@ import numpy as np
 from reference.tolerances import candidate_tol, compare_arrays
 
 from .bounds import one_check
-from .candidates import (
-    Candidate,
-    Expect,
-    Problem,
-    Session,
-    as_candidate,
-    is_reference_module,
-    is_torch_module,
-    spec_of_module,
-    to_numpy,
-)
+from .candidates import Candidate, Expect, Problem, to_numpy
 from .deadline import phase
 from .files import Limits
 from .footprint import check_footprint
+from .modules import is_reference_module, is_torch_module, spec_of_module
+from .registry import as_candidate
 from .report import CompareReport, Divergence, TensorResult
+from .session import Session
 from .spec import Spec
 
 WEIGHTS = ("candidate", "reference", "draw")
@@ -316,7 +309,7 @@ def _initial_states(hx: Any, cand: Candidate, spec: Spec, shapes, rng) -> tuple[
     if not cand.takes_hx:
         if not random and hx is not None:
             raise ValueError(f"hx: {cand.name} takes no initial states; leave hx unset")
-        return tuple(np.zeros(s) for s in shapes), f"zero initial states ({cand.name} takes none)"
+        return tuple(np.zeros(s) for s in shapes), "zero initial states (the candidate takes none)"
     if random:
         return drawn, ""
     if hx is None:

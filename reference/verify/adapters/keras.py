@@ -37,155 +37,16 @@ inference) do not change what is checked.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from typing import Any
 
 import numpy as np
 
-from ..config import RNNConfig
-from .candidates import Candidate, CandidateError
-from .layouts import export_state_dict, import_gradients, import_state_dict
-from .spec import Spec
-
-# Keras's activations as ONNX's functions (name, alpha, beta): Keras 3's hard_sigmoid is
-# relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1); its leaky_relu's default slope is 0.2.
-KERAS_ACTIVATIONS = {"tanh": ("Tanh", 0.0, 0.0), "sigmoid": ("Sigmoid", 0.0, 0.0), "relu": ("Relu", 0.0, 0.0),
-                     "hard_sigmoid": ("HardSigmoid", 1 / 6, 0.5), "linear": ("Affine", 1.0, 0.0),
-                     "elu": ("Elu", 1.0, 0.0), "softsign": ("Softsign", 0.0, 0.0),
-                     "softplus": ("Softplus", 0.0, 0.0), "leaky_relu": ("LeakyRelu", 0.2, 0.0)}
-
-
-def is_keras_object(obj: Any) -> bool:
-    """A Keras layer or model, told from its classes' modules (Keras is not imported here)."""
-    return any(c.__module__.split(".")[0] == "keras" for c in type(obj).__mro__)
-
-
-def import_keras() -> Any:
-    """Keras, on the backend configured; where none is and TensorFlow is absent, on torch (else JAX)."""
-    if "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ and \
-            importlib.util.find_spec("tensorflow") is None:
-        for backend in ("torch", "jax"):
-            if importlib.util.find_spec(backend) is not None:
-                os.environ["KERAS_BACKEND"] = backend
-                break
-    try:
-        import keras
-    except ImportError as e:
-        raise ImportError(f"keras: Keras 3 is needed for a Keras candidate (pip install 'rnn-reference[keras]'): "
-                          f"{e}") from e
-    return keras
-
-
-def load_keras_model(path: str) -> KerasCandidate:
-    """A saved ``.keras`` model, loaded in Keras's safe mode (no lambda or arbitrary code is deserialised)."""
-    keras = import_keras()
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # a damaged archive, an unregistered class, an unsafe lambda: all refused
-        raise ValueError(f"model: {os.path.basename(path)} could not be loaded by Keras (safe mode): "
-                         f"{type(e).__name__}: {e}") from e
-    return KerasCandidate(model, name=os.path.basename(path))
-
-
-# -- what the layers are, in torch's terms ----------------------------------------------------------
-
-
-def _functions(keras: Any, cell: Any, where: str) -> tuple[str, tuple]:
-    """(the reference's mode, the cell's gate functions as ONNX's (name, alpha, beta), in ONNX's order).
-
-    The mode comes from the built-in cell class the cell is or derives from; the functions are
-    f, g, h for LSTM (recurrent_activation, activation, activation), f, g for GRU and f for SimpleRNN.
-    """
-    L = keras.layers
-    attrs: tuple[str, ...]
-    if isinstance(cell, L.LSTMCell):
-        mode, attrs = "LSTM", ("recurrent_activation", "activation", "activation")
-    elif isinstance(cell, L.GRUCell):
-        mode, attrs = "GRU", ("recurrent_activation", "activation")
-    elif isinstance(cell, L.SimpleRNNCell):
-        mode, attrs = "RNN_TANH", ("activation",)
-    else:
-        raise TypeError(f"{where}: cell {type(cell).__name__} derives from none of keras.layers.LSTMCell, GRUCell, "
-                        "SimpleRNNCell, so its equations are unknown to the reference")
-    functions = []
-    for attr in attrs:
-        f = getattr(cell, attr)
-        known = {id(keras.activations.get(k)): k for k in KERAS_ACTIVATIONS}  # Keras's own functions, by identity
-        name = "linear" if f is None else known.get(id(f))
-        if name is None:
-            raise ValueError(f"{where}: {attr}={getattr(f, '__name__', repr(f))!r} is not a function the reference "
-                             f"has; supported: {', '.join(repr(k) for k in KERAS_ACTIVATIONS)}")
-        functions.append(KERAS_ACTIVATIONS[name])
-    return mode, tuple(functions)
-
-
-def _recurrent_layers(keras: Any, obj: Any) -> list[Any]:
-    """The recurrent layers of a layer or model, in order; anything else in a model is refused by name."""
-    L = keras.layers
-    if isinstance(obj, (L.RNN, L.Bidirectional)):
-        return [obj]
-    if not isinstance(obj, keras.Model):
-        raise TypeError(f"candidate: expected a Keras recurrent layer (LSTM, GRU, SimpleRNN, RNN, Bidirectional) or "
-                        f"a model of them, got {type(obj).__name__}")
-    layers = [layer for layer in obj.layers if not isinstance(layer, L.InputLayer)]
-    other = [f"{layer.name} ({type(layer).__name__})" for layer in layers
-             if not isinstance(layer, (L.RNN, L.Bidirectional))]
-    if other:
-        raise ValueError(f"model {obj.name}: holds layers the reference does not run: {', '.join(other)}; "
-                         "check the recurrent layers themselves (model.layers[k])")
-    if not layers:
-        raise ValueError(f"model {obj.name}: holds no recurrent layer")
-    return layers
-
-
-class _Layer:
-    """One recurrent layer (both directions when Bidirectional): its mode, size and per-direction RNNs."""
-
-    def __init__(self, keras: Any, layer: Any):
-        L = keras.layers
-        self.layer = layer
-        where = f"layer {layer.name!r}"
-        if isinstance(layer, L.Bidirectional):
-            if layer.merge_mode != "concat":
-                raise ValueError(f"{where}: merge_mode={layer.merge_mode!r}; the reference's bidirectional layers "
-                                 "concatenate (merge_mode='concat')")
-            self.rnns = [layer.forward_layer, layer.backward_layer]
-            if self.rnns[0].go_backwards or not self.rnns[1].go_backwards:
-                raise ValueError(f"{where}: its forward layer must run forward and its backward layer backward")
-        else:
-            self.rnns = [layer]
-        self.reverse = len(self.rnns) == 1 and bool(layer.go_backwards)  # one direction, run from the last step
-        kinds = [_functions(keras, r.cell, f"{where} ({r.name})") for r in self.rnns]
-        if len({mode for mode, _ in kinds}) != 1:
-            raise ValueError(f"{where}: its two directions are of different kinds {[m for m, _ in kinds]}")
-        self.mode = kinds[0][0]
-        self.functions = tuple(f for _, fs in kinds for f in fs)  # every direction's, as ONNX lists them
-        for r in self.rnns:
-            if getattr(r, "stateful", False):
-                raise ValueError(f"{where}: stateful=True carries state across calls; the reference takes it as hx")
-            if not r.built:
-                raise ValueError(f"{where}: not built; call it once (or build it) so that its weights exist")
-        cells = [r.cell for r in self.rnns]
-        self.units = {int(c.units) for c in cells}
-        self.use_bias = {bool(c.use_bias) for c in cells}
-        self.reset_after = {bool(getattr(c, "reset_after", True)) for c in cells}
-        for name in ("units", "use_bias", "reset_after"):
-            if len(getattr(self, name)) != 1:
-                raise ValueError(f"{where}: its two directions differ in {name}")
-        self.input_size = int(cells[0].kernel.shape[0])
-
-    def arrays(self) -> list[dict[str, np.ndarray]]:
-        """Per direction, the cell's weights under the keras layout's names."""
-        out = []
-        for r in self.rnns:
-            c = r.cell
-            arrays = {"kernel": np.asarray(c.kernel.numpy()), "recurrent_kernel": np.asarray(c.recurrent_kernel.numpy())}
-            if c.use_bias:
-                arrays["bias"] = np.asarray(c.bias.numpy())
-            out.append(arrays)
-        return out
+from ...config import RNNConfig
+from ..candidates import Candidate, CandidateError
+from ..layouts import export_state_dict, import_gradients, import_state_dict
+from ..spec import Spec
+from .keras_layers import RecurrentLayer, import_keras, recurrent_layers
 
 
 class KerasCandidate(Candidate):
@@ -201,7 +62,7 @@ class KerasCandidate(Candidate):
     def __init__(self, obj: Any, name: str | None = None):
         keras = import_keras()
         self.keras, self.backend = keras, keras.backend.backend()
-        self.layers = [_Layer(keras, layer) for layer in _recurrent_layers(keras, obj)]
+        self.layers = [RecurrentLayer(keras, layer) for layer in recurrent_layers(keras, obj)]
         first = self.layers[0]
         for k, layer in enumerate(self.layers[1:], 1):
             for attr in ("mode", "units", "use_bias", "reset_after", "reverse", "functions"):
@@ -379,3 +240,20 @@ def _vjp(backend: str, run: _Run, primals: list[np.ndarray], cots: list, dtype: 
         return ([o.numpy() for o in outs],
                 [np.zeros_like(p) if g is None else g.numpy() for p, g in zip(primals, grads, strict=True)])
     raise CandidateError(f"keras backend {backend!r}: gradients are taken on torch, jax or tensorflow only")
+
+
+def candidate(obj: Any, **_: Any) -> KerasCandidate:
+    """The registry's builder: a Keras layer or model of recurrent layers."""
+    return KerasCandidate(obj)
+
+
+def load(path: str, **_: Any) -> KerasCandidate:
+    """The registry's reader of ``.keras`` files: loaded in Keras's safe mode (no lambda or arbitrary code is
+    deserialised)."""
+    keras = import_keras()
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # a damaged archive, an unregistered class, an unsafe lambda: all refused
+        raise ValueError(f"model: {os.path.basename(path)} could not be loaded by Keras (safe mode): "
+                         f"{type(e).__name__}: {e}") from e
+    return KerasCandidate(model, name=os.path.basename(path))

@@ -1,0 +1,292 @@
+"""JAX recurrent cells as they are: Flax (linen and nnx) and Equinox, run by JAX, gradients by ``jax.vjp``.
+
+    report = compare((cell, params))                  # a linen cell, nn.RNN or nn.Bidirectional, with its params
+    report = compare(FlaxCandidate(cell, params))     # the same, spelt out
+    report = compare(nnx.LSTMCell(3, 8, rngs=nnx.Rngs(0)))   # nnx: cells, nnx.RNN, nnx.Bidirectional
+    report = compare(eqx.nn.GRUCell(3, 8, key=key))   # Equinox: one cell, scanned over time
+
+Linen modules hold no weights, so they come with their params: ``(module, params)``, where
+``params`` is what ``module.init`` returned (``{"params": ...}``) or its ``"params"`` entry
+(a bare cell's own params, not wrapped in ``{"cell": ...}``). nnx modules and Equinox cells
+hold their own. The candidate runs the framework's own modules on the weights the verifier
+gives, batch- and time-major as the reference, in the dtype of the module's params (float32 by
+default; float64 where ``jax_enable_x64`` is on and the params are float64), and returns the
+gradients of ``<cotangents, outputs>`` with respect to the input, the initial states and every
+parameter by ``jax.vjp``, under ``jax.jit`` (compiled once per shape).
+
+What each framework computes, read from its sources (``flax/linen/recurrent.py``,
+``flax/nnx/nn/recurrent.py``, ``equinox/nn/_rnn.py``), in torch's names (rows of gate g of
+``weight_ih`` are ``W_ig``; a kernel is (in, out), the transpose of torch's weight):
+
+======================================  ===============================================================
+framework cell                          torch / the reference
+======================================  ===============================================================
+linen ``LSTMCell``,                     LSTM. kernels ``i{g}`` (I, H) without bias, ``h{g}`` (H, H) with
+``OptimizedLSTMCell``                   bias, g in i, f, g, o; one bias per gate: ``h{g}.bias`` = b_ig + b_hg;
+                                        carry (c, h)
+nnx ``LSTMCell``                        the same, the forget kernels named ``if_``, ``hf``
+nnx ``OptimizedLSTMCell``               LSTM. ``dense_i`` (I, 4H) no bias, ``dense_h`` (H, 4H) with bias
+                                        (4H,) = b_ih + b_hh; gates i, f, g, o
+linen ``GRUCell``                       GRU, torch's form n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
+                                        ``ir``, ``iz``, ``in`` with bias, ``hr``, ``hz`` without,
+                                        ``hn`` with: ``ir.bias`` = b_ir + b_hr, ``iz.bias`` = b_iz + b_hz,
+                                        ``in.bias`` = b_in, ``hn.bias`` = b_hn
+nnx ``GRUCell``                         GRU, torch's form with **b_hn = 0**: ``dense_i`` (I, 3H) with bias
+                                        (3H,) = [b_ir + b_hr, b_iz + b_hz, b_in], ``dense_h`` (H, 3H)
+                                        without bias, so n = tanh(W_in x + b_in + r * W_hn h). Weights
+                                        with a non-zero b_hn cannot be given to it, and torch's
+                                        dL/dbias_hh is not among its gradients (it has no such parameter):
+                                        the report lists grad bias_hh as not checked
+linen / nnx ``SimpleCell``              RNN_TANH (``activation_fn`` tanh) or RNN_RELU (relu). ``i`` /
+                                        ``dense_i`` with bias = b_ih + b_hh, ``h`` / ``dense_h`` without
+Equinox ``LSTMCell``                    LSTM. ``weight_ih`` (4H, I), ``weight_hh`` (4H, H) in torch's
+                                        layout and gate order; ``bias`` (4H,) = b_ih + b_hh (``use_bias``)
+Equinox ``GRUCell``                     GRU, torch's form. ``weight_ih``, ``weight_hh`` as torch's; ``bias``
+                                        (3H,) = [b_ir + b_hr, b_iz + b_hz, b_in], ``bias_n`` (H,) = b_hn
+linen / nnx ``RNN(cell)``               the cell over the sequence (one layer, forward)
+linen / nnx ``Bidirectional``           bidirectional=True: [forward, reverse] concatenated along features
+======================================  ===============================================================
+
+A merged bias is one sum, so the candidate's own weights import as (b_ih = the sum, b_hh = 0),
+and both of torch's gradients are the merged bias's gradient (the chain rule through the sum).
+
+Lengths: Flax's ``RNN`` takes ``seq_lengths``: the carry returned is the state after each row's
+last valid step, and the reverse direction runs each row's valid steps only. Its outputs at padded
+steps are not zeroed; the candidate zeroes them, as torch's packing does (a convention of the
+padding, not of the maths). Equinox has no scan of its own: the candidate scans the cell with
+``jax.lax.scan`` and ``jax.vmap`` over the batch (an Equinox cell is unbatched), so it takes no
+lengths.
+
+Refused by name (ValueError): a gate or activation function other than the reference's
+(``gate_fn`` sigmoid, ``activation_fn`` tanh; relu too for ``SimpleCell``), ``SimpleCell(residual=True)``,
+a computation ``dtype`` other than the params', a lone ``RNN(reverse=True)``, a ``Bidirectional``
+whose ``merge_fn`` is not concatenation or whose directions differ, cells the reference has no
+equations for (``MGUCell``, ``ConvLSTMCell``, any other), and params whose names or shapes are not
+the cell's. A subclass of a supported cell is run as it is and checked against the equations of
+the cell it derives from: that is how a modified cell is localised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..candidates import Candidate, CandidateError
+from ..layouts import TORCH_ORDER, torch_mode
+from ..spec import Spec
+
+BOTH = ("bias_ih", "bias_hh")  # a merged bias: both of torch's biases enter the one sum
+
+
+# -- the map between a framework's arrays and torch's -----------------------------------------------
+
+
+class Leaf(NamedTuple):
+    """One framework array in torch's terms: gate blocks along its output axis, each a sum of torch blocks."""
+
+    blocks: tuple[tuple[str, tuple[str, ...]], ...]  # ((gate letter, torch base names summed), ...) in its order
+    kind: str  # "kernel" (in, n*H): used as x @ kernel; "weight" (n*H, in): torch's layout; "bias" (n*H,)
+
+
+def kernel_leaf(name: str, gates: str) -> Leaf:
+    return Leaf(tuple((g, (name,)) for g in gates), "kernel")
+
+
+def weight_leaf(name: str, gates: str) -> Leaf:
+    return Leaf(tuple((g, (name,)) for g in gates), "weight")
+
+
+def bias_leaf(*blocks: tuple[str, tuple[str, ...]]) -> Leaf:
+    return Leaf(tuple(blocks), "bias")
+
+
+def _rows(mode: str, gate: str, H: int) -> slice:
+    k = TORCH_ORDER[torch_mode(mode)].index(gate)
+    return slice(k * H, (k + 1) * H)
+
+
+def _leaf_shape(leaf: Leaf, I: int, H: int) -> tuple[int, ...]:
+    n = len(leaf.blocks) * H
+    if leaf.kind == "bias":
+        return (n,)
+    fan_in = I if leaf.blocks[0][1][0] == "weight_ih" else H
+    return (fan_in, n) if leaf.kind == "kernel" else (n, fan_in)
+
+
+class Direction(NamedTuple):
+    """One direction's arrays: their paths' prefix in the framework's tree and the table of their names."""
+
+    prefix: str
+    table: dict[str, Leaf]
+
+
+def path_name(keypath: Any) -> str:
+    """'cell/hi/bias' from a JAX key path (dict keys, attribute names, indices; nnx's '.value' dropped)."""
+    parts = []
+    for k in keypath:
+        name = getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))
+        parts.append(str(name))
+    if parts and parts[-1] == "value":
+        parts.pop()
+    return "/".join(parts)
+
+
+# -- the candidate ----------------------------------------------------------------------------------
+
+
+class JaxCandidate(Candidate):
+    """A JAX recurrent module run by JAX on the verifier's weights; gradients by ``jax.vjp`` (see the module doc).
+
+    Subclasses set ``spec``, ``dtype``, ``name``, ``_directions`` and the flattened parameter tree
+    (``_treedef``, ``_paths``, own arrays), then call ``_finish``, and implement ``_apply``.
+    """
+
+    takes_hx = True
+    declares_reset_after = True
+    spec: Spec
+    mode: str
+    arrays: dict[str, np.ndarray]
+    _directions: list[Direction]
+    _paths: list[str]
+    _treedef: Any
+
+    def _finish(self, arrays: list[Any]) -> None:
+        """Check the parameter tree against the tables, import the own weights and compile lazily."""
+        import jax
+
+        own = {p: np.asarray(a) for p, a in zip(self._paths, arrays, strict=True)}
+        self.arrays = own  # path ("cell/hi/bias") -> its own array, as the framework holds it
+        expected = self._check_names(own)
+        I, H = self.spec.input_size, self.spec.hidden_size
+        wrong = [f"{p}: expected {_leaf_shape(leaf, I, H)}, got {own[p].shape}" for p, leaf in expected.items()
+                 if own[p].shape != _leaf_shape(leaf, I, H)]
+        if wrong:
+            raise ValueError(f"{self.name}: parameter shapes do not fit input_size={I}, hidden_size={H}: "
+                             + "; ".join(wrong))
+        dtypes = {a.dtype for a in own.values()}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+            raise ValueError(f"{self.name}: its parameters are of dtypes {sorted(map(str, dtypes))}; expected all "
+                             "float32 or all float64")
+        self.dtype = np.dtype(next(iter(dtypes)))
+        self.own_params = self._import(own, gradients=False)
+        uncovered = self._uncovered()
+        if uncovered:
+            provided = {"input", "h_0", "c_0", "weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+            self.gradients = frozenset(provided - {base for base, _, _ in uncovered})
+        self._run = jax.jit(self._vjp)
+
+    def _check_names(self, arrays: Mapping[str, Any]) -> dict[str, Leaf]:
+        """The table by full path, once the parameter names are exactly the table's (else ValueError)."""
+        expected = {d.prefix + k: leaf for d in self._directions for k, leaf in d.table.items()}
+        missing, unexpected = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{self.name}: its parameters {sorted(arrays)} are not those of its cell "
+                             f"(missing {missing}, unexpected {unexpected}); expected {sorted(expected)}")
+        return expected
+
+    # -- weights in and out -------------------------------------------------------------------
+
+    def _suffix(self, d: int) -> str:
+        return "_l0_reverse" if d else "_l0"
+
+    def _uncovered(self) -> list[tuple[str, str, int]]:
+        """Torch's (base name, gate, direction) blocks the framework has no parameter for."""
+        mode = self.spec.mode
+        out = []
+        for d, direction in enumerate(self._directions):
+            covered = {(n, g) for leaf in direction.table.values() for g, names in leaf.blocks for n in names}
+            bases = ("weight_ih", "weight_hh") + (BOTH if self.spec.bias else ())
+            out += [(b, g, d) for b in bases for g in TORCH_ORDER[torch_mode(mode)] if (b, g) not in covered]
+        return out
+
+    def to_framework(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """torch-named weights (a state_dict of one layer) -> the framework's arrays by path."""
+        return dict(zip(self._paths, self._export(params), strict=True))
+
+    def _export(self, params: Mapping[str, Any]) -> list[np.ndarray]:
+        """torch-named weights -> the framework's arrays, in the tree's order."""
+        H, mode = self.spec.hidden_size, self.spec.mode
+        for base, g, d in self._uncovered():
+            block = np.asarray(params[base + self._suffix(d)])[_rows(mode, g, H)]
+            if np.any(block != 0):
+                raise CandidateError(f"{self.name} has no parameter for torch's {base}{self._suffix(d)} gate {g} "
+                                     f"block (its form fixes it at 0), but was given one of max |value| "
+                                     f"{np.abs(block).max():.3g}: check it with its own weights (weights='candidate')")
+        arrays = {}
+        for d, direction in enumerate(self._directions):
+            for key, leaf in direction.table.items():
+                blocks = [sum(np.asarray(params[n + self._suffix(d)], dtype=np.float64)[_rows(mode, g, H)]
+                              for n in names) for g, names in leaf.blocks]
+                a = np.concatenate(blocks, axis=0)  # (n*H, in) or (n*H,)
+                arrays[direction.prefix + key] = a.T if leaf.kind == "kernel" else a
+        return [np.ascontiguousarray(arrays[p], dtype=self.dtype) for p in self._paths]
+
+    def _import(self, arrays: Mapping[str, np.ndarray], gradients: bool) -> dict[str, np.ndarray]:
+        """The framework's arrays (or their gradients) -> torch's names.
+
+        Weights: a merged block goes to the first torch name of its sum, zeros to the others.
+        Gradients: every torch block of a sum receives the sum's gradient; a torch tensor with a
+        block the framework has no parameter for is left out (not provided).
+        """
+        H, mode = self.spec.hidden_size, self.spec.mode
+        shapes = self.spec.parameter_shapes()
+        out = {k: np.zeros(s) for k, s in shapes.items()}
+        for d, direction in enumerate(self._directions):
+            for key, leaf in direction.table.items():
+                a = np.asarray(arrays[direction.prefix + key], dtype=np.float64)
+                a = a.T if leaf.kind == "kernel" else a  # (n*H, in) or (n*H,)
+                for (g, names), block in zip(leaf.blocks, np.split(a, len(leaf.blocks), axis=0), strict=True):
+                    for n in (names if gradients else names[:1]):
+                        out[n + self._suffix(d)][_rows(mode, g, H)] += block
+        if gradients:
+            for base, _, d in self._uncovered():
+                out.pop(base + self._suffix(d), None)
+        return out
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _apply(self, leaves: list[Any], x: Any, hx: tuple, lengths: Any) -> tuple[Any, tuple]:
+        """(output (T, B, D*P), (h_n,) or (h_n, c_n), each (D, B, H)) in JAX arrays; traced under jit."""
+        raise NotImplementedError
+
+    def _vjp(self, leaves: list[Any], x: Any, hx: tuple, lengths: Any, cots: tuple) -> tuple:
+        import jax
+
+        outs, pullback = jax.vjp(lambda w, x_, h: self._apply(w, x_, h, lengths), leaves, x, hx)
+        return outs, pullback(cots)
+
+    def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
+        if dropout_masks is not None:
+            raise CandidateError(f"{self.name} has no dropout between layers (one layer); compare it without")
+        diffs = [d for d in spec.differences(self.spec) if not d.startswith("training")]
+        if diffs:
+            raise CandidateError(f"{self.name} runs {self.spec}, asked {spec} ({'; '.join(diffs)})")
+        if lengths is not None and not self.takes_lengths:
+            raise CandidateError(f"{self.name} takes no lengths")
+        import jax
+
+        if jax.dtypes.canonicalize_dtype(self.dtype) != self.dtype:
+            raise CandidateError(f"{self.name}: its params are {self.dtype.name}, but JAX would compute in "
+                                 f"{np.dtype(jax.dtypes.canonicalize_dtype(self.dtype)).name}: enable float64 "
+                                 "(jax.config.update('jax_enable_x64', True), or compare inside jax.enable_x64(True))")
+        leaves = self._export(params)
+        dt = self.dtype
+        out_shape = (x.shape[0], x.shape[1], spec.D * spec.P)
+        g_out = np.zeros(out_shape, dt) if grad_output is None else np.asarray(grad_output, dt)
+        g_hid = tuple(np.zeros(h.shape, dt) if grad_hidden is None or grad_hidden[k] is None
+                      else np.asarray(grad_hidden[k], dt) for k, h in enumerate(hx))
+        lens = None if lengths is None else np.asarray(lengths, dtype=np.int32)
+        # a forward-only call runs the same program with zero cotangents: one compile per shape, not two
+        (out, hidden), (g_leaves, g_x, g_hx) = self._run(leaves, np.asarray(x, dt),
+                                                         tuple(np.asarray(h, dt) for h in hx), lens, (g_out, g_hid))
+        res: dict[str, Any] = {"output": np.asarray(out), "hidden": tuple(np.asarray(h) for h in hidden)}
+        if grad_output is not None or grad_hidden is not None:
+            res["input"] = np.asarray(g_x)
+            res["hx"] = tuple(np.asarray(g) for g in g_hx)
+            grads = self._import(dict(zip(self._paths, (np.asarray(g) for g in g_leaves), strict=True)),
+                                 gradients=True)
+            res.update((k, v.astype(self.dtype)) for k, v in grads.items())
+        return res
+

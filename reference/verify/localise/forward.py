@@ -1,0 +1,115 @@
+"""Forward localisation: each layer alone, then teacher-forced steps, then the stack's layer boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..candidates import Problem
+from ..report import Divergence
+from ..session import Session
+from ..spec import direction_name, layer_params, split_name
+from .common import Stage, States, first_output_divergence, judge, processing_index, valid_steps
+from .gates import isolate
+
+
+def forward(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Divergence | None:
+    spec = pb.spec
+    T, B = pb.x.shape[:2]
+    D, P = spec.D, spec.P
+    _, tape, _ = S.reference(pb)
+    valid = valid_steps(pb.lengths, T, B)
+    for layer in range(spec.num_layers):
+        sub, lp = spec.layer(layer), layer_params(pb.params, layer)
+        x_l = np.asarray(tape.layer_input(layer))  # (T, B, I_l), after the previous layer's dropout
+        hx_l = tuple(h[layer * D:(layer + 1) * D] for h in pb.hx)
+        iso = Problem(sub, lp, x_l, hx_l, pb.lengths)
+        stage.text = f"running layer {layer} alone ({sub}, T={T}, B={B})"
+        c_iso, r_iso = S.candidate(iso)[0], S.reference(iso)[0]
+        seq = first_output_divergence(c_iso["output"], r_iso["output"], pb.lengths, D, P, tol)
+        final_bad = None
+        if seq is None:
+            final_bad = next(((d, name, e) for k, name in enumerate(("h_n", "c_n")[:len(hx_l)]) for d in range(D)
+                              for ok, e in [judge(c_iso["hidden"][k], r_iso["hidden"][k], tol, d)] if not ok), None)
+            if final_bad is None:
+                continue
+        stage.text = f"running teacher-forced steps of layer {layer} (T=1)"
+        states = States(tape, layer, D, spec.lstm)
+        first, step_err = None, np.zeros((D, T))
+        for t in range(T):
+            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t))
+            c_p, r_p = S.candidate(probe)[0], S.reference(probe)[0]
+            for d in range(D):
+                rows = valid[t]
+                errs = [judge(ca, ra, tol, d, rows) for ca, ra in zip(c_p["hidden"], r_p["hidden"], strict=True)]
+                step_err[d, t] = max(e for _, e in errs)
+                if all(ok for ok, _ in errs):
+                    continue
+                bad_rows = [b for b in np.flatnonzero(rows) if not all(
+                    judge(ca, ra, tol, d, np.arange(B) == b)[0] for ca, ra in zip(c_p["hidden"], r_p["hidden"], strict=True))]
+                n = lambda b: int(pb.lengths[b]) if pb.lengths is not None else T
+                b = min(bad_rows, key=lambda b: processing_index(t, d, n(b))) if bad_rows else None
+                key = (processing_index(t, d, n(b)) if b is not None else T, d)
+                if first is None or key < first[0]:
+                    first = (key, d, t, b)
+        for d in range(D):
+            curves[f"h,c step l{layer} {'rev' if d else 'fwd'} (teacher-forced)"] = step_err[d]
+        if first is not None:
+            _, d, t, b = first
+            stage.text = f"isolating the gate at layer {layer}, {direction_name(d)} direction, time step {t}"
+            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t))
+            gate, how = isolate(S, probe, d, valid[t], tol)
+            return Divergence("step", layer, d, t, gate, None if b is None else int(b), float(step_err[d, t]),
+                              f"one step from the reference's state differs (error {step_err[d, t]:.2e}); {how}")
+        if seq is not None:
+            d, t, b, e = seq
+            if pb.lengths is not None:
+                stage.text = f"running layer {layer} alone without lengths"
+                full = replace(iso, lengths=None)
+                if first_output_divergence(S.candidate(full)[0]["output"], S.reference(full)[0]["output"], None, D,
+                                            P, tol) is None:
+                    return Divergence("sequence", layer, d, t, "lengths", b, e,
+                                      f"every step is right, and the layer agrees without lengths; with lengths "
+                                      f"row {b} (length {int(pb.lengths[b])}) first differs here (error {e:.2e}): "
+                                      "check where each row starts and stops (the reverse direction starts at "
+                                      "t = length - 1) and that padding carries the state and outputs zeros")
+            return Divergence("sequence", layer, d, t, "h", b, e,
+                              f"every step is right from the reference's state (teacher-forced), but the layer run "
+                              f"over the sequence differs here (error {e:.2e}): check the step order and the state "
+                              "carried from one step to the next")
+        assert final_bad is not None  # seq is None here, so final_bad is set (a layer with neither was skipped)
+        d, name, e = final_bad
+        return Divergence("final state", layer, d, None, name, None, e,
+                          f"outputs agree but the returned {name} differs (error {e:.2e})")
+    return _forward_stack(S, pb, tol, stage, valid)
+
+
+def _forward_stack(S: Session, pb: Problem, tol, stage: Stage, valid) -> Divergence | None:
+    spec, D, P = pb.spec, pb.spec.D, pb.spec.P
+    for depth in range(2, spec.num_layers + 1):
+        sub = replace(spec, num_layers=depth)
+        params = {k: v for k, v in pb.params.items() if split_name(k)[1] < depth}
+        probe = Problem(sub, params, pb.x, tuple(h[:depth * D] for h in pb.hx), pb.lengths,
+                        None if pb.masks is None else pb.masks[:depth - 1])
+        stage.text = f"running the first {depth} layers"
+        seq = first_output_divergence(S.candidate(probe)[0]["output"], S.reference(probe)[0]["output"], pb.lengths,
+                                       D, P, tol)
+        if seq is not None:
+            d, t, b, e = seq
+            drop = spec.dropout_active
+            return Divergence("dropout" if drop else "stacking", depth - 1, d, t, "dropout" if drop else "input", b,
+                              e, f"layers {depth - 2} and {depth - 1} are right alone; layer {depth - 1}'s input "
+                              f"(layer {depth - 2}'s output{' after dropout, scaled by 1/(1-p)' if drop else ''}) is "
+                              f"not (error {e:.2e})")
+    stage.text = "running the whole stack forward"
+    c_full = S.candidate(pb.forward_only())[0]
+    r_full = S.reference(pb.forward_only())[0]
+    for k, name in enumerate(("h_n", "c_n")[:len(pb.hx)]):
+        for idx in range(spec.num_layers * D):
+            ok, e = judge(c_full["hidden"][k][idx:idx + 1], r_full["hidden"][k][idx:idx + 1], tol)
+            if not ok:
+                return Divergence("final state", idx // D, idx % D, None, name, None, e,
+                                  f"every output agrees but {name}[{idx}] differs (error {e:.2e}): check the order of "
+                                  f"layers and directions in {name} (index = layer * D + direction)")
+    return None
