@@ -197,3 +197,88 @@ def renamed(make, suffix):
         os.replace(made, path)
         return path
     return build
+
+
+# -- ONNX models with graph inputs, their test data, and their external data --------------------------
+
+
+def onnx_lstm_fed(folder, lengths=(5, 3, 4), T=5):
+    """An LSTM(3, 4) graph whose X, sequence_lens, initial_h and initial_c are graph inputs (W, R, B constants),
+    and a test-data folder of their values: (model path, test-data folder)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    B = len(lengths)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, s).astype(np.float32), n)
+             for n, s in (("W", (1, 16, 3)), ("R", (1, 16, 4)), ("B", (1, 32)))]
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c"],
+                            ["Y", "Y_h", "Y_c"], hidden_size=4)
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", 3]),
+              helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["B"]),
+              helper.make_tensor_value_info("initial_h", TensorProto.FLOAT, [1, "B", 4]),
+              helper.make_tensor_value_info("initial_c", TensorProto.FLOAT, [1, "B", 4])]
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                                                    for n in ("Y", "Y_h", "Y_c")], inits)
+    folder.mkdir(exist_ok=True)
+    model = folder / "model.onnx"
+    onnx.save(make_model(graph), str(model))
+    data = folder / "test_data_set_0"
+    data.mkdir()
+    values = {"X": rng.uniform(-1, 1, (T, B, 3)).astype(np.float32), "sequence_lens": np.asarray(lengths, np.int32),
+              "initial_h": rng.uniform(-1, 1, (1, B, 4)).astype(np.float32),
+              "initial_c": rng.uniform(-1, 1, (1, B, 4)).astype(np.float32)}
+    for j, (name, value) in enumerate(values.items()):
+        (data / f"input_{j}.pb").write_bytes(numpy_helper.from_array(value, name).SerializeToString())
+    return str(model), str(data)
+
+
+def onnx_with_external_data(folder):
+    """``folder``/m.onnx, an LSTM(3, 4) whose initializers are kept in ``folder``/ext.data."""
+    onnx = pytest.importorskip("onnx")
+    folder.mkdir(exist_ok=True)
+    model = onnx.load(str(onnx_lstm(folder / "inline.onnx")))
+    onnx.save(model, str(folder / "m.onnx"), save_as_external_data=True, location="ext.data", size_threshold=0)
+    return folder / "m.onnx"
+
+
+def onnx_inside(op: str, folder):
+    """An LSTM node inside the body of a control-flow node ``op`` (If, Loop or Scan): (model path, the node's path)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, s).astype(np.float32), n)
+             for n, s in (("W", (1, 16, 3)), ("R", (1, 16, 4)))]
+    lstm = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=4, name="inner")
+    out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", 3])
+    if op == "If":
+        body = helper.make_graph([lstm], "then", [], [out], inits)
+        other = helper.make_graph([helper.make_node("Identity", ["X"], ["Y2"])], "else", [],
+                                  [helper.make_tensor_value_info("Y2", TensorProto.FLOAT, None)])
+        node = helper.make_node("If", ["cond"], ["Z"], then_branch=body, else_branch=other, name="choose")
+        inputs = [helper.make_tensor_value_info("cond", TensorProto.BOOL, []), x]
+        path = "If 'choose' > then_branch > LSTM 'inner'"
+    else:
+        body_inputs = ([helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                        helper.make_tensor_value_info("c", TensorProto.BOOL, [])] if op == "Loop" else
+                       [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", 3])])
+        body_outputs = ([helper.make_tensor_value_info("c2", TensorProto.BOOL, [])] if op == "Loop" else []) + [out]
+        nodes = ([helper.make_node("Identity", ["c"], ["c2"])] if op == "Loop" else []) + [lstm]
+        body = helper.make_graph(nodes, "body", body_inputs, body_outputs, inits)
+        if op == "Loop":
+            node = helper.make_node("Loop", ["n", "go"], ["Z"], body=body, name="repeat")
+            inputs = [helper.make_tensor_value_info("n", TensorProto.INT64, []),
+                      helper.make_tensor_value_info("go", TensorProto.BOOL, []), x]
+        else:
+            node = helper.make_node("Scan", ["X"], ["Z"], body=body, num_scan_inputs=1, name="scan")
+            inputs = [x]
+        path = f"{op} '{node.name}' > body > LSTM 'inner'"
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("Z", TensorProto.FLOAT, None)])
+    folder.mkdir(exist_ok=True)
+    model = folder / f"{op.lower()}.onnx"
+    onnx.save(make_model(graph), str(model))
+    return str(model), path

@@ -34,7 +34,10 @@ from parity_tests.hostile import (
     npz_declaring,
     npz_members_declaring,
     npz_of_strings,
+    onnx_inside,
     onnx_lstm,
+    onnx_lstm_fed,
+    onnx_with_external_data,
     pipe,
     pt_compressed_with,
     renamed,
@@ -46,7 +49,7 @@ from parity_tests.hostile import (
     torch_sd,
     truncated,
 )
-from reference.verify import compare, diff_weights, load_model, load_weights
+from reference.verify import CandidateError, Limits, compare, diff_weights, load_model, load_weights
 
 MAX_SECONDS = 60  # each refusal takes milliseconds; the bound is for a shared, loaded machine
 MAX_TRACED_BYTES = 64 * 2**20  # what NumPy may allocate while refusing a file (10^12 float32s would be 4 TB)
@@ -62,15 +65,16 @@ class Touch:
         return (exec, (f"open({self.path!r}, 'w').close()",))
 
 
-def refused_by_api(call: Callable[[], object]) -> str:
-    """The ValueError's message from ``call``, which must refuse within bounded time and NumPy memory."""
+def refused_by_api(call: Callable[[], object], kinds: type | tuple = ValueError) -> str:
+    """The message of the ValueError (or other ``kinds``) ``call`` raises: it must refuse within bounded time and
+    NumPy memory."""
     tracing = tracemalloc.is_tracing()
     if not tracing:
         tracemalloc.start()
     tracemalloc.reset_peak()
     start = time.perf_counter()
     try:
-        with pytest.raises(ValueError) as e:
+        with pytest.raises(kinds) as e:
             call()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -366,3 +370,223 @@ def test_big_endian_weights_are_read_in_native_order_through_every_entry_point(m
     if make is big_endian_npz:
         code, out, err = run(["--diff-weights", path, good_npz(tmp_path)], capsys)
         assert code == 0 and "RESULT: SAME" in out, out + err
+
+
+# -- ONNX: test-data folders, external data, tensors that disagree with their dims, control flow -------------
+
+
+def _pb(path, name, array=None, float_data=None, dims=None):
+    """Write a TensorProto: ``array``'s, or one declaring ``dims`` over ``float_data``."""
+    from onnx import TensorProto, numpy_helper
+
+    if array is not None:
+        t = numpy_helper.from_array(array, name)
+    else:
+        t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims, float_data=float_data)
+    with open(path, "wb") as f:
+        f.write(t.SerializeToString())
+
+
+def _write(path, data: bytes):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _replace(path, make):
+    os.remove(path)
+    make(path)
+
+
+def data_case(edit):
+    """A fed model and its test data, the data edited by ``edit(folder, tmp_path)``: the rnn-check arguments."""
+    def build(tmp_path):
+        model, data = onnx_lstm_fed(tmp_path / "case")
+        extra = edit(data, tmp_path) or []
+        return ["--model", model, "--inputs", data, *extra]
+    return build
+
+
+def model_case(make):
+    def build(tmp_path):
+        return ["--model", str(make(tmp_path))]
+    return build
+
+
+def _external(edit):
+    """The external-data model, then ``edit(model proto, folder)`` saved over it."""
+    def make(tmp_path):
+        import onnx
+
+        path = onnx_with_external_data(tmp_path / "ext")
+        model = onnx.load(str(path), load_external_data=False)
+        edit(model, tmp_path / "ext")
+        onnx.save(model, str(path))
+        return path
+    return make
+
+
+def _location(value, where=lambda model: model.graph.initializer[0]):
+    def edit(model, folder):
+        next(e for e in where(model).external_data if e.key == "location").value = value
+    return edit
+
+
+def _link_ext_data(target):
+    def edit(model, folder):
+        os.replace(folder / "ext.data", folder / "real.data")
+        os.symlink(target(folder), folder / "ext.data")
+    return edit
+
+
+def _outside_copy(folder):
+    outside = folder.parent / "outside.data"
+    os.replace(folder / "real.data", outside)
+    return outside
+
+
+def _subgraph_external(tmp_path):
+    """An If node whose then_branch keeps a tensor's data at an absolute path (the top graph stays plain)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = onnx_lstm(tmp_path / "sub.onnx")
+    model = onnx.load(str(path))
+    t = TensorProto(name="secret", data_type=TensorProto.FLOAT, dims=[4], data_location=TensorProto.EXTERNAL)
+    t.external_data.add(key="location", value="/etc/passwd")
+    branch = helper.make_graph([helper.make_node("Identity", ["secret"], ["s"])], "then", [],
+                               [helper.make_tensor_value_info("s", TensorProto.FLOAT, None)], [t])
+    model.graph.node.append(helper.make_node("If", ["c"], ["unused"], then_branch=branch, else_branch=branch))
+    model.graph.input.append(helper.make_tensor_value_info("c", TensorProto.BOOL, []))
+    onnx.save(model, str(path))
+    return path
+
+
+def _short_float_data(tmp_path):
+    import onnx
+
+    path = onnx_lstm(tmp_path / "short.onnx")
+    model = onnx.load(str(path))
+    w = model.graph.initializer[0]
+    w.ClearField("raw_data")
+    w.float_data.extend([0.5] * 10)
+    onnx.save(model, str(path))
+    return path
+
+
+def _sequence_lens(values):
+    def edit(data, tmp_path):
+        _pb(os.path.join(data, "input_1.pb"), "sequence_lens", np.asarray(values, np.int32))
+    return edit
+
+
+ONNX_HOSTILE = {  # name: (builder of the rnn-check arguments, what the one line says)
+    "a test-data file linked to /dev/zero": (
+        data_case(lambda d, t: _replace(os.path.join(d, "input_0.pb"), link_to("/dev/zero"))),
+        "input_0.pb' resolves to '/dev/zero', outside"),
+    "a test-data file linked outside its folder": (
+        data_case(lambda d, t: _replace(os.path.join(d, "input_0.pb"), link_to(os.path.join(d, "..", "model.onnx")))),
+        "input_0.pb' resolves to"),
+    "a test-data file that is a pipe": (
+        data_case(lambda d, t: _replace(os.path.join(d, "input_0.pb"), pipe)),
+        "input_0.pb' is not a regular file (a device, pipe or socket)"),
+    "a sparse 3 GiB test-data file": (
+        data_case(lambda d, t: _replace(os.path.join(d, "input_0.pb"), sparse(3 * 2**30))),
+        "input_0.pb' is 3221225472 bytes, over the limit of 2147483648 bytes per file"),
+    "test data past the total limit": (
+        data_case(lambda d, t: ["--max-total-bytes", str(os.path.getsize(os.path.join(d, "..", "model.onnx")) + 100)]),
+        "bytes in all"),
+    "a test-data file that is no tensor": (
+        data_case(lambda d, t: _write(os.path.join(d, "input_0.pb"), b"\xff" * 64)),
+        "input_0.pb: not a readable TensorProto"),
+    "a test-data tensor whose float_data is shorter than its dims": (
+        data_case(lambda d, t: _pb(os.path.join(d, "input_0.pb"), "X", float_data=[0.5] * 10, dims=[5, 3, 3])),
+        "input_0.pb: tensor 'X' declares shape (5, 3, 3) (45 values) but its float_data holds 10"),
+    "an initializer whose float_data is shorter than its dims": (
+        model_case(_short_float_data), "tensor 'W' declares shape (1, 16, 3) (48 values) but its float_data holds 10"),
+    "external data through a symlink out of the folder": (
+        model_case(_external(_link_ext_data(_outside_copy))), "ext.data' resolves to"),
+    "external data through a symlink to /dev/zero": (
+        model_case(_external(_link_ext_data(lambda folder: "/dev/zero"))), "ext.data' resolves to '/dev/zero'"),
+    "external data at an absolute path": (
+        model_case(_external(_location("/etc/passwd"))), "keeps its data at '/etc/passwd', outside the model's"),
+    "external data at an absolute path in a subgraph": (
+        model_case(_subgraph_external), "tensor 'secret' keeps its data at '/etc/passwd', outside the model's"),
+    "external data longer than its file": (
+        model_case(_external(lambda m, f: os.truncate(f / "ext.data", 100))),
+        "tensor 'W' declares 192 bytes at offset 0 in 'ext.data', which holds 100"),
+    "sequence_lens above T": (data_case(_sequence_lens([5, 9, 4])),
+                              "input_1.pb: sequence_lens [5, 9, 4]: expected 3 ints in [1, 5]"),
+    "sequence_lens of 0": (data_case(_sequence_lens([5, 0, 4])),
+                           "input_1.pb: sequence_lens [5, 0, 4]: expected 3 ints in [1, 5]"),
+    "negative sequence_lens": (data_case(_sequence_lens([5, -1, 4])),
+                               "input_1.pb: sequence_lens [5, -1, 4]: expected 3 ints in [1, 5]"),
+    "sequence_lens of another batch": (data_case(_sequence_lens([5, 4])),
+                                       "input 'sequence_lens': sequence_lens has shape (2,), which does not fit"),
+}
+
+
+def _control_flow(op):
+    return lambda tmp_path: ["--model", onnx_inside(op, tmp_path / "cf")[0]]
+
+
+for _op, _path in (("If", "If 'choose' > then_branch > LSTM 'inner'"), ("Loop", "Loop 'repeat' > body > LSTM 'inner'"),
+                   ("Scan", "Scan 'scan' > body > LSTM 'inner'")):
+    ONNX_HOSTILE[f"an LSTM inside {_op}"] = (_control_flow(_op), f"{_path} is inside a control-flow subgraph")
+
+
+@pytest.mark.parametrize("name", ONNX_HOSTILE)
+def test_a_hostile_onnx_model_or_test_data_exits_2_naming_it(name, tmp_path, capsys):
+    build, says = ONNX_HOSTILE[name]
+    args = build(tmp_path)
+    err = refused_by_cli(args, capsys)
+    assert says in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name", ONNX_HOSTILE)
+def test_a_hostile_onnx_model_or_test_data_is_refused_by_the_api(name, tmp_path):
+    build, says = ONNX_HOSTILE[name]
+    args = build(tmp_path)
+    if "--max-total-bytes" in args:
+        i = args.index("--max-total-bytes")
+        limits, args = Limits(total_bytes=int(args[i + 1])), args[:i] + args[i + 2:]
+    else:
+        limits = None
+    inputs = args[args.index("--inputs") + 1] if "--inputs" in args else None
+    message = refused_by_api(lambda: compare(load_model(args[1], inputs=inputs, limits=limits)),
+                             (ValueError, CandidateError))
+    assert says in message, message
+
+
+def test_sequence_lens_from_the_test_data_are_used_by_both_sides_and_shown(tmp_path, capsys):
+    model, data = onnx_lstm_fed(tmp_path / "case", lengths=(2, 5, 3))
+    report = compare(load_model(model, inputs=data))
+    assert report.passed and report.lengths == [2, 5, 3] and report.T == 5 and report.B == 3, str(report)
+    assert "lengths: sequence_lens from input_1.pb" in str(report), str(report)
+    code, out, err = run(["--model", model, "--inputs", data], capsys)
+    assert code == 0 and "lengths=[2, 5, 3]" in out and "sequence_lens from input_1.pb" in out, out + err
+    code, _, err = run(["--model", model, "--inputs", data, "--lengths", "1,1,1"], capsys)
+    assert code == 2 and "given by --lengths (lengths=) and by the test data's sequence_lens" in err, err
+
+
+def test_onnx_external_data_in_a_subgraph_is_read_when_it_lies_beside_the_model(tmp_path):
+    import onnx
+
+    path = onnx_with_external_data(tmp_path / "ext")
+    model = onnx.load(str(path), load_external_data=False)
+    assert all(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    assert compare(str(path)).passed
+
+
+def test_big_endian_onnx_inputs_are_read_in_native_order(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    model, data = onnx_lstm_fed(tmp_path / "case")
+    values = {}
+    for j, name in enumerate(("X", "sequence_lens", "initial_h", "initial_c")):
+        t = numpy_helper.to_array(onnx.load_tensor(os.path.join(data, f"input_{j}.pb")))
+        values[name] = t.astype(t.dtype.newbyteorder(">"))
+    np.savez(tmp_path / "inputs.npz", **values)
+    code, out, err = run(["--model", model, "--inputs", str(tmp_path / "inputs.npz")], capsys)
+    assert code == 0 and "RESULT: MATCH" in out and "lengths=[5, 3, 4]" in out, out + err
+    assert compare(load_model(model, inputs=values)).passed

@@ -92,6 +92,15 @@ def to_numpy(a: Any) -> np.ndarray | None:
     return np.asarray(a)
 
 
+@dataclass(frozen=True)
+class GivenLengths:
+    """Lengths a candidate's own inputs fix: B ints in [1, T], T the steps of its own input (None: not given)."""
+
+    values: np.ndarray  # (B,) int64
+    T: int | None
+    where: str  # the file they came from, for the report and messages
+
+
 class Candidate:
     """What compare runs. Subclasses set the attributes and implement ``call``.
 
@@ -104,6 +113,8 @@ class Candidate:
         has_gradients: whether it can run backward at all.
         takes_hx / takes_lengths: whether initial states / lengths can be passed.
         fixed_shape: (T, B) where the candidate runs only one shape (None: any).
+        given_lengths: lengths the candidate's own inputs fix (an ONNX model's test data gives
+            sequence_lens): compare runs both sides with them unless told other lengths.
         declares_reset_after: whether its ``spec.reset_after`` is its own (else the reference's is taken).
         gradients: the gradients it provides when compare's ``gradients=`` is unset, in its names
             ("input", "h_0", "weight_ih", ...; None: all, where it has gradients).
@@ -118,6 +129,7 @@ class Candidate:
     takes_hx = True
     takes_lengths = True
     fixed_shape: tuple = (None, None)
+    given_lengths: GivenLengths | None = None
     declares_reset_after = False
     gradients: frozenset | None = None
 

@@ -127,6 +127,15 @@ def compare(
                         mode=mode or (ref_spec.mode if ref_spec else None))
     spec = _resolve_spec(cand, ref_spec)
     dtype = _resolve_dtype(cand, dtype)
+    lengths_note = ""
+    if cand.given_lengths is not None:  # the candidate's own test data fixes them: both sides run with them
+        given = cand.given_lengths
+        if lengths is not None:
+            raise ValueError(f"lengths: given by --lengths (lengths=) and by the test data's sequence_lens "
+                             f"({given.where}); give one of them")
+        lengths, batch = given.values.tolist(), len(given.values)
+        seq_len = given.T or max(seq_len, int(given.values.max()))
+        lengths_note = f"lengths: sequence_lens from {os.path.basename(given.where)}"
     T0, B0 = (_default(cand, 0, seq_len), _default(cand, 1, batch)) if input is None else np.shape(input)[:2]
     check_footprint(spec, int(T0), int(B0), dtype, lengths is not None)  # before anything the size of the problem
     params, ref_own, weights_note = _resolve_weights(weights, cand, spec, ref_params, seed)
@@ -179,7 +188,7 @@ def compare(
                 tensors.append(check_tensor(f"grad {p}", "gradient", cand_res[p], ref_res[p], gtol))
             else:
                 unchecked.append(f"grad {p}")
-    notes = [n for n in (weights_note, hx_note) if n]
+    notes = [n for n in (weights_note, hx_note, lengths_note) if n]
     report = CompareReport(spec, cand.name, dtype.name, cand.device, T, B,
                            None if lens is None else lens.tolist(), tensors, "; ".join(notes),
                            tuple(cots) if backward else (), unchecked)
