@@ -388,3 +388,14 @@ def test_a_memory_refusal_from_compare_names_the_sizes():
     with pytest.raises(ValueError, match="memory_limit: expected 'available'"):
         compare(_torch().nn.GRU(3, 4), memory_limit=0)
     assert np.isfinite(available_bytes())
+
+
+def test_external_data_counts_towards_the_total(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from parity_tests.hostile import onnx_with_external_data
+
+    path = str(onnx_with_external_data(tmp_path / "ext"))
+    model_bytes, data_bytes = os.path.getsize(path), os.path.getsize(tmp_path / "ext" / "ext.data")
+    assert load_model(path, limits=Limits(total_bytes=model_bytes + data_bytes)).own_params
+    message = refused(lambda: load_model(path, limits=Limits(total_bytes=model_bytes + data_bytes - 1)))
+    assert f"over the limit of {model_bytes + data_bytes - 1} bytes in all" in message, message

@@ -57,6 +57,8 @@ RETURNED = CONTRACTS + "test_compare_checks_every_tensor_the_candidate_returns"
 DTYPES = CONTRACTS + "test_a_dtype_other_than_asked_is_a_mismatch_in_both_directions"
 BIAS_DIFF = CONTRACTS + "test_weight_diff_reports_a_bias_change_exactly_when_it_changes_the_function"
 KEPT = CONTRACTS + "test_drawn_dropout_masks_keep_each_unit_with_probability_one_minus_p"
+ONNX_HOSTILE = "test_hostile_files.py::test_a_hostile_onnx_model_or_test_data_exits_2_naming_it"
+BOUNDS = "test_bounds.py::"
 
 CATALOGUE: tuple[Mutant, ...] = (
     # -- derivatives -------------------------------------------------------------------------------
@@ -482,6 +484,24 @@ CATALOGUE: tuple[Mutant, ...] = (
            "        if d.armed and _importing(frame):", "        if False:",
            ("test_bounds.py::test_an_import_under_way_is_not_interrupted",),
            "a timeout raised inside an import leaves a module half initialised for every later check"),
+    Mutant("test_data_read_from_anywhere", "bounds", "reference/verify/adapters/onnx_read.py",
+           'raw = read_bounded(path, "inputs", inside=given)', 'raw = read_bounded(path, "inputs")',
+           (ONNX_HOSTILE,),
+           "a test-data file that links out of its folder is read: a downloaded folder can name any file on the machine"),
+    Mutant("onnx_typed_data_count_unchecked", "bounds", "reference/verify/adapters/onnx_tensors.py",
+           "        if values != n:", "        if False:", (ONNX_HOSTILE,),
+           "a tensor whose float_data holds fewer values than its dims reaches NumPy's reshape, which names nothing"),
+    Mutant("onnx_control_flow_ignored", "bounds", "reference/verify/adapters/onnx_graph.py",
+           "    if nested:", "    if False:", (ONNX_HOSTILE,),
+           "an LSTM inside an If is 'no LSTM node in the graph', and one beside a main-graph node goes unchecked"),
+    Mutant("onnx_sequence_lens_above_t", "bounds", "reference/verify/adapters/onnx.py",
+           "(T is not None and lens.max(initial=1) > T):", "(T is not None and lens.max(initial=1) > 2 * T):",
+           (ONNX_HOSTILE,),
+           "sequence_lens above T from --inputs are fed to the runtime as they are, and the check says MATCH"),
+    Mutant("onnx_external_data_uncharged", "bounds", "reference/verify/adapters/onnx_tensors.py",
+           "        budget().add(length, where, repr(location))", "        pass",
+           (BOUNDS + "test_external_data_counts_towards_the_total",),
+           "a model's external data is read without counting towards the check's total"),
     # -- the torch adapter --------------------------------------------------------------------------
     Mutant("bptt_saved_tensors_unchecked", "torch adapter", "torch_impl/bptt.py",
            "        ctx.saved_tensors  # noqa: B018 -- raises if an input or the output was modified in place since forward\n",

@@ -63,7 +63,8 @@ factory protocol (--candidate MODULE:FACTORY or path/to/file.py:FACTORY):
 constants (weights, initial states, sequence lengths): an ONNX test-data folder
 (input_<j>.pb for the graph's input j) or an .npz keyed by input name; where the
 folder has output_<j>.pb, the reference on its inputs is checked against them too
-(its own RESULT line; the exit status is 1 if either fails).
+(its own RESULT line; the exit status is 1 if either fails). Sequence lengths given
+there (sequence_lens) are checked like --lengths and both sides run with them.
 
 files run no code: a .pt/.pth is read with torch's weights_only=True (tensors only),
 an .npz with allow_pickle=False, an .onnx without external data from outside its

@@ -22,9 +22,11 @@ the extension says):
   that needs full unpickling is refused unless the caller passes
   ``trust_pickle=True`` (``rnn-check --trust-pickle``), because full unpickling
   runs whatever code the file names (see ``torch_impl.compare.load_torch_file``);
-* .onnx is parsed without its external data; external data must lie in the
-  model's directory, and every tensor's declared shape must match the bytes it
-  holds (``reference.verify.models``).
+* .onnx is read within the limits; its external data is read only from regular
+  files inside the model's directory, and every tensor's declared shape must
+  match the data it holds (``reference.verify.adapters.onnx_tensors``);
+* .keras archives are charged member by member before Keras unpacks them
+  (:func:`charge_archive`).
 
 Needs NumPy only.
 """
@@ -55,7 +57,7 @@ MAX_ARRAY_BYTES = 2**32
 # .npz or .pt of 2 GiB holds an LSTM with H = 8192 in float32.
 MAX_FILE_BYTES = 2**31
 # Everything one check reads together: two files at the per-file limit. Reading is not the largest cost: the
-# check's forward and backward are estimated separately (reference.verify.memory).
+# check's forward and backward are estimated separately (reference.verify.footprint).
 MAX_TOTAL_BYTES = 2**32
 # A model with a fixed input shape makes the check draw an input of that shape
 # and about ten arrays like it, in float64: 2^24 elements is 128 MiB each.
@@ -188,7 +190,7 @@ def open_regular(path: Any, what: str, inside: str | None = None, charge: bool =
 def read_bounded(path: Any, what: str, inside: str | None = None) -> bytes:
     """The bytes of a regular file, charged to the check's budget before they are read."""
     with open_regular(path, what, inside) as f:
-        return f.read()
+        return f.read(os.fstat(f.fileno()).st_size)  # what was charged, even if the file grows meanwhile
 
 
 def file_kind(path: str, what: str = "model") -> str:
@@ -264,6 +266,17 @@ def charge_members(infos: list[zipfile.ZipInfo], name: str, what: str) -> None:
                              f"{' or '.join(ZIP_METHODS.values())} (as NumPy and torch write them)")
         b.check_size(info.file_size, what, f"{where} (uncompressed)")
     b.add(sum(info.file_size for info in infos), what, f"{name}'s {len(infos)} members (uncompressed)")
+
+
+def charge_archive(path: str, what: str) -> None:
+    """Charge a zip archive's members (uncompressed) to the check's budget before another library unpacks it
+    (Keras's .keras); a corrupt archive is left for that library to refuse."""
+    with open_regular(path, what, charge=False) as f:
+        try:
+            infos = zipfile.ZipFile(f).infolist()
+        except Exception:  # noqa: BLE001 -- not a readable zip: the loader says what is wrong with it
+            return
+        charge_members(infos, os.path.basename(path), what)
 
 
 def read_npz(path: str, what: str = "weights") -> dict[str, np.ndarray]:

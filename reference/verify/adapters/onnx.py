@@ -122,11 +122,10 @@ class OnnxCandidate(Candidate):
         Both sides of the check then run with them. A graph whose sequence_lens cannot be fed, or a runtime that
         ignores them, is refused by name rather than checked without them."""
         data = self.data
-        fed = [(slot, n) for (_, _, _, src) in self.nodes for slot, n in src.items() if slot == "sequence_lens"]
-        names = [n for _, n in fed if data is not None and n in data.inputs]
-        if not names:
+        names = [] if data is None else [src["sequence_lens"] for (*_, src) in self.nodes
+                                         if src.get("sequence_lens") in data.inputs]
+        if data is None or not names:
             return None
-        assert data is not None  # names come from it
         where = f"{data.where}/{data.files[names[0]]}" if os.path.isdir(data.where) else data.files[names[0]]
         if self._lens is None:
             raise CandidateError(f"{where}: sequence_lens of a graph of {len(self.nodes)} recurrent nodes; the "
