@@ -233,3 +233,19 @@ def test_keras_on_another_backend(backend):
     r = subprocess.run([sys.executable, "-c", _OTHER_BACKEND.format(backend=backend)], env=env, capture_output=True,
                        text=True, timeout=300, check=False)
     assert r.returncode == 0 and f"ok {backend}" in r.stdout, r.stdout + r.stderr[-3000:]
+
+
+def test_a_keras_archive_counts_towards_the_checks_total_before_keras_unpacks_it(tmp_path, capsys):
+    import zipfile
+
+    from reference.verify import Limits, load_model
+
+    path = tmp_path / "m.keras"
+    model(L.LSTM(H)).save(path)
+    with zipfile.ZipFile(path) as z:
+        members = sum(i.file_size for i in z.infolist())
+    assert load_model(str(path), limits=Limits(total_bytes=members)).name == "m.keras"
+    with pytest.raises(ValueError, match=f"over the limit of {members - 1} bytes in all"):
+        load_model(str(path), limits=Limits(total_bytes=members - 1))
+    assert rnn_check(["--model", str(path), "--max-total-bytes", str(members - 1)]) == 2
+    assert "m.keras's" in capsys.readouterr().err

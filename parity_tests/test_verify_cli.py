@@ -58,7 +58,8 @@ def test_help_lists_the_factory_protocol_and_exit_codes_and_python_m_is_the_same
     r = _subprocess(sys.executable, "-m", "torch_impl.check", "--help")
     assert r.returncode == 0, r.stderr
     for text in ("rnn-check", "factory protocol", "FACTORY(input_size, hidden_size", "path/to/file.py:FACTORY",
-                 "0  match", "1  mismatch (also when localisation stopped", "2  usage error", "unavailable device"):
+                 "0    match", "1    mismatch (also when localisation stopped", "2    usage error", "unavailable device",
+                 "3    internal error", "130  interrupted"):
         assert text in r.stdout, text
 
 

@@ -28,6 +28,7 @@ from .gradcheck import (
 )
 from .gradient_flow import gate_means, hidden_gradient_norms, step_jacobians, step_singular_values
 from .jvp import jvp
+from .memory import MemoryLimitError, memory_limit
 from .recurrent import GRU, LSTM, RNN
 from .tape import RecurrentTape, StepRecord
 
@@ -38,6 +39,7 @@ __all__ = [
     "GRUCell",
     "GradcheckReport",
     "LSTMCell",
+    "MemoryLimitError",
     "RNNCell",
     "RNNConfig",
     "RecurrentTape",
@@ -53,6 +55,7 @@ __all__ = [
     "jvp",
     "lstm_cell_backward",
     "lstm_cell_forward",
+    "memory_limit",
     "numerical_gradient",
     "rnn_cell_backward",
     "rnn_cell_forward",

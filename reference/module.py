@@ -26,6 +26,7 @@ import numpy as np
 from ._checks import check_dtype, check_tape, make_rng
 from ._namespace import Placement, from_numpy
 from .config import RNNConfig
+from .memory import check_memory, parameters_estimate
 from .stack import prepare_stack
 
 _versions = itertools.count(1)  # shared by every module: a version is never reused
@@ -52,6 +53,7 @@ class ParameterModule:
     def _init_parameters(self, dtype: Any, seed: Any) -> None:
         set_ = object.__setattr__
         set_(self, "dtype", check_dtype(dtype))
+        check_memory(parameters_estimate(self.config, self.dtype), "building the parameters")  # before drawing them
         set_(self, "_rng", make_rng(seed))
         set_(self, "_owner", object())  # identifies tapes recorded by this module
         set_(self, "_prepared", {})  # (library, device) -> (version, stack weights)

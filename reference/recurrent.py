@@ -35,6 +35,7 @@ from ._namespace import (
     to_numpy,
 )
 from .config import RNNConfig, register_module_classes
+from .memory import check_memory, estimate, on_host
 from .module import ParameterModule
 from .stack import stack_backward, stack_forward
 from .tape import RecurrentTape
@@ -261,8 +262,13 @@ class RNNBase(ParameterModule):
         backward for in-place changes.
         """
         place = placement_of(input=input, hx=hx, dropout_masks=dropout_masks)
+        sizes = self._sizes(getattr(input, "shape", None))
+        if sizes is not None:  # from the shape alone, before even the input's cast copy
+            self._check_memory(place, *sizes, lengths is not None)
         x, batched = self.input_array(place, input, same_dtype=True)  # (T, B, I)
         T, B = x.shape[0], x.shape[1]
+        if sizes is None:  # a list: converted first (its array is no larger than the list it came from)
+            self._check_memory(place, T, B, lengths is not None)
         states0 = self.state_arrays(place, "hx", hx, B, batched, same_dtype=True)  # ((D*L, B, P),) or with (D*L, B, H)
         lengths, mask = self._mask(place, lengths, T, B, batched)  # (B,), (T, B, 1) or None
         drop = self._dropout_masks(place, dropout_masks, T, B, batched)
@@ -284,6 +290,18 @@ class RNNBase(ParameterModule):
             output = xp.asarray(output, copy=True)
         tape = RecurrentTape(self._owner, version, self.config, place, stack, batched, T, B, lengths, guard)
         return output, self.hidden_result(place, finals, batched), tape
+
+    def _sizes(self, shape: Any) -> tuple[int, int] | None:
+        """(T, B) from an input's shape, or None where it has none (a list) or a malformed one (input_array says)."""
+        if shape is None or len(shape) not in (2, 3):
+            return None
+        T, B = (shape[0], 1) if len(shape) == 2 else (shape[1], shape[0]) if self.batch_first else shape[:2]
+        return int(T), int(B)
+
+    def _check_memory(self, place: Placement, T: int, B: int, lengths: bool) -> None:
+        """Refuse a forward + backward that would not fit (the tape is kept for backward, so both are estimated)."""
+        if on_host(place.device):
+            check_memory(estimate(self.config, T, B, self.dtype, lengths))
 
     def backward(self, tape: RecurrentTape, grad_output: Any = None, grad_hidden: Any = None, *,
                  carries: bool = False) -> dict[str, Any]:

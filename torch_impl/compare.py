@@ -38,6 +38,7 @@ from reference.verify import (
     plot_errors,
 )
 from reference.verify.candidates import Candidate, signature_takes
+from reference.verify.deadline import step
 from reference.verify.modules import spec_of_module
 
 from .convert import load_into
@@ -117,7 +118,7 @@ class TorchCandidate(Candidate):
                                      "so compare it in eval mode (module.eval()) or with dropout=0")
             kwargs["dropout_masks"] = [tm(torch.as_tensor(np.asarray(k), dtype=self.torch_dtype, device=self._device))
                                        for k in dropout_masks]
-        with torch.set_grad_enabled(backward):
+        with torch.set_grad_enabled(backward), step("forward"):
             h_arg = hxt if spec.lstm else hxt[0]
             if lengths is None:
                 out, hidden = m(tm(xt), h_arg, **kwargs)
@@ -137,9 +138,10 @@ class TorchCandidate(Candidate):
             named = dict(m.named_parameters())
             pairs = [(t, g) for t, g in zip((out, *hidden), (grad_output, *(grad_hidden or ())), strict=False) if g is not None]
             inputs = [xt, *hxt, *named.values()]
-            grads = torch.autograd.grad([t for t, _ in pairs], inputs,
-                                        [torch.as_tensor(np.asarray(g), dtype=self.torch_dtype, device=self._device)
-                                         for _, g in pairs], allow_unused=True)
+            with step("backward"):
+                grads = torch.autograd.grad([t for t, _ in pairs], inputs,
+                                            [torch.as_tensor(np.asarray(g), dtype=self.torch_dtype,
+                                                             device=self._device) for _, g in pairs], allow_unused=True)
             zeros = lambda t: torch.zeros_like(t) if t is not None else None
             res["input"] = _np(grads[0] if grads[0] is not None else zeros(xt))
             res["hx"] = tuple(_np(g if g is not None else zeros(h)) for g, h in zip(grads[1:1 + len(hxt)], hxt, strict=True))
@@ -199,26 +201,35 @@ def load_torch_file(path: str, mode: str | None = None, *, trust_pickle: bool = 
     import pickle
     import warnings
 
-    from reference.verify.files import TRUST_HINT, check_file, file_kind
+    from reference.verify.files import TRUST_HINT, check_file, file_kind, open_regular
 
     path = check_file(path, "model")
     name = os.path.basename(path)
-    scripted = file_kind(path) == "torchscript"
-    if scripted and not trust_pickle:
+    kind = file_kind(path)
+    if kind == "torchscript" and not trust_pickle:
         raise ValueError(f"model: {name} is a TorchScript archive (torch.jit.save); loading it runs the code it "
                          f"holds: {TRUST_HINT}")
     try:
-        with warnings.catch_warnings():  # torch's notice about protocols it may not read: the refusal says it
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+        with open_regular(path, "model", charge=False) as f:
+            _charge(f, name, kind)
+            with warnings.catch_warnings():  # torch's notice about protocols it may not read: the refusal says it
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                obj = torch.load(f, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
         if trust_pickle:
             raise ValueError(f"model: {name} is not a readable torch file: {_first_line(str(e))}") from None
         raise ValueError(f"model: {name} is not a plain state_dict: torch's weights_only=True reader refused it "
                          f"({_weights_only_reason(str(e))}). It holds a pickled module or other objects, and "
                          f"unpickling it in full runs whatever code the file names: {TRUST_HINT}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError, IndexError) as e:
-        # truncated or corrupt archives, and (trusted) pickles naming code that is not importable here
+    except MemoryError:
+        raise
+    except ValueError as e:
+        if str(e).startswith("model: "):  # refused by the checks above
+            raise
+        raise ValueError(f"model: {name} is not a readable torch file (truncated or corrupt?): ValueError: "
+                         f"{_first_line(str(e))}") from None
+    except Exception as e:  # noqa: BLE001 -- whatever corrupt bytes (or, trusted, code that is not importable
+        # here) make torch's readers raise: RuntimeError, EOFError, KeyError, UnicodeDecodeError, ...
         raise ValueError(f"model: {name} is not a readable torch file (truncated or corrupt?): "
                          f"{type(e).__name__}: {_first_line(str(e)) or 'unexpected end of file'}") from None
     if isinstance(obj, torch.nn.Module):
@@ -234,6 +245,23 @@ def load_torch_file(path: str, mode: str | None = None, *, trust_pickle: bool = 
             raise ValueError(f"model: {name} holds a state_dict that is not one recurrent module's: {e}") from None
         return torch_nn_candidate(spec, state, name=f"{name} in torch.nn.{spec.torch_class}")
     raise ValueError(f"model: {name} holds a {type(obj).__name__}; expected a torch module or a state_dict")
+
+
+def _charge(f: Any, name: str, kind: str) -> None:
+    """Charge what torch.load will allocate to the check's budget before it runs: a zip's members (uncompressed;
+    stored or deflated only), or a legacy pickle's bytes."""
+    import os
+    import zipfile
+
+    from reference.verify.files import budget, charge_members
+
+    if kind in ("torch", "torchscript", "zip") and f.read(4) == b"PK\x03\x04":
+        f.seek(0)
+        with zipfile.ZipFile(f) as z:
+            charge_members(z.infolist(), name, "model")
+    else:
+        budget().charge(os.fstat(f.fileno()).st_size, "model", name)
+    f.seek(0)
 
 
 def _check_declared_size(t: Any, where: str) -> None:

@@ -129,7 +129,7 @@ def load_into(module: torch.nn.Module, state: Mapping[str, Any]) -> None:
             raise TypeError(f"state[{k!r}]: expected real numbers, got dtype {value.dtype}")
         if value.shape != tuple(p.shape):
             raise ValueError(f"state[{k!r}]: expected shape {tuple(p.shape)}, got {value.shape}")
-        sources[k] = torch.as_tensor(value)
+        sources[k] = torch.as_tensor(value.astype(value.dtype.newbyteorder("="), copy=False))  # big-endian: native
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(sources[k])

@@ -12,7 +12,9 @@ from .adapters.function import FunctionCandidate
 from .adapters.onnx import OnnxCandidate
 from .candidates import Candidate, CandidateError, CandidateFn, Problem
 from .compare import compare
+from .deadline import CheckTimeout
 from .diff import WeightDifference, diff_weights
+from .files import Limits
 from .layouts import LAYOUTS, export_state_dict, export_weights, import_gradients, import_state_dict, import_weights
 from .models import load_model, load_weights
 from .report import CompareReport, Divergence, TensorResult, plot_errors
@@ -23,11 +25,13 @@ __all__ = [
     "Candidate",
     "CandidateError",
     "CandidateFn",
+    "CheckTimeout",
     "CompareReport",
     "Divergence",
     "EquinoxCandidate",
     "FlaxCandidate",
     "FunctionCandidate",
+    "Limits",
     "NnxCandidate",
     "OnnxCandidate",
     "Problem",

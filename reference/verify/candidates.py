@@ -33,6 +33,7 @@ from typing import Any, Protocol, overload
 
 import numpy as np
 
+from .deadline import step
 from .spec import Spec, split_name
 
 
@@ -91,6 +92,15 @@ def to_numpy(a: Any) -> np.ndarray | None:
     return np.asarray(a)
 
 
+@dataclass(frozen=True)
+class GivenLengths:
+    """Lengths a candidate's own inputs fix: B ints in [1, T], T the steps of its own input (None: not given)."""
+
+    values: np.ndarray  # (B,) int64
+    T: int | None
+    where: str  # the file they came from, for the report and messages
+
+
 class Candidate:
     """What compare runs. Subclasses set the attributes and implement ``call``.
 
@@ -103,6 +113,8 @@ class Candidate:
         has_gradients: whether it can run backward at all.
         takes_hx / takes_lengths: whether initial states / lengths can be passed.
         fixed_shape: (T, B) where the candidate runs only one shape (None: any).
+        given_lengths: lengths the candidate's own inputs fix (an ONNX model's test data gives
+            sequence_lens): compare runs both sides with them unless told other lengths.
         declares_reset_after: whether its ``spec.reset_after`` is its own (else the reference's is taken).
         gradients: the gradients it provides when compare's ``gradients=`` is unset, in its names
             ("input", "h_0", "weight_ih", ...; None: all, where it has gradients).
@@ -117,6 +129,7 @@ class Candidate:
     takes_hx = True
     takes_lengths = True
     fixed_shape: tuple = (None, None)
+    given_lengths: GivenLengths | None = None
     declares_reset_after = False
     gradients: frozenset | None = None
 
@@ -149,9 +162,10 @@ def run_candidate(cand: Candidate, pb: Problem, dtype: np.dtype, expect: Expect)
     if pb.grad_output is None and grad_hidden is not None and all(g is None for g in grad_hidden):
         grad_hidden = None
     try:
-        raw = cand.call(pb.spec, {k: c(v) for k, v in pb.params.items()}, np.asarray(pb.x, dtype=dtype),
-                        tuple(c(h) for h in pb.hx), c(pb.grad_output), grad_hidden, lengths=pb.lengths,
-                        dropout_masks=None if pb.masks is None else [c(m) for m in pb.masks])
+        with step("forward and backward" if pb.backward else "forward"):  # an adapter may name them apart
+            raw = cand.call(pb.spec, {k: c(v) for k, v in pb.params.items()}, np.asarray(pb.x, dtype=dtype),
+                            tuple(c(h) for h in pb.hx), c(pb.grad_output), grad_hidden, lengths=pb.lengths,
+                            dropout_masks=None if pb.masks is None else [c(m) for m in pb.masks])
     except CandidateError:
         raise
     except Exception as e:

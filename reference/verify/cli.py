@@ -16,15 +16,27 @@ import argparse
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
+from ..memory import MemoryLimitError, memory_limit
 from .adapters.function import FunctionCandidate
 from .candidates import Candidate, CandidateError
+from .deadline import deadline, phase
+from .files import MAX_FILE_BYTES, MAX_TOTAL_BYTES, Limits, reading
+from .footprint import check_footprint
 from .layouts import LAYOUTS
 from .spec import Spec
+
+EXIT_MATCH, EXIT_MISMATCH, EXIT_REFUSED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# what a refusal raises: a bad argument or file (ValueError, TypeError; MemoryLimitError and a file over a limit are
+# ValueErrors), a file that cannot be read (OSError; CheckTimeout is a TimeoutError, one of them), a candidate that
+# cannot be imported, built or run as the protocol says (ImportError, CandidateError). Anything else is a bug here.
+REFUSALS = (CandidateError, ValueError, TypeError, OSError, ImportError)
 
 EPILOG = """\
 factory protocol (--candidate MODULE:FACTORY or path/to/file.py:FACTORY):
@@ -51,7 +63,8 @@ factory protocol (--candidate MODULE:FACTORY or path/to/file.py:FACTORY):
 constants (weights, initial states, sequence lengths): an ONNX test-data folder
 (input_<j>.pb for the graph's input j) or an .npz keyed by input name; where the
 folder has output_<j>.pb, the reference on its inputs is checked against them too
-(its own RESULT line; the exit status is 1 if either fails).
+(its own RESULT line; the exit status is 1 if either fails). Sequence lengths given
+there (sequence_lens) are checked like --lengths and both sides run with them.
 
 files run no code: a .pt/.pth is read with torch's weights_only=True (tensors only),
 an .npz with allow_pickle=False, an .onnx without external data from outside its
@@ -62,19 +75,92 @@ state_dict (torch.save(module.state_dict())) needs no trust. A missing,
 truncated, mislabelled or oversized file exits 2 saying why.
 --candidate runs code by design: it imports the module or executes the .py file you name.
 
+limits (each refusal exits 2 before the work it refuses starts):
+  every file read must be a regular file (a symlink is followed, and from a test-data
+  folder or beside an .onnx it must stay in that folder), at most --max-file-bytes
+  (default 2 GiB; an archive's members count uncompressed), and one check reads at
+  most --max-total-bytes in all (default 4 GiB). The check's memory is estimated from
+  the sizes before anything is allocated, and refused above --memory-limit (default:
+  the memory available). --timeout SECONDS stops a candidate that runs past it.
+
 exit status:
-  0  match (no difference, for --diff-weights)
-  1  mismatch (also when localisation stopped; differences, for --diff-weights)
-  2  usage error: bad arguments, a candidate that cannot be imported, built or run
-     as the protocol says, a file refused (see above), or an unavailable device
+  0    match (no difference, for --diff-weights)
+  1    mismatch (also when localisation stopped; differences, for --diff-weights)
+  2    usage error: bad arguments, a candidate that cannot be imported, built or run
+       as the protocol says, a file refused (see above), a size that does not fit in
+       memory, a timeout, or an unavailable device; one line on stderr names the
+       argument, file or tensor
+  3    internal error: a bug in rnn-check; please report it (--debug shows the traceback)
+  130  interrupted (Ctrl-C)
 """
 
 
-def _ints(text: str) -> list[int]:
+def _int(text: str, minimum: int) -> int:
     try:
-        return [int(v) for v in text.split(",")]
+        value = int(text, 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+        value = None
+    if value is None or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+    return value
+
+
+def positive(text: str) -> int:
+    """A size: an integer >= 1, written in decimal digits ("1e9" and "3.0" are refused)."""
+    return _int(text, 1)
+
+
+def natural(text: str) -> int:
+    """An integer >= 0 (--proj-size, --seed)."""
+    return _int(text, 0)
+
+
+def _ints(text: str) -> list[int]:
+    parts = text.split(",")
+    try:
+        return [positive(v.strip()) for v in parts]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+
+
+def _real(text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (low <= value <= high) or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    return _real(text, 0.0, 1.0, "a number in [0, 1]")
+
+
+def seconds(text: str) -> float:
+    value = _real(text, 0.0, math.inf, "a positive number of seconds")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def memory(text: str) -> float | str:
+    """--memory-limit: "available", "none" (no check, on purpose) or a positive number of bytes."""
+    if text in ("available", "none"):
+        return "available" if text == "available" else math.inf
+    try:
+        return positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'available', 'none' or a positive number of bytes, got "
+                                         f"{text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its refusals on one line (the argument and why), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"error: {message} (rnn-check --help lists the arguments)\n")
 
 
 def _names(text: str) -> list[str]:
@@ -82,7 +168,7 @@ def _names(text: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnn-check", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+    p = _Parser(prog="rnn-check", description=__doc__.split("\n\n")[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--candidate", metavar="MODULE:FACTORY",
@@ -98,20 +184,20 @@ def parser() -> argparse.ArgumentParser:
                         "any code the file names, as you; only for files you made or trust")
     cfg = p.add_argument_group("configuration (required with --candidate)")
     cfg.add_argument("--mode", choices=["RNN", "RNN_TANH", "RNN_RELU", "GRU", "LSTM"])
-    cfg.add_argument("--input-size", type=int)
-    cfg.add_argument("--hidden-size", type=int)
-    cfg.add_argument("--num-layers", type=int, default=1)
+    cfg.add_argument("--input-size", type=positive)
+    cfg.add_argument("--hidden-size", type=positive)
+    cfg.add_argument("--num-layers", type=positive, default=1)
     cfg.add_argument("--bidirectional", action="store_true")
-    cfg.add_argument("--proj-size", type=int, default=0)
+    cfg.add_argument("--proj-size", type=natural, default=0)
     cfg.add_argument("--no-bias", action="store_true")
     cfg.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="for --mode RNN")
     cfg.add_argument("--reset-after", action=argparse.BooleanOptionalAction, default=True,
                      help="GRU: torch's form (default); --no-reset-after: the paper's, W_hn (r * h)")
-    cfg.add_argument("--dropout", type=float, default=0.0, help="with --train: masks are drawn, passed as dropout_masks=")
+    cfg.add_argument("--dropout", type=probability, default=0.0, help="with --train: masks are drawn, passed as dropout_masks=")
     cfg.add_argument("--train", action="store_true", help="training mode (dropout between layers)")
     run = p.add_argument_group("the check")
-    run.add_argument("--seq-len", type=int, default=5)
-    run.add_argument("--batch", type=int, default=3)
+    run.add_argument("--seq-len", type=positive, default=5)
+    run.add_argument("--batch", type=positive, default=3)
     run.add_argument("--lengths", type=_ints, default=None, help="comma-separated, one per batch row, e.g. 5,3,4")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None,
                      help="the candidate's dtype (default: float64, or a model file's own)")
@@ -124,8 +210,19 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--gradients", type=_names, default=None,
                      help="gradients the candidate provides, among input,h_0,c_0,weights,weight_ih,... (default: all)")
     run.add_argument("--no-gradients", action="store_true", help="forward only")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=natural, default=0)
     run.add_argument("--plot", metavar="PATH", default=None, help="write error per time step as a PNG")
+    bounds = p.add_argument_group("bounds (see limits below)")
+    bounds.add_argument("--timeout", type=seconds, metavar="SECONDS", default=None,
+                        help="stop the check (exit 2) if it runs longer, naming the step that was running")
+    bounds.add_argument("--max-file-bytes", type=positive, metavar="BYTES", default=MAX_FILE_BYTES,
+                        help=f"refuse a file (or archive member) larger than this (default {MAX_FILE_BYTES})")
+    bounds.add_argument("--max-total-bytes", type=positive, metavar="BYTES", default=MAX_TOTAL_BYTES,
+                        help=f"refuse to read more than this for one check (default {MAX_TOTAL_BYTES})")
+    bounds.add_argument("--memory-limit", type=memory, metavar="BYTES|available|none", default="available",
+                        help="refuse a check estimated to need more memory (default: what is available now; none: "
+                             "run it anyway, on purpose)")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error (exit status unchanged)")
     return p
 
 
@@ -142,15 +239,25 @@ def load_object(target: str) -> Any:
         assert spec is not None and spec.loader is not None  # an existing .py path always gets a source loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        _run_user_code(f"--candidate: executing {where}", spec.loader.exec_module, module)
     else:
-        module = importlib.import_module(where)
+        module = _run_user_code(f"--candidate: importing {where}", importlib.import_module, where)
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"--candidate: {where} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
+
+
+def _run_user_code(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, where ``fn`` runs the user's code: whatever it raises is the user's to fix (exit 2)."""
+    try:
+        return fn(*args)
+    except ImportError:
+        raise
+    except Exception as e:  # the user's module, not this program, raised it
+        raise CandidateError(f"{what} raised {type(e).__name__}: {e}") from e
 
 
 def _spec(args: argparse.Namespace) -> Spec:
@@ -162,6 +269,18 @@ def _spec(args: argparse.Namespace) -> Spec:
         mode = "RNN_TANH" if args.nonlinearity == "tanh" else "RNN_RELU"
     return Spec(mode, args.input_size, args.hidden_size, args.num_layers, not args.no_bias, args.bidirectional,
                 args.proj_size, args.dropout, args.train, args.reset_after)
+
+
+def _check_sizes(args: argparse.Namespace, spec: Spec, T: int, B: int, dtype: str) -> None:
+    """Refuse, before anything is built, sizes whose check would not fit in memory, naming the arguments."""
+    try:
+        check_footprint(spec, T, B, dtype, args.lengths is not None)
+    except MemoryLimitError as e:
+        given = [f"--{n.replace('_', '-')} {getattr(args, n)}" for n in ("input_size", "hidden_size", "num_layers",
+                                                                           "proj_size") if getattr(args, n)]
+        given += [f"--seq-len {T}", f"--lengths {','.join(map(str, args.lengths))}" if args.lengths else
+                  f"--batch {B}"]
+        raise MemoryLimitError(f"{' '.join(given)}: {e}") from None
 
 
 def _check_device(device: str) -> None:
@@ -183,7 +302,7 @@ def _candidate(args, spec: Spec, factory: Any):
     if params[:1] == ["spec"]:
         return FunctionCandidate(factory, args.layout or "torch", args.dtype or "float64"), None
     build = lambda s: factory(s.input_size, s.hidden_size, **s.torch_kwargs())
-    made = build(spec)
+    made = _run_user_code(f"--candidate: the factory {args.candidate}", build, spec)
     if hasattr(made, "named_parameters"):
         import torch
 
@@ -230,10 +349,12 @@ def _run(args) -> int:
     if args.inputs is not None and not (args.model or "").endswith(".onnx"):
         raise ValueError("--inputs: only with --model FILE.onnx (the values of its graph inputs)")
     expected = None
+    dtype = args.dtype or "float64"
     if args.model:
         mode = None if args.mode is None else _spec_mode(args)
-        candidate = load_model(args.model, mode=mode, layout=args.layout, trust_pickle=args.trust_pickle,
-                               inputs=args.inputs)
+        with phase("loading the model"):
+            candidate = load_model(args.model, mode=mode, layout=args.layout, trust_pickle=args.trust_pickle,
+                                   inputs=args.inputs)
         expected = candidate.check_expected() if hasattr(candidate, "check_expected") else None
         if args.device != "cpu" and hasattr(candidate, "module"):
             rebuild: Callable[..., Candidate] = type(candidate)  # a module candidate: (module, name=...)
@@ -248,9 +369,12 @@ def _run(args) -> int:
             common["weights"] = args.weights or "reference"
         else:
             spec = _spec(args)
-            spec.reference()  # validates the configuration
             reference_module = spec
-        candidate, factory = _candidate(args, spec, load_object(args.candidate))
+        _check_sizes(args, spec, common["seq_len"], common.get("batch", args.batch), dtype)
+        with phase("importing the candidate"):
+            factory = load_object(args.candidate)
+        with phase("building the candidate"):
+            candidate, factory = _candidate(args, spec, factory)
         report = compare(candidate, reference_module, factory=factory,
                          dtype=None if hasattr(candidate, "named_parameters") else args.dtype, **common)
     print(report)
@@ -262,16 +386,34 @@ def _run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script: returns the exit status (argparse exits 2 itself on bad arguments)."""
+    """The console script: returns the exit status (argparse exits 2 itself on bad arguments).
+
+    0 match, 1 mismatch, 2 refused (one line on stderr naming the argument, file or tensor), 3 internal error,
+    130 interrupted; a traceback only with --debug.
+    """
     args = parser().parse_args(argv)
     try:
-        return _run(args)
-    except CandidateError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ImportError, AttributeError, TypeError, ValueError, OSError) as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        with reading(Limits(args.max_file_bytes, args.max_total_bytes)), memory_limit(args.memory_limit), \
+                deadline(args.timeout):
+            return _run(args)
+    except KeyboardInterrupt:
+        _say(args, "rnn-check: interrupted")
+        return EXIT_INTERRUPTED
+    except REFUSALS as e:
+        named = "" if isinstance(e, (CandidateError, ValueError, TimeoutError)) else f"{type(e).__name__}: "
+        _say(args, f"error: {named}{e}")
+        return EXIT_REFUSED
+    except Exception as e:  # noqa: BLE001 -- the contract: exit 3, one line, no traceback without --debug
+        _say(args, f"rnn-check: internal error: {type(e).__name__}: {e} -- a bug in rnn-check, not in your "
+                   "candidate or files: please report it with the command line and the output of --debug")
+        return EXIT_INTERNAL
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """One line on stderr (a message's own line breaks joined), after the traceback with --debug."""
+    if args.debug:
+        traceback.print_exc()
+    print("; ".join(line.strip() for line in text.splitlines() if line.strip()), file=sys.stderr)
 
 
 if __name__ == "__main__":

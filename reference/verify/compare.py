@@ -22,7 +22,11 @@ import numpy as np
 
 from reference.tolerances import candidate_tol, compare_arrays
 
+from .bounds import one_check
 from .candidates import Candidate, Expect, Problem, to_numpy
+from .deadline import phase
+from .files import Limits
+from .footprint import check_footprint
 from .modules import is_reference_module, is_torch_module, spec_of_module
 from .registry import as_candidate
 from .report import CompareReport, Divergence, TensorResult
@@ -33,6 +37,7 @@ WEIGHTS = ("candidate", "reference", "draw")
 PARAM_BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
+@one_check
 def compare(
     candidate: Any,
     reference_module: Any = None,
@@ -53,6 +58,9 @@ def compare(
     mode: str | None = None,
     localise: bool = True,
     trust_pickle: bool = False,
+    limits: Limits | None = None,
+    memory_limit: float | str | None = None,
+    timeout: float | None = None,
 ) -> CompareReport:
     """Run ``candidate`` and the reference on the same weights, inputs and cotangents.
 
@@ -94,10 +102,20 @@ def compare(
         trust_pickle: with a path: let a .pt/.pth that is a pickled module load
             in full, which runs the code it names (default: state_dicts only,
             read with torch's weights_only=True).
+        limits: what the check may read from files (:class:`~reference.verify.Limits`:
+            per file, and in all; default 2 GiB and 4 GiB).
+        memory_limit: bytes the check may hold at its peak, estimated from the
+            sizes before anything is allocated: "available" (the default: the
+            memory available now), a number, or ``math.inf`` to run on purpose.
+        timeout: seconds the check may run; past them the candidate is stopped
+            and CheckTimeout (a TimeoutError) names the step it was running
+            (see :mod:`reference.verify.deadline` for how, and its limits).
 
     Raises:
         CandidateError: the candidate could not be run, or broke the protocol.
-        ValueError, TypeError: a bad argument, naming it.
+        ValueError, TypeError: a bad argument, naming it; a file refused; MemoryLimitError
+            (a ValueError): the check would not fit in memory.
+        CheckTimeout: the check ran past ``timeout``.
     """
     if isinstance(candidate, (str, os.PathLike)):
         from .models import load_model
@@ -109,6 +127,17 @@ def compare(
                         mode=mode or (ref_spec.mode if ref_spec else None))
     spec = _resolve_spec(cand, ref_spec)
     dtype = _resolve_dtype(cand, dtype)
+    lengths_note = ""
+    if cand.given_lengths is not None:  # the candidate's own test data fixes them: both sides run with them
+        given = cand.given_lengths
+        if lengths is not None:
+            raise ValueError(f"lengths: given by --lengths (lengths=) and by the test data's sequence_lens "
+                             f"({given.where}); give one of them")
+        lengths, batch = given.values.tolist(), len(given.values)
+        seq_len = given.T or max(seq_len, int(given.values.max()))
+        lengths_note = f"lengths: sequence_lens from {os.path.basename(given.where)}"
+    T0, B0 = (_default(cand, 0, seq_len), _default(cand, 1, batch)) if input is None else np.shape(input)[:2]
+    check_footprint(spec, int(T0), int(B0), dtype, lengths is not None)  # before anything the size of the problem
     params, ref_own, weights_note = _resolve_weights(weights, cand, spec, ref_params, seed)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (_default(cand, 0, seq_len), _default(cand, 1, batch), spec.input_size)) \
@@ -134,8 +163,9 @@ def compare(
     session = Session(cand, dtype, expect or Expect(False, (False, False), frozenset()), frozenset(cots))
     pb_cand = Problem(spec, params, x, hx, lens, masks, g_out, g_hid)
     pb_ref = pb_cand if ref_own is None else replace(pb_cand, params=ref_own)
-    ref_res, _, _ = session.reference(pb_ref)
-    cand_res, dtype_notes = session.candidate(pb_cand)
+    with phase("the main check"):
+        ref_res, _, _ = session.reference(pb_ref)
+        cand_res, dtype_notes = session.candidate(pb_cand)
     ftol, gtol = candidate_tol(dtype, cand.device, "forward"), candidate_tol(dtype, cand.device, "gradient")
 
     tensors = [check_tensor("output", "forward", cand_res["output"], ref_res["output"], ftol, 0)]
@@ -158,7 +188,7 @@ def compare(
                 tensors.append(check_tensor(f"grad {p}", "gradient", cand_res[p], ref_res[p], gtol))
             else:
                 unchecked.append(f"grad {p}")
-    notes = [n for n in (weights_note, hx_note) if n]
+    notes = [n for n in (weights_note, hx_note, lengths_note) if n]
     report = CompareReport(spec, cand.name, dtype.name, cand.device, T, B,
                            None if lens is None else lens.tolist(), tensors, "; ".join(notes),
                            tuple(cots) if backward else (), unchecked)
@@ -182,7 +212,8 @@ def compare(
     if localise and not report.passed and not report.dtype_problem and not report.weight_diff:
         from .localise import localise as find
 
-        find(report, session, pb_cand, ftol, gtol)
+        with phase("localisation (starting)"):
+            find(report, session, pb_cand, ftol, gtol)
     return report
 
 

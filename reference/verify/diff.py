@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .bounds import one_check
+from .files import Limits
 from .spec import Spec, direction_name, split_name
 
 SUM_ULPS = 8  # two splits of one sum: each addition rounds by half an ulp of its parts
@@ -47,9 +49,10 @@ class WeightDifference:
         return self.text
 
 
+@one_check
 def diff_weights(a: Any, b: Any, *, layout_a: str | None = None, layout_b: str | None = None,
                  mode: str | None = None, reset_after: bool | None = None, rtol: float | None = None,
-                 trust_pickle: bool = False) -> list[WeightDifference]:
+                 trust_pickle: bool = False, limits: Limits | None = None) -> list[WeightDifference]:
     """Where weight sets ``a`` and ``b`` differ (empty: the same function).
 
     Args:
@@ -64,6 +67,7 @@ def diff_weights(a: Any, b: Any, *, layout_a: str | None = None, layout_b: str |
         trust_pickle: let a .pt/.pth that is a pickled module load in full,
             which runs the code it names (default: state_dicts only, read with
             torch's weights_only=True; see :mod:`reference.verify.files`).
+        limits: what may be read from both files together (:class:`~reference.verify.files.Limits`).
     """
     from .models import load_weights
 

@@ -32,22 +32,25 @@ suffix; ONNX models are described in :mod:`reference.verify.adapters.onnx`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from .candidates import Candidate, to_numpy
-from .files import TORCH_SUFFIXES, check_file, read_npz
+from .bounds import one_check
+from .candidates import Candidate, CandidateError, to_numpy
+from .files import TORCH_SUFFIXES, Limits, check_file, read_npz
 from .layouts import detect_layout, import_state_dict, mode_from_shapes, torch_mode
 from .modules import is_reference_module, is_torch_module, spec_of_module
 from .registry import file_adapter
 from .spec import Spec
 
 
+@one_check
 def load_weights(source: Any, *, layout: str | None = None, mode: str | None = None,
-                 reset_after: bool | None = None, trust_pickle: bool = False
+                 reset_after: bool | None = None, trust_pickle: bool = False, limits: Limits | None = None
                  ) -> tuple[dict[str, np.ndarray], Spec, str]:
     """(torch state_dict of NumPy arrays, configuration, the layout it came in) from any weight source.
 
@@ -55,6 +58,7 @@ def load_weights(source: Any, *, layout: str | None = None, mode: str | None = N
     a torch state_dict, ``{"l0": {...}, ...}`` in a foreign layout, or one
     layer's foreign arrays. ``trust_pickle``: let a .pt/.pth that is a pickled
     module load in full, which runs the code it names (see the module docstring).
+    ``limits``: what may be read (:class:`~reference.verify.files.Limits`).
     """
     if isinstance(source, (str, os.PathLike)):
         path = check_file(source, "weights")
@@ -64,7 +68,8 @@ def load_weights(source: Any, *, layout: str | None = None, mode: str | None = N
             return cand.own_params, cand.spec, "onnx"
         if path.endswith(".npz"):
             arrays = read_npz(path, "weights")
-            return weights_from_mapping(arrays, layout=layout, mode=mode, reset_after=reset_after)
+            with naming(path, "weights"):
+                return weights_from_mapping(arrays, layout=layout, mode=mode, reset_after=reset_after)
         if path.endswith(TORCH_SUFFIXES):
             model = load_model(path, mode=mode, trust_pickle=trust_pickle)
             assert model.own_params is not None and model.spec is not None  # a file's candidate holds both
@@ -110,13 +115,16 @@ def weights_from_mapping(arrays: Mapping[str, Any], *, layout: str | None = None
     return state, Spec.from_state_dict(state, spec_mode, reset_after=ra), layout
 
 
+@one_check
 def load_model(path: str | os.PathLike[str], *, mode: str | None = None, layout: str | None = None,
-               trust_pickle: bool = False, inputs: Any = None) -> Candidate:
+               trust_pickle: bool = False, inputs: Any = None, limits: Limits | None = None) -> Candidate:
     """A candidate that runs the file's own runtime on the file's own weights (see the module docstring).
 
     ``trust_pickle``: let a .pt/.pth that is a pickled module load in full, which
     runs the code it names; by default only a state_dict (``weights_only=True``) loads.
     ``inputs`` (.onnx only): values of graph inputs that are not constants, see :func:`read_test_data`.
+    ``limits``: what may be read, the model, its weights and test data together
+    (:class:`~reference.verify.files.Limits`; default 2 GiB per file, 4 GiB in all).
     """
     path = check_file(path, "model")
     if inputs is not None and not path.endswith(".onnx"):
@@ -124,4 +132,21 @@ def load_model(path: str | os.PathLike[str], *, mode: str | None = None, layout:
     adapter = file_adapter(path)
     if adapter is None:
         raise ValueError(f"model: expected a .onnx, .keras, .npz or {'/'.join(TORCH_SUFFIXES)} file, got {path!r}")
-    return adapter.load(path, mode=mode, layout=layout, trust_pickle=trust_pickle, inputs=inputs)
+    with naming(path, "model"):
+        return adapter.load(path, mode=mode, layout=layout, trust_pickle=trust_pickle, inputs=inputs)
+
+
+@contextlib.contextmanager
+def naming(path: str, what: str) -> Iterator[None]:
+    """A refusal of a file's contents names the file (one raised deep inside a reader may name only a tensor)."""
+    name = os.path.basename(path)
+    try:
+        yield
+    except (ValueError, CandidateError) as e:
+        if name in str(e):
+            raise
+        try:
+            named = type(e)(f"{what}: {name}: {e}")
+        except TypeError:  # an exception class that takes other arguments: keep it, and say the file in a ValueError
+            named = ValueError(f"{what}: {name}: {e}")
+        raise named from e

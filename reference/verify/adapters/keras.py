@@ -44,6 +44,7 @@ import numpy as np
 
 from ...config import RNNConfig
 from ..candidates import Candidate, CandidateError
+from ..files import charge_archive
 from ..layouts import export_state_dict, import_gradients, import_state_dict
 from ..spec import Spec
 from .keras_layers import RecurrentLayer, import_keras, recurrent_layers
@@ -251,6 +252,7 @@ def load(path: str, **_: Any) -> KerasCandidate:
     """The registry's reader of ``.keras`` files: loaded in Keras's safe mode (no lambda or arbitrary code is
     deserialised)."""
     keras = import_keras()
+    charge_archive(path, "model")  # what Keras will unpack, counted against the check's limits first
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # a damaged archive, an unregistered class, an unsafe lambda: all refused

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..candidates import Candidate, CandidateError
+from ..candidates import Candidate, CandidateError, GivenLengths
 from ..files import check_file
 from ..onnx_versions import unsafe_rnn_arguments
 from ..spec import Spec
@@ -39,7 +39,8 @@ from .onnx_graph import (
     _spec_and_weights,
     swap_peepholes,
 )
-from .onnx_read import ExpectedOutputs, _graph_inputs, _onnx, check_onnx_sizes, load_onnx, read_test_data
+from .onnx_read import ExpectedOutputs, _graph_inputs, _onnx, read_test_data
+from .onnx_tensors import check_onnx_sizes, load_onnx
 
 
 class OnnxCandidate(Candidate):
@@ -112,7 +113,34 @@ class OnnxCandidate(Candidate):
         dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in x_vi.type.tensor_type.shape.dim)
         dims = dims[:2] if len(dims) >= 2 else (None, None)
         self.fixed_shape = dims[::-1] if self.layout else dims  # (T, B)
+        self.given_lengths = self._given_lengths()
         self._chain_sessions: dict = {}
+
+    def _given_lengths(self) -> GivenLengths | None:
+        """The test data's sequence_lens, checked like any lengths: B ints in [1, T], B and T its X's (when given).
+
+        Both sides of the check then run with them. A graph whose sequence_lens cannot be fed, or a runtime that
+        ignores them, is refused by name rather than checked without them."""
+        data = self.data
+        names = [] if data is None else [src["sequence_lens"] for (*_, src) in self.nodes
+                                         if src.get("sequence_lens") in data.inputs]
+        if data is None or not names:
+            return None
+        where = f"{data.where}/{data.files[names[0]]}" if os.path.isdir(data.where) else data.files[names[0]]
+        if self._lens is None:
+            raise CandidateError(f"{where}: sequence_lens of a graph of {len(self.nodes)} recurrent nodes; the "
+                                 "verifier feeds sequence lengths to a one-node graph only")
+        if not self.takes_lengths:
+            raise CandidateError(f"{where}: sequence_lens given, but {self.runtime.split(';')[0]} ignores sequence "
+                                 "lengths, so the file cannot be checked with them")
+        lens = np.asarray(data.inputs[self._lens])
+        x = data.inputs.get(self._x)
+        T, B = (None, lens.size) if x is None or x.ndim != 3 else self._to_onnx("X", x).shape[:2]
+        if lens.shape != (B,) or lens.dtype.kind not in "iu" or lens.min(initial=1) < 1 or \
+                (T is not None and lens.max(initial=1) > T):
+            raise ValueError(f"{where}: sequence_lens {lens.ravel().tolist()}: expected {B} ints in [1, "
+                             f"{'T' if T is None else T}] (one per batch row{'' if T is None else f' of X, {T} steps'})")
+        return GivenLengths(lens.astype(np.int64), T, where)
 
     def _runtime(self, proto: Any) -> tuple[str, Any]:
         """("onnxruntime", run) or, where ONNX Runtime refuses the model, ("onnx.reference...: why", run)."""

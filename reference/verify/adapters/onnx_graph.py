@@ -64,6 +64,9 @@ def _recurrent_nodes(onnx: Any, proto: Any, fed: Mapping[str, np.ndarray]) -> li
             elif slot in _WEIGHT_SLOTS:
                 unresolved["input" if name in graph_inputs else "computed"].append(slot)
         where = f"ONNX node {k} ({node.op_type} {node.name!r})"
+        absent = [slot for slot, name in zip(_SLOTS[:3], [*node.input, "", "", ""], strict=False) if not name]
+        if absent:
+            raise CandidateError(f"{where}: has no {absent} input; the operator requires X, W and R")
         if unresolved["input"]:
             names = [sources[s] for s in unresolved["input"]]
             raise CandidateError(f"{where}: its {unresolved['input']} are graph inputs {names} with no value: give "
@@ -73,9 +76,31 @@ def _recurrent_nodes(onnx: Any, proto: Any, fed: Mapping[str, np.ndarray]) -> li
             raise CandidateError(f"{where}: its {unresolved['computed']} are not constants of the graph (computed "
                                  "weights cannot be checked as they are)")
         nodes.append((node, attrs, arrays, sources))
+    nested = _nested_recurrent(proto.graph)
+    if nested:  # checking the main graph's nodes alone would give a verdict on part of the model
+        raise CandidateError(f"ONNX model: {nested[0]} is inside a control-flow subgraph; the verifier checks the "
+                             "recurrent nodes of the main graph only (export the recurrent layer outside If, Loop and "
+                             "Scan)")
     if not nodes:
         raise CandidateError("ONNX model: no LSTM, GRU or RNN node in the graph")
     return nodes
+
+
+def _nested_recurrent(graph: Any, inside: str = "") -> list[str]:
+    """The paths of the LSTM/GRU/RNN nodes in ``graph``'s subgraphs: "If 'cond' > then_branch > LSTM 'lstm'"."""
+    from onnx import AttributeProto
+
+    found = []
+    for node in graph.node:
+        here = f"{inside}{node.op_type} {node.name!r}"
+        if inside and node.op_type in _GATES:
+            found.append(here)
+        for a in node.attribute:
+            graphs = [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs) if a.type == AttributeProto.GRAPHS \
+                else []
+            for k, g in enumerate(graphs):
+                found += _nested_recurrent(g, f"{here} > {a.name if a.type == AttributeProto.GRAPH else f'{a.name}[{k}]'} > ")
+    return found
 
 
 def swap_peepholes(p: Any) -> np.ndarray:

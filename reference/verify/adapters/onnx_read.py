@@ -1,8 +1,9 @@
-"""Reading ONNX files and test data that may be hostile: sizes checked from what they declare, no code run.
+"""Reading ONNX test data that may be hostile: sizes checked from what they declare, no code run.
 
-The model's own tensors (:func:`load_onnx`, :func:`check_onnx_sizes`), the values a test-data folder or an
-.npz gives the graph's inputs (:func:`read_test_data`) and the expected outputs such a folder holds
-(:class:`ExpectedOutputs`). Needs onnx, imported when first asked.
+The values a test-data folder or an .npz gives the graph's inputs (:func:`read_test_data`; each
+file a regular file inside the folder given, within the check's limits) and the expected outputs
+such a folder holds (:class:`ExpectedOutputs`). The model's own tensors are read by
+:mod:`.onnx_tensors`. Needs onnx, imported when first asked.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..files import MAX_ARRAY_BYTES, MAX_INPUT_ELEMENTS, check_file, read_npz
+from ..files import check_file, read_bounded, read_npz
+from .onnx_tensors import check_tensor
 
 
 def _onnx():
@@ -57,7 +59,7 @@ def read_test_data(source: Any, proto: Any) -> TestData:
     if isinstance(source, Mapping) or (isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".npz")):
         where = "inputs" if isinstance(source, Mapping) else os.fspath(source)
         if isinstance(source, Mapping):
-            arrays = {k: np.asarray(v) for k, v in source.items()}
+            arrays = {k: _native(np.asarray(v)) for k, v in source.items()}
         else:
             arrays = read_npz(check_file(where, "inputs"), "inputs")
         unknown = sorted(set(arrays) - set(by_name))
@@ -70,7 +72,7 @@ def read_test_data(source: Any, proto: Any) -> TestData:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"inputs: expected a test-data folder, an .npz or a mapping of arrays, got "
                         f"{type(source).__name__}")
-    folder = os.fspath(source)
+    given = folder = os.fspath(source)
     if not os.path.isdir(folder):
         raise ValueError(f"inputs: expected a test-data folder (input_0.pb, ...) or an .npz, got {folder!r}")
     if not _numbered(folder, "input") and os.path.isdir(os.path.join(folder, "test_data_set_0")):
@@ -84,8 +86,12 @@ def read_test_data(source: Any, proto: Any) -> TestData:
         out, where = {}, {}
         for j, path in enumerate(files):
             t = TensorProto()
-            with open(path, "rb") as f:
-                t.ParseFromString(f.read())
+            raw = read_bounded(path, "inputs", inside=given)  # a regular file in the folder given, within the limits
+            try:
+                t.ParseFromString(raw)
+            except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError, or whatever else corrupt bytes raise
+                raise ValueError(f"{path}: not a readable TensorProto (truncated or corrupt): {type(e).__name__}: "
+                                 f"{e}") from None
             _check_test_tensor(t, path)
             vi = values[j]
             if t.name and t.name != vi.name:
@@ -106,20 +112,16 @@ def read_test_data(source: Any, proto: Any) -> TestData:
 
 def _check_test_tensor(t: Any, path: str) -> None:
     """A test-data tensor holds its own data (none from other files), within the size limits, as it declares."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
-    dims = tuple(t.dims)
     if t.data_location == TensorProto.EXTERNAL:
         raise ValueError(f"{path}: keeps its data in another file; test data is read from the .pb file itself")
-    try:
-        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: data type {t.data_type} is not a numeric type") from None
-    declared = math.prod(dims) * itemsize
-    if any(d < 0 for d in dims) or declared > MAX_ARRAY_BYTES:
-        raise ValueError(f"{path}: declares shape {dims}, negative or over the limit of {MAX_ARRAY_BYTES} bytes")
-    if t.raw_data and len(t.raw_data) != declared:
-        raise ValueError(f"{path}: declares shape {dims} ({declared} bytes) but holds {len(t.raw_data)} bytes")
+    check_tensor(t, f"{path}: tensor {t.name!r}")
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """``a`` in native byte order (big-endian arrays are converted, as every reader here does)."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
 def _numbered(folder: str, prefix: str) -> list[str]:
@@ -192,79 +194,3 @@ class ExpectedOutputs:
         lines.append(f"RESULT (expected outputs): {'MATCH' if self.passed else 'MISMATCH'} "
                      f"({n_ok}/{len(self.tensors)} tensors within tolerance)")
         return "\n".join(lines)
-
-
-
-def load_onnx(onnx: Any, path: str) -> Any:
-    """The ModelProto of ``path``, its external data read only from files inside the model's directory."""
-    from onnx import TensorProto, external_data_helper
-
-    name = os.path.basename(path)
-    try:
-        proto = onnx.load(path, load_external_data=False)
-    except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError, or whatever else corrupt bytes make it raise
-        raise ValueError(f"model: {name} is not a readable ONNX model (truncated or corrupt): {e}") from None
-    base = os.path.dirname(os.path.abspath(path))
-    external = [t for t in _tensors(proto) if t.data_location == TensorProto.EXTERNAL]
-    for t in external:
-        info = {e.key: e.value for e in t.external_data}
-        location = info.get("location", "")
-        target = os.path.normpath(os.path.join(base, location))
-        if not location or os.path.isabs(location) or os.path.commonpath([base, target]) != base:
-            raise ValueError(f"model: {name}: tensor {t.name!r} keeps its data at {location!r}, outside the "
-                             "model's directory; external data is read only from files beside the model")
-        if not os.path.isfile(target):
-            raise ValueError(f"model: {name}: tensor {t.name!r} keeps its data in {location!r}, which is missing")
-        size = os.path.getsize(target) - int(info.get("offset", 0))
-        if int(info.get("length", size)) > size:
-            raise ValueError(f"model: {name}: tensor {t.name!r} declares {info['length']} bytes in {location!r}, "
-                             f"which holds {size} from its offset")
-    if external:
-        check_onnx_sizes(onnx, proto, name)  # before the external data is read
-        external_data_helper.load_external_data_for_model(proto, base)
-    return proto
-
-
-def _tensors(proto: Any) -> list[Any]:
-    """The graph's constant tensors, as the verifier reads them: initializers and Constant nodes' values."""
-    consts = list(proto.graph.initializer)
-    consts += [a.t for node in proto.graph.node if node.op_type == "Constant" for a in node.attribute if a.name == "value"]
-    return consts
-
-
-def check_onnx_sizes(onnx: Any, proto: Any, name: str) -> None:
-    """Refuse, from the declared shapes alone, a tensor whose shape its data do not fill or that exceeds the
-    limits of :mod:`reference.verify.files`, and a fixed input shape too large to draw."""
-    from onnx import TensorProto
-
-    for t in _tensors(proto):
-        where = f"model: {name}: tensor {t.name!r}"
-        dims = tuple(t.dims)
-        if any(d < 0 for d in dims):
-            raise ValueError(f"{where}: declares a negative dimension, shape {dims}")
-        try:
-            itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{where}: data type {t.data_type} is not a numeric type") from None
-        declared = math.prod(dims) * itemsize
-        if declared > MAX_ARRAY_BYTES:
-            raise ValueError(f"{where}: declares shape {dims} ({declared:.3g} bytes), over the limit of "
-                             f"{MAX_ARRAY_BYTES} bytes")
-        if t.data_location == TensorProto.EXTERNAL:
-            length = {e.key: e.value for e in t.external_data}.get("length")
-            held = None if length is None else int(length)
-        else:
-            held = len(t.raw_data) if t.raw_data else None
-        if held is not None and held != declared:
-            raise ValueError(f"{where}: declares shape {dims} ({declared} bytes) but holds {held} bytes")
-    constants = {t.name for t in proto.graph.initializer}
-    for value in proto.graph.input:
-        if value.name in constants:
-            continue
-        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)
-        fixed = math.prod(d for d in dims if d is not None)
-        if fixed > MAX_INPUT_ELEMENTS:
-            raise ValueError(f"model: {name}: input {value.name!r} declares shape {dims} ({fixed:.3g} elements), over "
-                             f"the limit of {MAX_INPUT_ELEMENTS} the check can draw: export it with dynamic axes "
-                             "(dynamic_axes= in torch.onnx.export)")
-

@@ -9,14 +9,26 @@ import numpy as np
 
 from reference.tolerances import compare_arrays
 
+from ..deadline import set_phase
+
 EQ_H = {"LSTM": "h' = o * tanh(c')", "GRU": "h' = (1 - z) * n + z * h", "RNN_TANH": "h' = tanh(W_ih x + b_ih + W_hh h + b_hh)",
          "RNN_RELU": "h' = relu(W_ih x + b_ih + W_hh h + b_hh)"}
 
 
 class Stage:
-    """What localisation is running now, for the report when a sub-problem cannot run."""
+    """What localisation is running now, for the report when a sub-problem cannot run (and a time limit's
+    message: each probe is named as it starts)."""
 
-    text = "starting"
+    _text = "starting"
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = value
+        set_phase(f"localisation ({value})")
 
 
 
