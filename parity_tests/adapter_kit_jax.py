@@ -39,6 +39,17 @@ def planted_f(pre_f, inputs, bug):
     return jax.lax.stop_gradient(f) if bug == "grad" else f
 
 
+def flax_skips(case: str, flavour: str) -> None:
+    """Skip, saying why, the cases Flax's candidates (one layer; GRU in torch's form) cannot express."""
+    if case in ("two layers", "layer 1 gate f"):
+        raise Skip(ONE_LAYER)
+    if case == "reverse":
+        raise Skip(f"the adapter runs {flavour}'s reverse direction inside Bidirectional only (a lone "
+                   "RNN(reverse=True) is refused by name)")
+    if case == "GRU paper form":
+        raise Skip(f"{flavour}'s GRUCell has torch's form only")
+
+
 def float64_case(case: str):
     return jax.enable_x64(True) if case == "float64" else contextlib.nullcontext()
 
@@ -93,13 +104,7 @@ class LinenKit:
         return Expect("REFUSED", says="gate_fn") if case == "an option the reference lacks" else CASES[case]
 
     def build(self, case: str):
-        if case in ("two layers", "layer 1 gate f"):
-            raise Skip(ONE_LAYER)
-        if case == "reverse":
-            raise Skip("the adapter runs Flax's reverse direction inside Bidirectional only (a lone "
-                       "RNN(reverse=True) is refused by name)")
-        if case == "GRU paper form":
-            raise Skip("Flax's GRUCell has torch's form only")
+        flax_skips(case, "Flax")
         cell = lambda bug=None, scale=1.0, **kw: LinenKitCell(H, bug=bug, scale=scale, **kw)
         makers = {
             "float32": lambda: nn.LSTMCell(H),
@@ -160,13 +165,7 @@ def nnx_cell(cls, seed=0, **kw):
 
 class NnxKit(LinenKit):
     def build(self, case: str):
-        if case in ("two layers", "layer 1 gate f"):
-            raise Skip(ONE_LAYER)
-        if case == "reverse":
-            raise Skip("the adapter runs nnx's reverse direction inside Bidirectional only (a lone "
-                       "RNN(reverse=True) is refused by name)")
-        if case == "GRU paper form":
-            raise Skip("nnx's GRUCell has torch's form only")
+        flax_skips(case, "nnx")
         cell = lambda cls=nnx.LSTMCell, **kw: nnx_cell(cls, **kw)
         rnn = lambda c: nnx.RNN(c, rngs=False)
         makers = {

@@ -8,7 +8,6 @@ adapter whose framework is not installed is skipped.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import os
@@ -32,19 +31,28 @@ NEEDS = {  # adapter -> the modules it needs
 }
 
 
-@functools.cache
-def keras_on_jax() -> dict:
-    """Every case of Keras on the JAX backend, run by ``python -m parity_tests.adapter_kit`` in its own process."""
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "parity_tests.adapter_kit", "keras (jax)"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600, check=False)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.splitlines()[-1])
+@pytest.fixture(scope="session")
+def keras_on_jax(tmp_path_factory, worker_id) -> dict:
+    """Every case of Keras on the JAX backend, run once per test session by ``python -m parity_tests.adapter_kit``
+    in a process of its own; pytest-xdist's workers share the one result (a file, under a lock)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    out = (root if worker_id == "master" else root.parent) / "adapter_kit_keras_on_jax.json"
+    with FileLock(f"{out}.lock"):
+        if not out.is_file():
+            env = dict(os.environ, KERAS_BACKEND="jax",
+                       PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            r = subprocess.run([sys.executable, "-m", "parity_tests.adapter_kit", "keras (jax)"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=600, check=False)
+            assert r.returncode == 0, r.stderr[-3000:]
+            out.write_text(r.stdout.splitlines()[-1])
+    return json.loads(out.read_text())
 
 
-def result(adapter: str, case: str) -> tuple[ak.Expect, dict]:
+def result(adapter: str, case: str, request) -> tuple[ak.Expect, dict]:
     if adapter == "keras (jax)":
-        got = keras_on_jax()[case]
+        got = request.getfixturevalue("keras_on_jax")[case]
         verdict, where, says = got["expect"]
         return ak.Expect(verdict, None if where is None else tuple(where), says), got
     if adapter == "keras (torch)" and "keras" in sys.modules:
@@ -62,11 +70,11 @@ def slug(text: str) -> str:
 
 @pytest.mark.parametrize("case", list(ak.CASES), ids=slug)
 @pytest.mark.parametrize("adapter", list(NEEDS), ids=slug)
-def test_every_adapter_gives_each_case_its_verdict_and_place(adapter, case):
+def test_every_adapter_gives_each_case_its_verdict_and_place(adapter, case, request):
     missing = [m for m in NEEDS[adapter] if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"{adapter}: {', '.join(missing)} not installed")
-    expect, got = result(adapter, case)
+    expect, got = result(adapter, case, request)
     if "skip" in got:
         pytest.skip(f"{adapter} cannot express {case!r}: {got['skip']}")
     why = ak.failure(expect, got)

@@ -124,12 +124,7 @@ class TorchCandidate(Candidate):
         finally:
             m.train(training)
             if load:
-                with torch.no_grad():
-                    for k, p in m.named_parameters():
-                        p.copy_(saved[k])
-                flatten = getattr(m, "flatten_parameters", None)
-                if flatten is not None:
-                    flatten()
+                load_into(m, {k: v.cpu().numpy() for k, v in saved.items()})  # the same values, bit for bit
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> dict[str, Any]:
