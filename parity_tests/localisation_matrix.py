@@ -36,6 +36,13 @@ second; ``start=1`` (backward bugs) only where it is: the first step of the dire
 reaches last. (A zero h_0 would not do: a relu state is often exactly zero, and GRU's paper form reads r
 only through r * h.)
 
+Conditional bugs (``condition``, forward, the gate's pre-activation scaled by 1.25) fire where the input takes a
+value (``value``: feature 0 equals VALUE, at one step of one row), on a sign (``sign``: feature 0 negative, at
+another), in one batch row (``row``), or at one step of each direction's processing (``step``: its third). The
+value and the sign are planted in the input :func:`inputs` draws (layer 0's; layer 1 reads layer 0's outputs),
+the row and the step in either layer. A step-conditional bug never fires in a one-step probe: the verdict
+finds it where the step runs as the step it is. Each is named at its gate.
+
 "First in time order" is the order the pass computes: the forward pass in each direction's processing order
 (forward direction t = 0, 1, ...; reverse direction t = T - 1, T - 2, ...), the backward pass in BPTT order
 (forward direction t = T - 1 down; reverse direction t = 0 up). Teacher-forced steps see every buggy step
@@ -71,6 +78,10 @@ from reference.verify import compare
 
 T, B, I = 4, 2, 3  # I: the input size, in the project's shape alphabet
 SENTINEL = 0.25  # every entry of h_0 in the planted direction of a later-starting bug: no step reaches it again
+VALUE, VALUE_AT = 0.5, (2, 0)  # a conditional bug fires where input feature 0 is VALUE: at (time, row) VALUE_AT only
+NEGATIVE_AT = (1, 1)  # ... or where it is negative: at (time, row) NEGATIVE_AT only; every other entry is in [0.1, 1]
+ROW, STEP = 1, 2  # ... or in batch row ROW; or at each direction's third processed step (index STEP)
+CONDITIONS = ("value", "sign", "row", "step")
 # cell -> (mode, hidden_size, proj_size, reset_after): layer 1 reads D * P = 4 features, layer 0 I = 3
 CELLS = {
     "RNN_TANH": ("RNN_TANH", 2, 0, True),
@@ -105,10 +116,12 @@ class Bug:
     direction: int
     pass_: str
     start: int
+    condition: str = "state"  # "state": the start rule below; else one of CONDITIONS (forward bugs)
 
     def __str__(self) -> str:
-        return (f"{self.cell} {self.pass_} {self.quantity}:{self.kind} l{self.layer} "
-                f"{'rev' if self.direction else 'fwd'} start={self.start}")
+        when = f"start={self.start}" if self.condition == "state" else f"on {self.condition}"
+        return f"{self.cell} {self.pass_} {self.quantity}:{self.kind} l{self.layer} " \
+               f"{'rev' if self.direction else 'fwd'} {when}"
 
 
 # -- the candidate -------------------------------------------------------------------------------
@@ -283,8 +296,18 @@ class PlantedBug(nn.Module):
             w_hr = _ScaleGrad.apply(w_hr, on.any())
         return m @ w_hr.T, c_new
 
-    def _trigger(self, h):
-        """(B, 1) bool: the rows the bug acts on at this step, from the state entering it."""
+    def _trigger(self, h, x, k: int):
+        """(B, 1) bool: the rows the bug acts on at this step (its input x, its index k in processing order),
+        from the state entering it or from its condition."""
+        condition = self.bug.condition
+        if condition == "value":
+            return x[:, :1] == VALUE
+        if condition == "sign":
+            return x[:, :1] < 0
+        if condition == "row":
+            return (torch.arange(x.shape[0]) == ROW)[:, None]
+        if condition == "step":
+            return torch.full((x.shape[0], 1), k == STEP)
         first = (h == SENTINEL).all(dim=-1, keepdim=True)
         if self.bug.start == 0:
             return torch.ones_like(first)
@@ -309,8 +332,8 @@ class PlantedBug(nn.Module):
                 self._active = self.bug if planted else None
                 h, c = h0[layer * D + d], (c0[layer * D + d] if lstm else None)
                 out = [None] * steps
-                for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                    on = self._trigger(h) if planted else None
+                for k, t in enumerate(range(steps - 1, -1, -1) if d else range(steps)):
+                    on = self._trigger(h, x[t], k) if planted else None
                     h, c = self._step(x[t], h, c, w, on)
                     out[t] = h
                 outs.append(torch.stack(out))
@@ -355,8 +378,32 @@ def covering_bugs() -> list[Bug]:
     return out
 
 
+def conditional_bugs() -> list[Bug]:
+    """One gate of each cell, its pre-activation wrong on each condition, in each direction (the value and the
+    sign in layer 0, the row and the step in both layers)."""
+    gates = {"RNN_TANH": "h", "GRU": "r", "GRU_paper": "n", "LSTM": "f", "LSTM_proj": "g"}
+    return [Bug(cell, q, "preact", layer, d, "forward", 0, condition) for cell, q in gates.items()
+            for condition in CONDITIONS for layer in ((0,) if condition in ("value", "sign") else (0, 1))
+            for d in (0, 1)]
+
+
+def inputs(seed: int = 0) -> np.ndarray:
+    """(T, B, I) input: feature 0 in [0.1, 1] but VALUE at VALUE_AT and negative at NEGATIVE_AT; the others in
+    [-1, 1]."""
+    rng = np.random.default_rng(seed + 2)
+    x = rng.uniform(-1, 1, (T, B, I))
+    x[..., 0] = rng.uniform(0.1, 1, (T, B))
+    x[VALUE_AT + (0,)] = VALUE
+    x[NEGATIVE_AT + (0,)] = -0.3
+    return x
+
+
 def expected_time(bug: Bug) -> int:
     """The first buggy step in the order the pass computes (see the module docstring)."""
+    if bug.condition in ("value", "sign"):
+        return (VALUE_AT if bug.condition == "value" else NEGATIVE_AT)[0]
+    if bug.condition == "step":
+        return STEP if bug.direction == 0 else T - 1 - STEP
     k = bug.start if bug.pass_ == "forward" else (0 if bug.start == 0 else T - 1)  # position in that order
     forward_t = bug.direction == 0 if bug.pass_ == "forward" else bug.direction == 1  # order runs t = 0 up
     return k if forward_t else T - 1 - k
@@ -406,7 +453,7 @@ def run(bug: Bug | None, cell: str | None = None, dropout: float = 0.0, seed: in
     cell = bug.cell if bug is not None else cell
     m = build(cell, bug, dropout, seed)
     width = m.bug_width
-    return compare(m, hx=initial_states(cell, bug, seed), seq_len=T, batch=B, seed=seed,
+    return compare(m, hx=initial_states(cell, bug, seed), input=inputs(seed), seed=seed,
                    factory=lambda s: PlantedBug.for_spec(s, bug, width))
 
 
@@ -436,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--covering", action="store_true", help="only the cases CI runs")
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, data and cotangents")
     args = parser.parse_args(argv)
-    bugs = covering_bugs() if args.covering else all_bugs()
+    bugs = (covering_bugs() if args.covering else all_bugs()) + conditional_bugs()
     misses = []
     for bug in bugs:
         why = verdict(bug, run(bug, seed=args.seed))

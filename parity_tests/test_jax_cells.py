@@ -236,7 +236,7 @@ REFUSED = {
     "reverse": (lambda: linen(nn.RNN(nn.GRUCell(H), reverse=True)), ValueError, r"reverse=True on its own"),
     "merge_fn": (lambda: linen(nn.Bidirectional(nn.RNN(nn.GRUCell(H)), nn.RNN(nn.GRUCell(H)),
                                                 merge_fn=lambda a, b: a + b)), ValueError, r"merge_fn="),
-    "dtype": (lambda: linen(nn.GRUCell(H, dtype=jnp.bfloat16)), ValueError, r"dtype=bfloat16"),
+    "dtype": (lambda: linen(nn.GRUCell(H, dtype=jnp.bfloat16)), TypeError, r"GRUCell: computes in bfloat16"),
     "no params": (lambda: nn.LSTMCell(H), ValueError, r"holds no weights; pass \(module, params\)"),
     "equinox Linear": (lambda: eqx_cell(eqx.nn.Linear), TypeError,
                        r"Linear derives from neither equinox.nn.LSTMCell nor"),

@@ -249,3 +249,66 @@ def test_a_keras_archive_counts_towards_the_checks_total_before_keras_unpacks_it
         load_model(str(path), limits=Limits(total_bytes=members - 1))
     assert rnn_check(["--model", str(path), "--max-total-bytes", str(members - 1)]) == 2
     assert "m.keras's" in capsys.readouterr().err
+
+
+# -- the user's own layers, in their own dtype ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: built(L.LSTM(H, dtype="float64"), seed=5),
+    lambda: model(L.GRU(H, reset_after=False, return_sequences=True, dtype="float64"),
+                  L.GRU(H, reset_after=False, dtype="float64")),
+], ids=["LSTM", "2-layer GRU reset_after=False"])
+def test_a_float64_layer_is_run_in_float64_and_judged_as_keras_computes_it(make):
+    """Keras computes products of float64 arrays in float32 on torch and JAX; the layer runs in float64, is judged
+    at float32's tolerance, and the report's header says so (a float32-sized error is no mismatch)."""
+    report = compare(make(), seq_len=T, batch=3, lengths=[5, 2, 4], seed=1)
+    assert report.passed and report.dtype == "float64", str(report)
+    assert "judged as float32: Keras computes products of float64 arrays in float32" in str(report)
+    assert max(t.max_abs for t in report.tensors) > 1e-12  # float32's products, not float64's: the note is needed
+
+
+def test_a_bug_in_layer_1_alone_is_named_there_forward_and_backward():
+    """Each layer of a stack, alone, is that layer: the layer-1 probes run layer 1, not a copy of layer 0."""
+    from adapter_kit_keras import KitLSTMCell
+
+    for bug, where in (("preact", ("step", 1, 0, 0, "f")), ("grad", ("gradient step", 1, 0, T - 1, "f"))):
+        m = model(L.LSTM(H, return_sequences=True), L.RNN(KitLSTMCell(H, bug=bug), return_sequences=True))
+        report = compare(m, seq_len=T, batch=3, seed=2)
+        div = report.divergence
+        assert not report.passed and div is not None, str(report)
+        assert (div.kind, div.layer, div.direction, div.time, div.gate) == where, str(report)
+
+
+def test_the_layers_own_settings_and_weights_are_left_as_they_were():
+    from adapter_kit_keras import ScaledLSTM
+
+    layer = built(ScaledLSTM(H, return_sequences=True))
+    weights = [np.array(w) for w in layer.get_weights()]
+    report = compare(layer, weights="draw", seed=3)
+    assert not report.passed
+    assert layer.return_sequences and not layer.return_state and not layer.zero_output_for_mask
+    for w, before in zip(layer.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(w, before)
+
+
+class TwoLayersTheirOwnWay(keras.Model):
+    """A model whose call is its own: the verifier cannot run its layers in order in its place."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = L.LSTM(H, return_sequences=True), L.LSTM(H)
+
+    def call(self, x):
+        return self.b(self.a(x) * 2)
+
+
+def test_a_model_the_verifier_cannot_run_layer_by_layer_is_refused_by_name():
+    subclassed = TwoLayersTheirOwnWay()
+    subclassed(np.zeros((B, T, I), "float32"))
+    with pytest.raises(ValueError, match="its class TwoLayersTheirOwnWay overrides call"):
+        compare(subclassed)
+    x = keras.Input((None, I))
+    twice = L.LSTM(I, return_sequences=True)  # one layer applied twice: listed once, run twice
+    with pytest.raises(ValueError, match="not one chain from the model's input to its output"):
+        compare(built(keras.Model(x, twice(twice(x)))))

@@ -77,3 +77,11 @@ def test_the_verdict_rule_fails_a_wrong_place():
 def test_a_planted_bug_is_named_at_its_place(bug):
     report = lm.run(bug)
     assert lm.verdict(bug, report) == "", str(report)
+
+
+@pytest.mark.parametrize("bug", lm.conditional_bugs(), ids=str)
+def test_a_conditional_bug_is_named_at_its_gate(bug):
+    """A bug that fires on the input's value, on its sign, in one batch row or at one step of its sequence is
+    named at its gate and first step: the gate is isolated on the step's own input and state."""
+    report = lm.run(bug)
+    assert lm.verdict(bug, report) == "", str(report)

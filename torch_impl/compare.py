@@ -8,22 +8,25 @@ verifier's names are re-exported here.
 
 A torch module candidate has torch's parameter names and call signature,
 ``module(input, hx) -> (output, hidden)`` (``batch_first`` honoured). It is run
-as it is: with its own weights, training flag and device, without writing its
-``.grad`` (gradients come from ``torch.autograd.grad``). Variable lengths are
-passed as a ``PackedSequence`` (torch.nn's convention) or, when ``forward`` has
-a ``lengths`` keyword, as ``lengths=`` with padded input. Dropout masks are
-passed as ``dropout_masks=`` (L-1 keep masks of 0s and 1s; the module applies
-the 1/(1-p) scale): torch.nn draws its own masks, so compare it in eval mode.
-Localisation runs other configurations (one layer, T=1 steps) and other weights
-on a copy (same configuration) or on ``factory(spec)``, by default
-``type(module)(input_size, hidden_size, num_layers=, bias=, batch_first=False,
-dropout=, bidirectional=[, proj_size=][, nonlinearity=])``.
+as it is: the module itself, with its own weights, training flag and device,
+without writing its ``.grad`` (gradients come from ``torch.autograd.grad``).
+Variable lengths are passed as a ``PackedSequence`` (torch.nn's convention) or,
+when ``forward`` has a ``lengths`` keyword, as ``lengths=`` with padded input.
+Dropout masks are passed as ``dropout_masks=`` (L-1 keep masks of 0s and 1s; the
+module applies the 1/(1-p) scale): torch.nn draws its own masks, so compare it in
+eval mode. Localisation's problems of the whole stack (other weights, T=1 steps,
+pinned gates) run the module itself, its weights and training flag set for the
+call and restored after it. A part of a stack (one layer alone) runs a module
+the adapter rebuilds, ``factory(spec)``, by default ``type(module)(input_size,
+hidden_size, num_layers=, bias=, batch_first=False, dropout=, bidirectional=[,
+proj_size=][, nonlinearity=])``, and only once ``factory`` has rebuilt the whole
+module faithfully (the fidelity gate, :mod:`reference.verify.session`).
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,8 @@ from reference.verify import (
 from reference.verify.candidates import Candidate, signature_takes
 from reference.verify.deadline import step
 from reference.verify.modules import spec_of_module
+from reference.verify.precision import judged_dtype
+from reference.verify.spec import check_real
 
 from .convert import load_into
 
@@ -55,55 +60,82 @@ class TorchCandidate(Candidate):
     dtype: np.dtype
 
     def __init__(self, module: Any, factory: Callable[[Spec], Any] | None = None, mode: str | None = None,
-                 name: str | None = None):
+                 name: str | None = None, rebuilt: bool = False):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
         params = dict(module.named_parameters())
         if not params:
             raise CandidateError(f"{type(module).__name__}: has no parameters; expected a recurrent module with "
                                  "torch's parameter names (weight_ih_l0, weight_hh_l0, ...)")
-        self.module = module
+        self.module, self.rebuilt = module, rebuilt
+        self.name = name or type(module).__name__
+        check_real(module.state_dict(), self.name)
+        p = next(iter(params.values()))
+        self.dtype = judged_dtype(p.dtype, self.name)
+        self.device, self.torch_dtype, self.exact = p.device.type, p.dtype, p.device.type == "cpu"
         self.spec = spec_of_module(module, mode, reset_after=bool(getattr(module, "reset_after", True)))
         self.declares_reset_after = isinstance(module, torch.nn.GRU) or hasattr(module, "reset_after")
-        p = next(iter(params.values()))
-        self.device, self.torch_dtype = p.device.type, p.dtype
-        self.dtype = np.dtype(str(p.dtype).replace("torch.", ""))
         self.own_params = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
-        self.name = name or type(module).__name__
-        self._device = p.device
+        self._device, self._mode = p.device, mode
         self._factory = factory or (lambda s: type(module)(s.input_size, s.hidden_size, **s.torch_kwargs()))
-        self._copies: dict[Spec, Any] = {}
+        self.rebuild_hint = ("it is factory(spec) (by default the module's class, called with torch's constructor "
+                             "arguments) loaded with the same weights; a module whose forward depends on more than "
+                             "that (an attribute set after construction, say) needs a factory= that rebuilds it")
         forward = module.forward
         self._takes_lengths_kw = signature_takes(forward, "lengths")
         self._takes_masks = signature_takes(forward, "dropout_masks")
 
-    def _module(self, spec: Spec, params: Mapping[str, np.ndarray]) -> Any:
-        as_is = (not spec.differences(self.spec) and spec.training == self.module.training
-                 and all(np.array_equal(params[k], v) for k, v in self.own_params.items()))
-        if as_is:
-            return self.module
-        if spec not in self._copies:
-            if not spec.differences(self.spec):
-                m = copy.deepcopy(self.module)
-            else:
-                try:
-                    m = self._factory(spec)
-                except Exception as e:
-                    raise CandidateError(f"could not build {self.name} for {spec} (pass factory=, a function of a "
-                                         f"Spec that returns the module): {type(e).__name__}: {e}") from e
-            self._copies[spec] = m.to(device=self._device, dtype=self.torch_dtype).train(spec.training)
-        m = self._copies[spec]
+    # -- the module itself, and rebuilt parts ---------------------------------------------------
+
+    def part(self, first: int, stop: int) -> TorchCandidate:
+        return self._built(self.spec.layers(first, stop), f"layers {first}..{stop - 1}")
+
+    def rebuild(self) -> TorchCandidate:
+        return self._built(self.spec, "whole")
+
+    def _built(self, spec: Spec, what: str) -> TorchCandidate:
         try:
-            load_into(m, params)
-        except (TypeError, ValueError) as e:
-            raise CandidateError(f"{self.name} built for {spec}: its parameters do not take the weights: {e}") from e
-        return m
+            m = self._factory(spec)
+        except Exception as e:
+            raise CandidateError(f"could not build {self.name} for {spec} (pass factory=, a function of a Spec that "
+                                 f"returns the module): {type(e).__name__}: {e}") from e
+        m = m.to(device=self._device, dtype=self.torch_dtype).train(spec.training)
+        return TorchCandidate(m, self._factory, self._mode, name=f"{self.name} ({what}, rebuilt by its factory)",
+                              rebuilt=True)
+
+    @contextlib.contextmanager
+    def _set(self, spec: Spec, params: Mapping[str, np.ndarray]) -> Iterator[Any]:
+        """The module itself, holding ``params`` in ``spec``'s training mode for the call; restored after it,
+        whatever happens (its weights bit for bit)."""
+        ignore = {"dropout"} if spec.num_layers == 1 else set()
+        if not self.declares_reset_after:
+            ignore.add("reset_after")
+        diffs = [d for d in spec.differences(self.spec) if d.split(":")[0] not in ignore]
+        if diffs:
+            raise CandidateError(f"{self.name} runs {self.spec}, asked {spec} ({'; '.join(diffs)})")
+        m = self.module
+        saved = {k: p.detach().clone() for k, p in m.named_parameters()}
+        load = any(not np.array_equal(params[k], v.cpu().numpy()) for k, v in saved.items())
+        training = m.training
+        try:
+            if load:
+                load_into(m, params)
+            m.train(spec.training)
+            yield m
+        finally:
+            m.train(training)
+            if load:
+                load_into(m, {k: v.cpu().numpy() for k, v in saved.items()})  # the same values, bit for bit
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> dict[str, Any]:
+        with self._set(spec, params) as m:
+            return self._run(m, spec, x, hx, grad_output, grad_hidden, lengths, dropout_masks)
+
+    def _run(self, m: Any, spec: Spec, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, lengths: Any,
+             dropout_masks: Any) -> dict[str, Any]:
         from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-        m = self._module(spec, params)
         bf = bool(getattr(m, "batch_first", False))
         backward = grad_output is not None or grad_hidden is not None
         tensor = lambda a: torch.tensor(np.asarray(a), dtype=self.torch_dtype, device=self._device,
@@ -238,6 +270,9 @@ def load_torch_file(path: str, mode: str | None = None, *, trust_pickle: bool = 
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         for k, v in tensors.items():
             _check_declared_size(v, f"model: {name}: {k}")
+        check_real(tensors, f"model: {name}")
+        for k, v in tensors.items():
+            judged_dtype(v.dtype, f"model: {name}: {k}")
         state = {k: v.detach().cpu().numpy() for k, v in tensors.items()}
         try:
             spec = Spec.from_state_dict(state, mode)

@@ -59,6 +59,7 @@ BIAS_DIFF = CONTRACTS + "test_weight_diff_reports_a_bias_change_exactly_when_it_
 KEPT = CONTRACTS + "test_drawn_dropout_masks_keep_each_unit_with_probability_one_minus_p"
 ONNX_HOSTILE = "test_hostile_files.py::test_a_hostile_onnx_model_or_test_data_exits_2_naming_it"
 BOUNDS = "test_bounds.py::"
+KIT = "test_adapter_kit.py::test_every_adapter_gives_each_case_its_verdict_and_place["  # + "adapter-case]"
 
 CATALOGUE: tuple[Mutant, ...] = (
     # -- derivatives -------------------------------------------------------------------------------
@@ -425,6 +426,52 @@ CATALOGUE: tuple[Mutant, ...] = (
            'return Divergence("final state", idx % spec.num_layers, idx // spec.num_layers, None, name, None, e,',
            (CONTRACTS + "test_a_final_state_wrong_in_a_deep_bidirectional_stack_names_its_layer_and_direction",),
            "h_n's index read direction-major: the final-state divergence names the wrong layer and direction"),
+    # -- the verifier: the object it runs, and what it compares --------------------------------------
+    Mutant("onnx_headline_runs_a_rebuild", "verifier objects", "reference/verify/adapters/onnx.py",
+           "        return self._run_file(x, hx, lengths, params)",
+           "        return OnnxNodes(self, spec).call(spec, params, x, hx, None, None, lengths=lengths)",
+           (KIT + "onnx_file-subclass_scales_the_output]",
+            "test_verify_objects.py::test_an_onnx_files_own_graph_runs_on_other_weights"),
+           "a clone runs instead of the user's object: the ONNX file's node rebuilt from its attributes, not its "
+           "graph, so what the graph computes around the node goes unchecked"),
+    Mutant("torch_module_runs_a_torch_nn_clone", "verifier objects", "torch_impl/compare.py",
+           "        m = self.module\n        saved = ",
+           "        m = getattr(torch.nn, self.spec.torch_class)(self.spec.input_size, self.spec.hidden_size, "
+           "**self.spec.torch_kwargs()).to(self.torch_dtype)\n        saved = ",
+           (KIT + "torch_module-subclass_scales_the_output]",),
+           "a clone runs instead of the user's object: torch.nn's class, not the subclass whose forward is checked"),
+    Mutant("keras_dtype_lost", "verifier objects", "reference/verify/adapters/keras.py",
+           '        self.dtype = judged_dtype(computes.pop() if len(computes) == 1 else "mixed", self.name)',
+           "        self.dtype = np.dtype(np.float32)",
+           (KIT + "keras_torch-float64]",),
+           "the candidate's dtype is lost: a float64 Keras layer is asked for float32"),
+    Mutant("keras_stack_template", "verifier objects", "reference/verify/adapters/keras.py",
+           "        view.layers, view.spec = self.layers[first:stop], self.spec.layers(first, stop)",
+           "        view.layers, view.spec = self.layers[:stop - first], self.spec.layers(first, stop)",
+           (KIT + "keras_torch-layer_1_gate_f]",),
+           "the stack template: layer k of a Keras stack, alone, runs the first layer"),
+    Mutant("rebuild_used_without_the_fidelity_gate", "verifier objects", "reference/verify/session.py",
+           "            if part.rebuilt:", "            if False:",
+           ("test_verify_objects.py::test_a_rebuild_that_is_not_the_users_object_stops_localisation_by_name",),
+           "a rebuilt object stands in for a part of the user's without having reproduced it"),
+    Mutant("gate_isolation_on_pinned_inputs", "localisation", "reference/verify/localise/gates.py",
+           "    on_input = not spec.bias", "    on_input = True",
+           ("test_localisation_matrix.py::test_a_conditional_bug_is_named_at_its_gate[LSTM forward f:preact l0 fwd on value]",
+            KIT + "torch_module-gate_f_on_one_input_value]"),
+           "gate isolation re-poses the step on a pinned input (x_0 = 1), where a bug that fires on the input's "
+           "value does not fire"),
+    Mutant("nonfinite_truth_accepted", "verifier", "reference/verify/finite.py",
+           "    bad = next(((n, a) for n, a in named if not _finite(a)), None)", "    bad = None",
+           ("test_verify_objects.py::test_a_truth_that_overflows_on_finite_values_is_an_error_naming_the_tensor",),
+           "a non-finite reference is accepted as a MATCH: inf where the candidate also gives inf agrees"),
+    Mutant("nonfinite_weights_compared", "verifier", "reference/verify/finite.py",
+           "        if not _finite(v):", "        if False:",
+           ("test_verify_objects.py::test_weights_that_are_not_finite_are_an_error_naming_the_tensor",),
+           "all-NaN weights are compared: NaN against NaN agrees, and the error, if any, names no weight"),
+    Mutant("non_real_weights_accepted", "verifier", "reference/verify/spec.py",
+           '        if kind not in "fiu":', "        if False:",
+           ("test_verify_objects.py::test_weights_that_are_not_real_numbers_are_a_type_error_naming_the_key",),
+           "complex, bool or string weights are read as real numbers (complex: 'SAME', its imaginary part dropped)"),
     # -- layouts and the weight diff ----------------------------------------------------------------
     Mutant("paper_gru_keras_export_bias_rows", "layouts", "reference/verify/layouts.py",
            'kind = "merged" if fmt.bias_kind == "rows" and not reset_after else fmt.bias_kind',

@@ -24,6 +24,7 @@ parameter (the keys of ``params``). Which gradients it provides is declared
 with compare's ``gradients=``; a missing or unknown key is a
 :class:`CandidateError`. Any code (NumPy, JAX, a C extension) fits behind it.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -65,6 +66,7 @@ class Problem:
     masks: list | None = None  # L-1 keep masks of 0/1, (T, B, D*P)
     grad_output: np.ndarray | None = None  # (T, B, D*P)
     grad_hidden: tuple | None = None  # like hx, entries may be None
+    layers: tuple[int, int] | None = None  # (first, stop): the candidate's layers first..stop-1 alone; None: all
 
     @property
     def backward(self) -> bool:
@@ -107,6 +109,8 @@ class Candidate:
     Attributes:
         name: for the report.
         dtype: the dtype the candidate computes in (None: asked by compare, default float64).
+        judged_dtype: the precision it is judged at where that is lower than ``dtype`` (None: ``dtype``), and
+            ``dtype_note`` says why (Keras's products of float64 arrays run in float32 on torch and JAX).
         device: "cpu", "cuda", ...
         spec: its own configuration, when it has one (a module, a model file).
         own_params: its own weights (torch's names, NumPy), when it has them.
@@ -118,10 +122,17 @@ class Candidate:
         declares_reset_after: whether its ``spec.reset_after`` is its own (else the reference's is taken).
         gradients: the gradients it provides when compare's ``gradients=`` is unset, in its names
             ("input", "h_0", "weight_ih", ...; None: all, where it has gradients).
+        rebuilt: True for an object an adapter built (a sub-stack of a module, say), not the user's: it is
+            run only once the fidelity gate (:mod:`reference.verify.session`) has passed its adapter's rebuild.
+        exact: whether two runs of the same computation agree bit for bit (deterministic CPU kernels); the
+            fidelity gate then asks a rebuild to agree bit for bit, else within the dtype's tolerance.
+        rebuild_hint: how the adapter rebuilds, for the report when a rebuild is not faithful.
     """
 
     name = "candidate"
     dtype: np.dtype | None = None
+    judged_dtype: np.dtype | None = None
+    dtype_note = ""
     device = "cpu"
     spec: Spec | None = None
     own_params: dict | None = None
@@ -132,10 +143,33 @@ class Candidate:
     given_lengths: GivenLengths | None = None
     declares_reset_after = False
     gradients: frozenset | None = None
+    rebuilt = False
+    exact = True
+    rebuild_hint = ""
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> Any:
         raise NotImplementedError
+
+    def runs(self, spec: Spec, x: np.ndarray, hx: tuple, lengths: Any) -> bool:
+        """Whether the user's object itself runs this problem of its whole stack (a model file exported at one
+        shape, or taking no initial states, does not run every one); where it does not, the session runs
+        :meth:`part` of the whole stack, a rebuild, past the fidelity gate."""
+        return True
+
+    def part(self, first: int, stop: int) -> Candidate:
+        """The candidate of layers ``first``..``stop``-1 alone (the problems localisation poses for them).
+
+        The default is this candidate itself: it runs whatever configuration it is given (a function).
+        An adapter whose object is one stack returns the user's own layers where it can reach them,
+        else a rebuilt object (``rebuilt = True``), which the session uses only past the fidelity gate.
+        """
+        return self
+
+    def rebuild(self) -> Candidate | None:
+        """This whole candidate rebuilt the way :meth:`part` rebuilds a sub-stack, for the fidelity gate
+        (None: :meth:`part` rebuilds nothing)."""
+        return None
 
 
 # -- running a candidate and checking what it returns ----------------------------------------

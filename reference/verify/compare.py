@@ -26,8 +26,10 @@ from .bounds import one_check
 from .candidates import Candidate, Expect, Problem, to_numpy
 from .deadline import phase
 from .files import Limits
+from .finite import check_truth, check_weights
 from .footprint import check_footprint
 from .modules import is_reference_module, is_torch_module, spec_of_module
+from .precision import dtype_name, judged_dtype
 from .registry import as_candidate
 from .report import CompareReport, Divergence, TensorResult
 from .session import Session
@@ -163,10 +165,15 @@ def compare(
     session = Session(cand, dtype, expect or Expect(False, (False, False), frozenset()), frozenset(cots))
     pb_cand = Problem(spec, params, x, hx, lens, masks, g_out, g_hid)
     pb_ref = pb_cand if ref_own is None else replace(pb_cand, params=ref_own)
+    for pb in {id(pb_cand): pb_cand, id(pb_ref): pb_ref}.values():
+        check_weights(session.rounded(pb))
     with phase("the main check"):
         ref_res, _, _ = session.reference(pb_ref)
+        check_truth(pb_ref, ref_res)
         cand_res, dtype_notes = session.candidate(pb_cand)
-    ftol, gtol = candidate_tol(dtype, cand.device, "forward"), candidate_tol(dtype, cand.device, "gradient")
+    session.original = (pb_cand, cand_res)
+    judged = cand.judged_dtype if cand.judged_dtype is not None and dtype == cand.dtype else dtype
+    ftol, gtol = candidate_tol(judged, cand.device, "forward"), candidate_tol(judged, cand.device, "gradient")
 
     tensors = [check_tensor("output", "forward", cand_res["output"], ref_res["output"], ftol, 0)]
     for k, name in enumerate(("h_n", "c_n")[:len(hx)]):
@@ -192,6 +199,10 @@ def compare(
     report = CompareReport(spec, cand.name, dtype.name, cand.device, T, B,
                            None if lens is None else lens.tolist(), tensors, "; ".join(notes),
                            tuple(cots) if backward else (), unchecked)
+    if judged != dtype:
+        report.dtype_note = f"judged as {judged.name}: {cand.dtype_note}"
+    elif cand.dtype_note and dtype == cand.dtype:
+        report.dtype_note = cand.dtype_note
     if dtype_notes:
         report.dtype_problem = (f"asked for {dtype.name}, the candidate returned {', '.join(dtype_notes)}: "
                                 f"compare it at its own dtype (dtype=...), or make it return {dtype.name}")
@@ -273,14 +284,12 @@ def _resolve_spec(cand: Candidate, ref_spec: Spec | None) -> Spec:
 
 def _resolve_dtype(cand: Candidate, dtype: Any) -> np.dtype:
     if dtype is not None:
-        dtype = np.dtype(dtype)
-        if cand.dtype is not None and cand.own_params is not None and dtype != cand.dtype:
+        if cand.dtype is not None and cand.own_params is not None and dtype_name(dtype) != cand.dtype.name:
             raise ValueError(f"dtype: {cand.name} computes in {cand.dtype.name} (its weights' dtype); asked "
-                             f"{dtype.name}: convert it first, or leave dtype unset")
+                             f"{dtype_name(dtype)}: convert it first, or leave dtype unset")
+        dtype = judged_dtype(dtype, "dtype")
     else:
         dtype = cand.dtype or np.dtype(np.float64)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
     return dtype
 
 

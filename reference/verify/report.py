@@ -80,6 +80,7 @@ class CompareReport:
     cotangents: tuple[str, ...] = ()  # outputs that carried a random gradient
     unchecked: list[str] = field(default_factory=list)  # gradients the candidate does not provide
     dtype_problem: str = ""  # set when the candidate returned another dtype than asked
+    dtype_note: str = ""  # set when the candidate is judged at a lower precision than its arrays' dtype, and why
     weight_diff: list[str] = field(default_factory=list)  # where the two sides' weights differ
     forward: Divergence | None = None
     gradient: Divergence | None = None
@@ -106,7 +107,8 @@ class CompareReport:
         grd = next((t for t in self.tensors if t.kind == "gradient"), None)
         lines = [f"compare {self.candidate} against reference {self.spec} (float64)",
                  f"  T={self.T} B={self.B}" + (f" lengths={self.lengths}" if self.lengths is not None else "")
-                 + f", candidate {self.dtype} on {self.device}" + (f"; weights: {self.weights}" if self.weights else "")]
+                 + f", candidate {self.dtype} on {self.device}" + (f" ({self.dtype_note})" if self.dtype_note else "")
+                 + (f"; weights: {self.weights}" if self.weights else "")]
         if self.cotangents:
             lines.append(f"  random cotangents on: {', '.join(self.cotangents)}")
         if fwd:

@@ -119,6 +119,12 @@ class Spec:
         return replace(self, input_size=self.input_size if layer == 0 else self.D * self.P, num_layers=1,
                        dropout=0.0, training=False)
 
+    def layers(self, first: int, stop: int) -> Spec:
+        """Layers ``first``..``stop``-1 alone: one is :meth:`layer`; several keep the dropout between them."""
+        if stop - first == 1:
+            return self.layer(first)
+        return replace(self, input_size=self.input_size if first == 0 else self.D * self.P, num_layers=stop - first)
+
     def differences(self, other: Spec) -> list[str]:
         """'field: a != b' for every configuration field that differs (training excluded)."""
         return [f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}" for f in fields(self)
@@ -196,6 +202,7 @@ class Spec:
         ``reset_after``) come from ``overrides``. Raises ValueError naming the
         key when the shapes are not those of one torch recurrent module.
         """
+        check_real(state_dict, "state_dict")
         names = {}
         for key in state_dict:
             m = _NAME.match(key)
@@ -228,6 +235,20 @@ class Spec:
             raise ValueError(f"state_dict: shapes do not form one {spec}: " + "; ".join(wrong + [f"unexpected {extra}"]
                                                                                            if extra else wrong))
         return spec
+
+
+def check_real(arrays: Mapping[str, Any], what: str) -> None:
+    """TypeError naming the first key whose values are not real numbers (complex, bool, objects, strings):
+    a weight of such a dtype has no place in the equations, and casting it would change or drop values."""
+    for key, value in arrays.items():
+        dtype = getattr(value, "dtype", None)
+        try:
+            kind = np.dtype(dtype).kind if dtype is not None else np.asarray(value).dtype.kind
+        except TypeError:  # a dtype NumPy does not know (torch's bfloat16): a float, judged where it is run
+            kind = "f" if "float" in str(dtype) else "?"
+        if kind not in "fiu":
+            raise TypeError(f"{what}: {key} holds values of dtype {dtype or np.asarray(value).dtype!s}; expected "
+                            "real numbers (float or integer arrays)")
 
 
 def split_name(name: str) -> tuple[str, int, int]:

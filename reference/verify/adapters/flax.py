@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..precision import judged_dtype
 from ..spec import Spec
 from .jax_base import BOTH, Direction, JaxCandidate, Leaf, bias_leaf, kernel_leaf, path_name
 
@@ -85,6 +86,9 @@ def _flax_cell(flavour: str, cell: Any, where: str) -> tuple[str, dict[str, Leaf
         _check_fn(where, "gate_fn", cell.gate_fn, sigmoid)
         _check_fn(where, "activation_fn", cell.activation_fn, tanh)
         mode = "LSTM" if "LSTM" in kind else "GRU"
+    for dtype in (cell.dtype, cell.param_dtype):
+        if dtype is not None:
+            judged_dtype(dtype, where)
     if cell.dtype is not None and np.dtype(cell.dtype) != np.dtype(cell.param_dtype):
         raise ValueError(f"{where}: dtype={np.dtype(cell.dtype).name} computes in another dtype than its params "
                          f"({np.dtype(cell.param_dtype).name}); the verifier checks a cell in its params' dtype "

@@ -75,6 +75,7 @@ import numpy as np
 
 from ..candidates import Candidate, CandidateError
 from ..layouts import TORCH_ORDER, torch_mode
+from ..precision import judged_dtype
 from ..spec import Spec
 
 BOTH = ("bias_ih", "bias_hh")  # a merged bias: both of torch's biases enter the one sum
@@ -166,10 +167,10 @@ class JaxCandidate(Candidate):
             raise ValueError(f"{self.name}: parameter shapes do not fit input_size={I}, hidden_size={H}: "
                              + "; ".join(wrong))
         dtypes = {a.dtype for a in own.values()}
-        if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+        if len(dtypes) != 1:
             raise ValueError(f"{self.name}: its parameters are of dtypes {sorted(map(str, dtypes))}; expected all "
                              "float32 or all float64")
-        self.dtype = np.dtype(next(iter(dtypes)))
+        self.dtype = judged_dtype(next(iter(dtypes)), self.name)
         self.own_params = self._import(own, gradients=False)
         uncovered = self._uncovered()
         if uncovered:

@@ -19,13 +19,21 @@ Keras                                      torch / the reference
 a ``Sequential`` / ``Model`` of these      num_layers = the number of recurrent layers (all alike)
 =========================================  ==============================================================
 
-The candidate runs clones of the layers (the same class and configuration, asked for
-``return_sequences`` and ``return_state``), holding the weights the verifier gives, batch-major
-as Keras runs, in inference. Lengths become Keras's mask, with ``zero_output_for_mask`` (padded
-steps keep the state and output zeros, as torch's packing does; Keras's other choice, repeating
-the last output there, is a convention of the padding, not of the maths). Gradients come from the backend's own autograd
-through ``Layer.stateless_call``: ``torch.autograd`` on the torch backend, ``jax.vjp`` on JAX,
-``tf.GradientTape`` on TensorFlow.
+The candidate runs the user's own layer objects, each through its own ``call`` (``Layer.stateless_call``:
+the verifier's weights are passed in, nothing is assigned), batch-major as Keras runs, in inference,
+in order for a model (a ``Sequential``, or a functional model that chains them; a model whose class
+overrides ``call`` is refused by name). For the run each layer is asked for its whole sequence and
+its final states (``return_sequences``, ``return_state`` and ``zero_output_for_mask`` set, then
+restored): padded steps keep the state and output zeros, as torch's packing does (Keras's other
+choice, repeating the last output there, is a convention of the padding, not of the maths), and a
+``call`` that cannot return them is refused by name. Each layer of a stack, alone, is that layer.
+Lengths become Keras's mask. Gradients come from the backend's own autograd: ``torch.autograd`` on
+the torch backend, ``jax.vjp`` on JAX, ``tf.GradientTape`` on TensorFlow.
+
+Dtype: a layer runs in its compute dtype. Keras 3 computes products of float64 arrays in float32 on
+the torch and JAX backends (``keras.backend.result_type("float64", "float64")`` is "float32"), so a
+float64 layer there is run in float64 and judged at float32's tolerance, and the report says so.
+bfloat16 and float16 policies (``mixed_bfloat16``) are refused by name.
 
 Activations are the cells' own, as ONNX's functions (:data:`KERAS_ACTIVATIONS`: tanh, sigmoid,
 relu, hard_sigmoid, linear, elu, softsign, softplus, leaky_relu); ``go_backwards`` on a layer of
@@ -37,7 +45,10 @@ inference) do not change what is checked.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,12 +57,14 @@ from ...config import RNNConfig
 from ..candidates import Candidate, CandidateError
 from ..files import charge_archive
 from ..layouts import export_state_dict, import_gradients, import_state_dict
-from ..spec import Spec
+from ..precision import judged_dtype
+from ..spec import Spec, split_name
 from .keras_layers import RecurrentLayer, import_keras, recurrent_layers
 
 
 class KerasCandidate(Candidate):
-    """Keras recurrent layers (one, bidirectional, or a stack in a model) run by Keras itself."""
+    """Keras recurrent layers (one, bidirectional, or a stack in a model): the user's own layer objects, run by
+    Keras itself."""
 
     spec: Spec  # the layers' own configuration, weights and dtype, set in __init__
     own_params: dict[str, np.ndarray]
@@ -82,48 +95,32 @@ class KerasCandidate(Candidate):
             bidirectional=len(first.rnns) == 2, reverse=first.reverse,
             reset_after=next(iter(first.reset_after)) if first.mode == "GRU" else True,
             activations=names, activation_alpha=alphas, activation_beta=betas))
-        self.dtype = np.dtype(str(first.rnns[0].cell.kernel.dtype).replace("torch.", ""))
+        self.name = name or f"{type(obj).__name__} {getattr(obj, 'name', '')} (keras, {self.backend})".replace("  ", " ")
+        computes = {layer.layer.compute_dtype for layer in self.layers}
+        self.dtype = judged_dtype(computes.pop() if len(computes) == 1 else "mixed", self.name)
         nested = {f"l{k}{sfx}": arrays for k, layer in enumerate(self.layers)
                   for sfx, arrays in zip(("", "_reverse"), layer.arrays(), strict=False)}
+        held = {a.dtype for arrays in nested.values() for a in arrays.values()}
+        if self.dtype == np.float64 and held != {self.dtype}:  # JAX without jax_enable_x64 holds float64 as float32
+            self.dtype = np.dtype(np.float32)
+            self.dtype_note = (f"its float64 variables hold float32 on the {self.backend} backend (JAX without "
+                               "jax_enable_x64): it is run and judged in float32")
+        elif self.dtype == np.float64 and keras.backend.result_type("float64", "float64") != "float64":
+            self.judged_dtype = np.dtype(np.float32)
+            self.dtype_note = (f"Keras computes products of float64 arrays in float32 on the {self.backend} backend "
+                               "(keras.backend.result_type('float64', 'float64') is 'float32')")
         self.own_params = import_state_dict("keras", self.spec, nested)
-        self.name = name or f"{type(obj).__name__} {getattr(obj, 'name', '')} (keras, {self.backend})".replace("  ", " ")
-        self._clones: dict[tuple, list] = {}
+        self._jitted: dict[tuple, Any] = {}
 
-    # -- the layers, rebuilt for the configuration asked ----------------------------------------
-
-    def _clone(self, rnn: Any, units: int) -> Any:
-        """A new RNN layer of ``rnn``'s class and configuration, returning its sequence and states."""
-        L = self.keras.layers
-        if type(rnn) in (L.LSTM, L.GRU, L.SimpleRNN):
-            config = {**rnn.get_config(), "units": units, "return_sequences": True, "return_state": True,
-                      "zero_output_for_mask": True}
-            config.pop("name", None)
-            return type(rnn).from_config(config)
-        cell_config = {**rnn.cell.get_config(), "units": units}
-        cell_config.pop("name", None)
-        return L.RNN(type(rnn.cell).from_config(cell_config), return_sequences=True, return_state=True,
-                     go_backwards=rnn.go_backwards, zero_output_for_mask=True)
-
-    def _stack(self, spec: Spec, B: int, T: int) -> list[list[Any]]:
-        """Per layer, per direction, a built clone (cached by configuration and shape)."""
-        fixed = ("mode", "reset_after", "reverse", "activations", "activation_alpha", "activation_beta")
-        if any(getattr(spec, f) != getattr(self.spec, f) for f in fixed):
-            raise CandidateError(f"{self.name} runs {self.spec}, asked {spec}")
-        key = (spec, B, T)
-        if key not in self._clones:
-            stack = []
-            for k in range(spec.num_layers):
-                template = self.layers[k if spec.num_layers == len(self.layers) else 0]
-                if spec.D != len(template.rnns):
-                    raise CandidateError(f"{self.name}: asked for {spec.D} directions, its layers have "
-                                         f"{len(template.rnns)}")
-                clones = [self._clone(r, spec.hidden_size) for r in template.rnns]
-                I = spec.input_size if k == 0 else spec.D * spec.P
-                for c in clones:
-                    c.build((B, T, I))
-                stack.append(clones)
-            self._clones[key] = stack
-        return self._clones[key]
+    def part(self, first: int, stop: int) -> KerasCandidate:
+        """The user's own layers ``first``..``stop``-1: each layer alone is that layer."""
+        view = copy.copy(self)
+        view.layers, view.spec = self.layers[first:stop], self.spec.layers(first, stop)
+        view.name = f"{self.name}, layers {first}..{stop - 1}"
+        view.own_params = {f"{base}_l{layer - first}{'_reverse' if d else ''}": v
+                           for base, layer, d, v in ((*split_name(k), v) for k, v in self.own_params.items())
+                           if first <= layer < stop}
+        return view
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -131,34 +128,42 @@ class KerasCandidate(Candidate):
         if dropout_masks is not None:
             raise CandidateError(f"{self.name} runs in inference: Keras draws its own dropout masks, so compare "
                                  "it with dropout inactive")
-        T, B = x.shape[:2]
-        stack = self._stack(spec, B, T)
+        diffs = [d for d in spec.differences(self.spec) if not (spec.num_layers == 1 and d.startswith("dropout"))]
+        if diffs:
+            raise CandidateError(f"{self.name} runs {self.spec}, asked {spec} ({'; '.join(diffs)})")
+        T = x.shape[0]
         nested = export_state_dict("keras", spec, params)
-        weights, slots = [], []  # the weight arrays in the order of each clone's trainable variables
-        for k, clones in enumerate(stack):
-            for d, c in enumerate(clones):
-                arrays = nested[f"l{k}{('', '_reverse')[d]}"]
-                names = {id(c.cell.kernel): "kernel", id(c.cell.recurrent_kernel): "recurrent_kernel"}
+        weights, slots = [], []  # the weight arrays in the order of each layer's trainable variables
+        for k, layer in enumerate(self.layers):
+            names = {}
+            for d, r in enumerate(layer.rnns):
+                names.update({id(r.cell.kernel): (d, "kernel"), id(r.cell.recurrent_kernel): (d, "recurrent_kernel")})
                 if spec.bias:
-                    names[id(c.cell.bias)] = "bias"
-                for v in c.trainable_variables:
-                    if id(v) not in names:
-                        raise CandidateError(f"{self.name}: layer {k} has a trainable variable {v.path} the "
-                                             "reference has no place for")
-                    weights.append(np.asarray(arrays[names[id(v)]], dtype=self.dtype))
-                    slots.append((k, d, names[id(v)]))
+                    names[id(r.cell.bias)] = (d, "bias")
+            for v in layer.layer.trainable_variables:
+                if id(v) not in names:
+                    raise CandidateError(f"{self.name}: layer {layer.layer.name!r} has a trainable variable {v.path} "
+                                         "the reference has no place for")
+                d, name = names[id(v)]
+                weights.append(np.asarray(nested[f"l{k}{('', '_reverse')[d]}"][name], dtype=self.dtype))
+                slots.append((k, d, name))
         mask = None if lengths is None else np.arange(T)[None, :] < np.asarray(lengths)[:, None]  # (B, T)
-        run = _Run(self, stack, spec, mask)
+        run = _Run(self, mask)
         primals = [np.ascontiguousarray(np.swapaxes(x, 0, 1), dtype=self.dtype),  # (B, T, I): Keras is batch-major
                    *[np.asarray(h, dtype=self.dtype) for h in hx], *weights]
         backward = grad_output is not None or grad_hidden is not None
-        if not backward:
-            outputs = run.numpy(run(*[self.keras.ops.convert_to_tensor(p) for p in primals]))
-            return _result(outputs, len(hx))
         cots = [np.swapaxes(grad_output, 0, 1) if grad_output is not None else None,
                 *(grad_hidden if grad_hidden is not None else (None,) * len(hx))]
-        outputs, grads = _vjp(self.backend, run, primals, cots, self.dtype)
+        with _sequences_and_states(self.layers):
+            if self.backend == "jax":  # one compiled program per shape; forward-only with zero cotangents
+                outputs, grads = self._jax_vjp(mask, primals, cots, x.shape[1], len(hx))
+            elif not backward:
+                outputs = run.numpy(run(*[self.keras.ops.convert_to_tensor(p) for p in primals]))
+            else:
+                outputs, grads = _vjp(self.backend, run, primals, cots, self.dtype)
         res = _result(outputs, len(hx))
+        if not backward:
+            return res
         res["input"] = np.swapaxes(grads[0], 0, 1)
         res["hx"] = tuple(grads[1:1 + len(hx)])
         layout: dict[str, dict[str, np.ndarray]] = {}
@@ -170,6 +175,45 @@ class KerasCandidate(Candidate):
             raise CandidateError(f"{self.name}: its weight gradients in the keras layout: {e}") from e
         return res
 
+    def _jax_vjp(self, mask: np.ndarray | None, primals: list, cots: list, B: int, n_states: int):
+        """(outputs, gradients) by ``jax.vjp`` under ``jax.jit``, one program per layers, mask presence and shape
+        (localisation's probes share a few shapes: eager JAX would dispatch every op of every step)."""
+        import jax
+
+        T = primals[0].shape[1]
+        spec = self.spec
+        shapes = [(B, T, spec.D * spec.P), *((spec.num_layers * spec.D, B, s) for s in (spec.P, spec.hidden_size)
+                                            [:n_states])]
+        cots = [np.zeros(s, self.dtype) if c is None else np.asarray(c, self.dtype) for c, s in
+                zip(cots, shapes, strict=True)]
+        key = (tuple(id(layer.layer) for layer in self.layers), mask is None)
+        if key not in self._jitted:
+            def program(mask, primals, cots):
+                outs, pullback = jax.vjp(lambda *a: _Run(self, mask)(*a), *primals)
+                return outs, pullback(list(cots))
+
+            self._jitted[key] = jax.jit(program)
+        outs, grads = self._jitted[key](mask, primals, cots)
+        return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
+
+
+@contextlib.contextmanager
+def _sequences_and_states(layers: list[RecurrentLayer]) -> Iterator[None]:
+    """Each layer asked for its whole sequence and its final states, padded steps' outputs zero (torch's packing),
+    for the run; its own settings restored after it, whatever happens."""
+    objects = [o for layer in layers for o in {id(x): x for x in (layer.layer, *layer.rnns)}.values()]
+    wanted = {"return_sequences": True, "return_state": True, "zero_output_for_mask": True}
+    saved = [{k: getattr(o, k) for k in wanted if hasattr(o, k)} for o in objects]
+    try:
+        for o, own in zip(objects, saved, strict=True):
+            for k in own:
+                setattr(o, k, wanted[k])
+        yield
+    finally:
+        for o, own in zip(objects, saved, strict=True):
+            for k, v in own.items():
+                setattr(o, k, v)
+
 
 def _result(outputs: list[np.ndarray], n_states: int) -> dict[str, Any]:
     """(output (B, T, D*P), h_n, [c_n]) -> the protocol's time-major result."""
@@ -177,10 +221,11 @@ def _result(outputs: list[np.ndarray], n_states: int) -> dict[str, Any]:
 
 
 class _Run:
-    """The stack as one function of (x, h_0, [c_0], weights...) -> [output, h_n, [c_n]], in backend tensors."""
+    """The user's layers as one function of (x, h_0, [c_0], weights...) -> [output, h_n, [c_n]], in backend tensors:
+    each layer object called through its own ``call`` (``stateless_call``: the weights given, nothing assigned)."""
 
-    def __init__(self, cand: KerasCandidate, stack: list[list[Any]], spec: Spec, mask: np.ndarray | None):
-        self.keras, self.stack, self.spec = cand.keras, stack, spec
+    def __init__(self, cand: KerasCandidate, mask: Any):
+        self.keras, self.layers, self.spec = cand.keras, cand.layers, cand.spec
         self.mask = None if mask is None else cand.keras.ops.convert_to_tensor(mask)
 
     def __call__(self, x, *rest):
@@ -189,18 +234,22 @@ class _Run:
         states, weights = rest[:n_states], list(rest[n_states:])
         D, finals = spec.D, [[] for _ in range(n_states)]
         y = x
-        for k, clones in enumerate(self.stack):
-            outs = []
-            for d, c in enumerate(clones):
-                n = len(c.trainable_variables)
-                w, weights = weights[:n], weights[n:]
-                init = [s[k * D + d] for s in states]  # (B, P) [and (B, H)]
-                (seq, *final), _ = c.stateless_call(w, [v.value for v in c.non_trainable_variables], y,
-                                                    initial_state=init, mask=self.mask, training=False)
-                outs.append(ops.flip(seq, axis=1) if c.go_backwards else seq)  # Keras returns it in its own order
-                for j, f in enumerate(final):
-                    finals[j].append(f)
-            y = outs[0] if D == 1 else ops.concatenate(outs, axis=-1)  # (B, T, D*P)
+        for k, layer in enumerate(self.layers):
+            obj = layer.layer
+            n = len(obj.trainable_variables)
+            w, weights = weights[:n], weights[n:]
+            init = [s[k * D + d] for d in range(D) for s in states]  # per direction (B, P) [and (B, H)]
+            outputs, _ = obj.stateless_call(w, [v.value for v in obj.non_trainable_variables], y,
+                                            initial_state=init, mask=self.mask, training=False)
+            if not isinstance(outputs, (list, tuple)) or len(outputs) != 1 + D * n_states:
+                raise CandidateError(f"layer {obj.name!r} ({type(obj).__name__}): its call returned "
+                                     f"{type(outputs).__name__} with return_sequences=True and return_state=True; "
+                                     f"expected [sequence, {D * n_states} states]")
+            y, final = outputs[0], outputs[1:]
+            if D == 1 and obj.go_backwards:
+                y = ops.flip(y, axis=1)  # Keras returns a backward layer's sequence in its own order
+            for j, f in enumerate(final):
+                finals[j % n_states].append(f)
         return [y, *(ops.stack(f, axis=0) for f in finals)]
 
     def numpy(self, outputs) -> list[np.ndarray]:
@@ -220,13 +269,6 @@ def _vjp(backend: str, run: _Run, primals: list[np.ndarray], cots: list, dtype: 
         return ([o.detach().cpu().numpy() for o in outs],
                 [np.zeros_like(p) if g is None else g.detach().cpu().numpy() for p, g in zip(primals, grads,
                                                                                              strict=True)])
-    if backend == "jax":
-        import jax
-
-        outs, pullback = jax.vjp(lambda *a: run(*a), *primals)
-        grads = pullback([np.zeros(o.shape, dtype) if c is None else np.asarray(c, dtype) for o, c in
-                          zip(outs, cots, strict=True)])
-        return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -85,7 +85,31 @@ def recurrent_layers(keras: Any, obj: Any) -> list[Any]:
                          "check the recurrent layers themselves (model.layers[k])")
     if not layers:
         raise ValueError(f"model {obj.name}: holds no recurrent layer")
+    _check_chain(keras, obj, layers)
     return layers
+
+
+def _check_chain(keras: Any, model: Any, layers: list[Any]) -> None:
+    """The verifier runs a model's recurrent layers in order, each on the one before's output, as a Sequential
+    does: a model whose class overrides call, or a functional one wired otherwise, is refused by name."""
+    from keras.src.models.functional import Functional
+
+    if type(model).call not in (keras.Sequential.call, Functional.call):
+        raise ValueError(f"model {model.name}: its class {type(model).__name__} overrides call, which the verifier "
+                         "does not run (it runs a model's recurrent layers in order, as a Sequential does); check "
+                         "the recurrent layers themselves (model.layers[k])")
+    if isinstance(model, keras.Sequential):
+        return
+    try:
+        chain = [model.inputs[0], *(layer.output for layer in layers)]
+        inputs = [layer.input for layer in layers]
+        ok = len(model.inputs) == len(model.outputs) == 1 and chain[-1] is model.outputs[0] and all(
+            i is o for i, o in zip(inputs, chain[:-1], strict=True))
+    except (AttributeError, ValueError):  # a layer used twice, say: no one input or output
+        ok = False
+    if not ok:
+        raise ValueError(f"model {model.name}: its recurrent layers are not one chain from the model's input to its "
+                         "output, each reading the one before; check the recurrent layers themselves")
 
 
 class RecurrentLayer:

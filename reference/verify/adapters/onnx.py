@@ -30,15 +30,16 @@ import numpy as np
 from ..candidates import Candidate, CandidateError, GivenLengths
 from ..files import check_file
 from ..onnx_versions import unsafe_rnn_arguments
+from ..precision import judged_dtype
 from ..spec import Spec
 from .onnx_graph import (
     _OUT_SLOTS,
     _WEIGHT_SLOTS,
     _recurrent_nodes,
-    _single_node_model,
     _spec_and_weights,
-    swap_peepholes,
+    node_weights,
 )
+from .onnx_nodes import OnnxNodes
 from .onnx_read import ExpectedOutputs, _graph_inputs, _onnx, read_test_data
 from .onnx_tensors import check_onnx_sizes, load_onnx
 
@@ -56,6 +57,7 @@ class OnnxCandidate(Candidate):
     has_gradients = False
     takes_lengths = False
     declares_reset_after = True
+    exact = False  # its rebuild is another graph: ONNX Runtime may fuse or order it differently
     spec: Spec  # the file's own configuration, weights and dtype, set in __init__
     own_params: dict[str, np.ndarray]
     dtype: np.dtype
@@ -75,13 +77,15 @@ class OnnxCandidate(Candidate):
             if reason:
                 raise CandidateError(f"ONNX node {k} ({node.op_type} {node.name!r}): {reason}")
         self.spec, self.own_params, self.dtype = _spec_and_weights(self.nodes, self.data)
+        judged_dtype(self.dtype, self.name)
         node, attrs, arrays, sources = self.nodes[0]
         graph_inputs = [i.name for i in _graph_inputs(proto)]
         self._graph_outputs = [o.name for o in proto.graph.output]
         self.layout = int(attrs.get("layout", 0))
-        # one node fed straight from the graph's inputs, each of them (ONNX's node tests): fed and read slot by slot
+        # one node fed straight from the graph's inputs, each of them, and nothing else computed (ONNX's node
+        # tests): fed and read slot by slot; a graph that computes more is read by its own outputs
         self._single = len(self.nodes) == 1 and sources.get("X") in graph_inputs and set(graph_inputs) <= set(
-            sources.values())
+            sources.values()) and all(n.op_type == "Constant" for n in proto.graph.node if n is not node)
         weight_inputs = {n for (_, _, _, src) in self.nodes for slot, n in src.items() if slot in _WEIGHT_SLOTS}
         self._weight_feeds = {n: fed[n] for n in weight_inputs}
         if self._single:
@@ -114,7 +118,11 @@ class OnnxCandidate(Candidate):
         dims = dims[:2] if len(dims) >= 2 else (None, None)
         self.fixed_shape = dims[::-1] if self.layout else dims  # (T, B)
         self.given_lengths = self._given_lengths()
-        self._chain_sessions: dict = {}
+        self._proto = proto
+        self._weight_sessions: dict = {}
+        self.rebuild_hint = ("it is one node of the file's operator and attributes per layer, chained, each given its "
+                             "layer's slice of the initial states and the lengths; a graph that computes more than "
+                             "that (how it feeds its nodes' states, lengths or inputs) is not reproduced by it")
 
     def _given_lengths(self) -> GivenLengths | None:
         """The test data's sequence_lens, checked like any lengths: B ints in [1, T], B and T its X's (when given).
@@ -169,12 +177,18 @@ class OnnxCandidate(Candidate):
             raise CandidateError(f"{self.name}: ONNX Runtime runs inference only; it has no gradients")
         if dropout_masks is not None:
             raise CandidateError(f"{self.name}: an ONNX model applies no dropout (inference)")
+        if not self.runs(spec, x, hx, lengths):
+            raise CandidateError(f"{self.name}: its graph runs {self.spec} on inputs of shape (T, B) "
+                                 f"{self.fixed_shape} (None: any)" + ("" if self.takes_hx else ", from zero states")
+                                 + ("" if self.takes_lengths else ", whole sequences") + f"; asked {spec}, "
+                                 f"T={x.shape[0]}, B={x.shape[1]}")
+        return self._run_file(x, hx, lengths, params)
+
+    def runs(self, spec: Spec, x: np.ndarray, hx: tuple, lengths: Any) -> bool:
+        """Whether the file's own graph runs this problem of its whole stack (its shape, states and lengths)."""
         fits = all(f is None or f == n for f, n in zip(self.fixed_shape, x.shape[:2], strict=True))
-        zero_hx = all(not np.any(h) for h in hx)
-        if (spec == self.spec and (lengths is None or self.takes_lengths) and fits and (self.takes_hx or zero_hx)
-                and all(np.array_equal(params[k], self.own_params[k]) for k in self.own_params)):
-            return self._run_file(x, hx, lengths)
-        return self._run_nodes(spec, params, x, hx, lengths)
+        return (spec == self.spec and fits and (lengths is None or self.takes_lengths)
+                and (self.takes_hx or all(not np.any(h) for h in hx)))
 
     # -- ONNX's axes <-> the protocol's (time-major, torch's) ------------------------------------
 
@@ -191,8 +205,8 @@ class OnnxCandidate(Candidate):
             return a.reshape(a.shape[0], a.shape[1], -1)
         return a.swapaxes(0, 1) if self.layout and self._single else a
 
-    def _feeds(self, x, hx, lengths) -> dict[str, np.ndarray]:
-        feeds = {n: v.astype(self.dtype) for n, v in self._weight_feeds.items()}
+    def _feeds(self, x, hx, lengths, weights: dict) -> dict[str, np.ndarray]:
+        feeds = {n: v.astype(self.dtype) for n, v in weights.items()}
         feeds[self._x] = self._to_onnx("X", x.astype(self.dtype))
         if self._states:  # else the states are zero (compare passes zeros to a model that takes none)
             feeds.update((n, self._to_onnx("initial_h", h.astype(self.dtype))) for n, h in zip(self._states, hx,
@@ -210,55 +224,46 @@ class OnnxCandidate(Candidate):
                 "hidden": tuple(self._from_onnx(s, o) for s, o in zip(_OUT_SLOTS[1:1 + n_states], outs[1:1 + n_states],
                                                                       strict=True))}
 
-    def _run_file(self, x, hx, lengths=None):
-        return self._outputs(self._run_proto(self._feeds(x, hx, lengths)))
+    def _run_file(self, x, hx, lengths, params):
+        run, weights = self._graph_with(params)
+        return self._outputs(run(self._feeds(x, hx, lengths, weights)))
 
-    def _run_nodes(self, spec, params, x, hx, lengths):
-        """The same operator, layer by layer, on ``params``: what localisation's sub-problems run."""
-        from ..layouts import export_state_dict
-        from ..spec import layer_params
+    # -- the file's graph on other weights -------------------------------------------------------
 
-        D, H = spec.D, spec.hidden_size
-        h_n, c_n = [], []
-        for layer in range(spec.num_layers):
-            sub = spec.layer(layer)
-            lp = layer_params(params, layer)
-            groups = export_state_dict("onnx", sub, {k: v for k, v in lp.items() if not k.startswith("weight_p")})
-            sfx = ["", "_reverse"][:D]
-            stack = lambda name, groups=groups, sfx=sfx: np.stack([groups[f"l0{s}"][name] for s in sfx]
-                                                                  ).astype(self.dtype)
-            feeds = {"X": x.astype(self.dtype), "W": stack("W"), "R": stack("R"),
-                     "initial_h": hx[0][layer * D:(layer + 1) * D].astype(self.dtype)}
-            if spec.bias:
-                feeds["B"] = stack("B")
-            if lengths is not None:
-                feeds["sequence_lens"] = np.asarray(lengths, dtype=np.int32)
-            if spec.lstm:
-                feeds["initial_c"] = hx[1][layer * D:(layer + 1) * D].astype(self.dtype)
-            if spec.peephole:
-                feeds["P"] = np.stack([swap_peepholes(lp[f"weight_p_l0{s}"]) for s in sfx]).astype(self.dtype)
-            y, *states = self._node_session(sub, lengths is not None)(feeds)
-            T, B = y.shape[0], y.shape[2]
-            x = y.transpose(0, 2, 1, 3).reshape(T, B, D * H)  # (T, B, D*H)
-            h_n.append(states[0])
-            if spec.lstm:
-                c_n.append(states[1])
-        hidden = (np.concatenate(h_n),) + ((np.concatenate(c_n),) if spec.lstm else ())
-        return {"output": x, "hidden": hidden}
+    def _graph_with(self, params: dict) -> tuple[Any, dict[str, np.ndarray]]:
+        """(how to run the file's graph on ``params``, the weight feeds): its graph inputs fed, its constants
+        replaced in a copy of the graph (one session per weights, the last few kept)."""
+        if all(np.array_equal(params[k], self.own_params[k]) for k in self.own_params):
+            return self._run_proto, self._weight_feeds
+        values = node_weights(self.nodes, self.spec, params, self.dtype)
+        feeds = {n: v for n, v in values.items() if n in self._weight_feeds}
+        constants = {n: v for n, v in values.items() if n not in self._weight_feeds}
+        if not constants:
+            return self._run_proto, feeds
+        key = b"".join(n.encode() + v.tobytes() for n, v in sorted(constants.items()))
+        if key not in self._weight_sessions:
+            from onnx import numpy_helper
 
-    def _node_session(self, spec: Spec, with_lengths: bool):
-        key = (spec, with_lengths)
-        if key not in self._chain_sessions:
-            model = _single_node_model(spec, self.dtype, with_lengths)
-            if self.runtime == "onnxruntime":
-                session = self._ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-                self._chain_sessions[key] = lambda feeds: session.run(None, feeds)
-            else:
-                from onnx.reference import ReferenceEvaluator
+            proto = type(self._proto)()
+            proto.CopyFrom(self._proto)
+            for init in proto.graph.initializer:
+                if init.name in constants:
+                    init.CopyFrom(numpy_helper.from_array(constants[init.name], init.name))
+            for node in proto.graph.node:
+                if node.op_type == "Constant" and node.output[0] in constants:
+                    for a in node.attribute:
+                        if a.name == "value":
+                            a.t.CopyFrom(numpy_helper.from_array(constants[node.output[0]], node.output[0]))
+            while len(self._weight_sessions) >= 8:
+                self._weight_sessions.pop(next(iter(self._weight_sessions)))
+            self._weight_sessions[key] = self._runtime(proto)[1]
+        return self._weight_sessions[key], feeds
 
-                evaluator = ReferenceEvaluator(model)
-                self._chain_sessions[key] = lambda feeds: evaluator.run(None, feeds)
-        return self._chain_sessions[key]
+    def part(self, first: int, stop: int) -> OnnxNodes:
+        return OnnxNodes(self, self.spec.layers(first, stop))
+
+    def rebuild(self) -> OnnxNodes:
+        return OnnxNodes(self, self.spec)
 
     # -- the test data's expected outputs -------------------------------------------------------
 

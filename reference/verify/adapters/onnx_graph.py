@@ -15,9 +15,9 @@ import numpy as np
 
 from ...config import compact_activation_arguments
 from ..candidates import CandidateError
-from ..layouts import import_state_dict, torch_mode
+from ..layouts import export_state_dict, import_state_dict, torch_mode
 from ..onnx_versions import make_model
-from ..spec import Spec, core_supports
+from ..spec import Spec, core_supports, layer_params
 from .onnx_read import TestData, _graph_inputs
 
 _SLOTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")  # the operators' inputs, in order
@@ -285,3 +285,21 @@ def _single_node_model(spec: Spec, dtype: np.dtype, with_lengths: bool) -> Any:
         kw["input_forget"] = 1
     node = helper.make_node(spec.torch_class, names, outs, **kw)
     return make_model(helper.make_graph([node], "rnn_check", inputs, outputs))
+
+
+def node_weights(nodes: list, spec: Spec, params: Mapping[str, Any], dtype: np.dtype) -> dict[str, np.ndarray]:
+    """{tensor name: value in ``dtype``} for each recurrent node's W, R, B (and P), from torch-named ``params``
+    (``spec``: the nodes' stack): the values the file's own graph runs on."""
+    out = {}
+    for layer, (node, _, _, _) in enumerate(nodes):
+        sub = spec.layer(layer)
+        lp = layer_params(params, layer)
+        groups = export_state_dict("onnx", sub, {k: v for k, v in lp.items() if not k.startswith("weight_p")})
+        sfx = ["", "_reverse"][:sub.D]
+        names = dict(zip(_SLOTS, node.input, strict=False))
+        for slot in ("W", "R", "B"):
+            if names.get(slot):
+                out[names[slot]] = np.stack([groups[f"l0{s}"][slot] for s in sfx]).astype(dtype)  # (D, ...)
+        if names.get("P"):
+            out[names["P"]] = np.stack([swap_peepholes(lp[f"weight_p_l0{s}"]) for s in sfx]).astype(dtype)
+    return out

@@ -62,7 +62,7 @@ def gradient(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Diverg
         hx_l = tuple(h[layer * D:(layer + 1) * D] for h in pb.hx)
         gh_l = None if pb.grad_hidden is None else tuple(None if g is None else g[layer * D:(layer + 1) * D]
                                                          for g in pb.grad_hidden)
-        iso = Problem(sub, lp, x_l, hx_l, pb.lengths, None, douts[layer], gh_l)
+        iso = Problem(sub, lp, x_l, hx_l, pb.lengths, None, douts[layer], gh_l, layers=(layer, layer + 1))
         stage.text = f"running layer {layer} alone, backward ({sub}, T={T}, B={B})"
         c_iso = S.candidate(iso)[0]
         r_iso, iso_tape, r_grads = S.reference(iso, carries=True)
@@ -133,7 +133,7 @@ def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, 
             if not rows.any():
                 continue
             g_out, g_hid = _probe_cotangents(S, sub, carries[d][t], d, rows, B)
-            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t), None, None, g_out, g_hid)
+            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t), None, None, g_out, g_hid, layers=(layer, layer + 1))
             c, r = S.candidate(probe)[0], S.reference(probe)[0]
             bad = _grad_differs(S, c, r, lp, tol, d, rows)
             errs[d, t] = max([judge(c.get("input"), r["input"], tol, None, rows)[1]] +
@@ -197,7 +197,7 @@ def _gradient_sequence(S: Session, iso: Problem, tape, valid, tol, layer: int, c
             g_hid = None if iso.grad_hidden is None else tuple(
                 None if g is None else np.stack([g[dd] if dd == d else np.zeros_like(g[dd]) for dd in range(D)])
                 for g in iso.grad_hidden)
-            probe = Problem(spec, iso.params, iso.x[window], hx, sub_len, None, g_out, g_hid)
+            probe = Problem(spec, iso.params, iso.x[window], hx, sub_len, None, g_out, g_hid, layers=iso.layers)
             c, r = S.candidate(probe)[0], S.reference(probe)[0]
             rows = valid[t]
             for k, q in enumerate(("h", "c")[:len(r["hx"])]):

@@ -24,7 +24,7 @@ def forward(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Diverge
         sub, lp = spec.layer(layer), layer_params(pb.params, layer)
         x_l = np.asarray(tape.layer_input(layer))  # (T, B, I_l), after the previous layer's dropout
         hx_l = tuple(h[layer * D:(layer + 1) * D] for h in pb.hx)
-        iso = Problem(sub, lp, x_l, hx_l, pb.lengths)
+        iso = Problem(sub, lp, x_l, hx_l, pb.lengths, layers=(layer, layer + 1))
         stage.text = f"running layer {layer} alone ({sub}, T={T}, B={B})"
         c_iso, r_iso = S.candidate(iso)[0], S.reference(iso)[0]
         seq = first_output_divergence(c_iso["output"], r_iso["output"], pb.lengths, D, P, tol)
@@ -38,27 +38,38 @@ def forward(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Diverge
         states = States(tape, layer, D, spec.lstm)
         first, step_err = None, np.zeros((D, T))
         for t in range(T):
-            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t))
+            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t), layers=(layer, layer + 1))
             c_p, r_p = S.candidate(probe)[0], S.reference(probe)[0]
             for d in range(D):
                 rows = valid[t]
                 errs = [judge(ca, ra, tol, d, rows) for ca, ra in zip(c_p["hidden"], r_p["hidden"], strict=True)]
-                step_err[d, t] = max(e for _, e in errs)
-                if all(ok for ok, _ in errs):
+                out_ok, out_err = judge(c_p["output"][0][:, d * P:(d + 1) * P], r_p["output"][0][:, d * P:(d + 1) * P],
+                                        tol, None, rows)
+                step_err[d, t] = max([e for _, e in errs] + [out_err])
+                if all(ok for ok, _ in errs) and out_ok:
                     continue
-                bad_rows = [b for b in np.flatnonzero(rows) if not all(
-                    judge(ca, ra, tol, d, np.arange(B) == b)[0] for ca, ra in zip(c_p["hidden"], r_p["hidden"], strict=True))]
+                what = "state" if not all(ok for ok, _ in errs) else "output"
+                pairs = list(zip(c_p["hidden"], r_p["hidden"], strict=True)) if what == "state" else \
+                    [(c_p["output"][0][None, :, d * P:(d + 1) * P], r_p["output"][0][None, :, d * P:(d + 1) * P])]
+                dd = d if what == "state" else 0
+                bad_rows = [b for b in np.flatnonzero(rows)
+                            if not all(judge(ca, ra, tol, dd, np.arange(B) == b)[0] for ca, ra in pairs)]
                 n = lambda b: int(pb.lengths[b]) if pb.lengths is not None else T
                 b = min(bad_rows, key=lambda b: processing_index(t, d, n(b))) if bad_rows else None
                 key = (processing_index(t, d, n(b)) if b is not None else T, d)
                 if first is None or key < first[0]:
-                    first = (key, d, t, b)
+                    first = (key, d, t, b, what)
         for d in range(D):
             curves[f"h,c step l{layer} {'rev' if d else 'fwd'} (teacher-forced)"] = step_err[d]
         if first is not None:
-            _, d, t, b = first
+            _, d, t, b, what = first
+            if what == "output":
+                return Divergence("step", layer, d, t, "output", None if b is None else int(b), float(step_err[d, t]),
+                                  f"one step from the reference's state gives the right state h' but another output "
+                                  f"(error {step_err[d, t]:.2e}): a recurrent layer's output at a step is its h' "
+                                  "(check what is returned as the output, apart from the state carried)")
             stage.text = f"isolating the gate at layer {layer}, {direction_name(d)} direction, time step {t}"
-            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t))
+            probe = Problem(sub, lp, x_l[t:t + 1], states.at(t), layers=(layer, layer + 1))
             gate, how = isolate(S, probe, d, valid[t], tol)
             return Divergence("step", layer, d, t, gate, None if b is None else int(b), float(step_err[d, t]),
                               f"one step from the reference's state differs (error {step_err[d, t]:.2e}); {how}")
@@ -74,6 +85,10 @@ def forward(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Diverge
                                       f"row {b} (length {int(pb.lengths[b])}) first differs here (error {e:.2e}): "
                                       "check where each row starts and stops (the reverse direction starts at "
                                       "t = length - 1) and that padding carries the state and outputs zeros")
+            stage.text = f"running layer {layer} over the steps up to time step {t}"
+            found = _step_in_its_sequence(S, iso, states, seq, valid, tol, layer)
+            if found is not None:
+                return found
             return Divergence("sequence", layer, d, t, "h", b, e,
                               f"every step is right from the reference's state (teacher-forced), but the layer run "
                               f"over the sequence differs here (error {e:.2e}): check the step order and the state "
@@ -85,13 +100,50 @@ def forward(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Diverge
     return _forward_stack(S, pb, tol, stage, valid)
 
 
+def _window(iso: Problem, d: int, first: int, last: int, hx: tuple) -> Problem:
+    """The layer ``iso`` poses over the steps direction d processes from ``first`` to ``last`` (time indices; the
+    reverse direction runs first > last), from states ``hx``, each row keeping its own length: its final state
+    in direction d is the state after step ``last``."""
+    lo, hi = (first, last) if d == 0 else (last, first)
+    lengths = None
+    if iso.lengths is not None:
+        ln = np.asarray(iso.lengths)
+        lengths = np.clip(ln - lo, 1, hi - lo + 1)
+    return replace(iso, x=iso.x[lo:hi + 1], hx=hx, lengths=lengths)
+
+
+def _step_in_its_sequence(S: Session, iso: Problem, states: States, seq, valid, tol, layer: int
+                          ) -> Divergence | None:
+    """Every step is right alone (T=1, from the reference's state), yet the layer first differs at step t of
+    direction d. A step and the one before it, from the reference's state, that still differ: the carry between
+    them is wrong (None: the caller names the sequence). If they agree but the steps from the first up to t do
+    not, step t is wrong where it runs as the step it is (it depends on its place: its index, the first or last
+    step): a "step", its gate isolated on that run, every probe reading the state before step t from the
+    reference's tape."""
+    d, t, b, e = seq
+    rows, T = valid[t], iso.x.shape[0]
+    start = 0 if d == 0 else T - 1
+    differs = lambda p: not all(judge(ca, ra, tol, d, rows)[0] for ca, ra in zip(
+        S.candidate(p)[0]["hidden"], S.reference(p)[0]["hidden"], strict=True))
+    before = t - 1 if d == 0 else t + 1
+    if t != start and differs(_window(iso, d, before, t, states.at(before))):
+        return None
+    prefix = _window(iso, d, start, t, iso.hx)
+    if not differs(prefix):
+        return None
+    gate, how = isolate(S, prefix, d, rows, tol)
+    return Divergence("step", layer, d, t, gate, b, e,
+                      f"every step is right alone and after the step before it, but this one is wrong where it runs "
+                      f"as step {t} of its sequence (error {e:.2e}): it depends on its place; {how}")
+
+
 def _forward_stack(S: Session, pb: Problem, tol, stage: Stage, valid) -> Divergence | None:
     spec, D, P = pb.spec, pb.spec.D, pb.spec.P
     for depth in range(2, spec.num_layers + 1):
-        sub = replace(spec, num_layers=depth)
+        sub = spec.layers(0, depth)
         params = {k: v for k, v in pb.params.items() if split_name(k)[1] < depth}
         probe = Problem(sub, params, pb.x, tuple(h[:depth * D] for h in pb.hx), pb.lengths,
-                        None if pb.masks is None else pb.masks[:depth - 1])
+                        None if pb.masks is None else pb.masks[:depth - 1], layers=(0, depth))
         stage.text = f"running the first {depth} layers"
         seq = first_output_divergence(S.candidate(probe)[0]["output"], S.reference(probe)[0]["output"], pb.lengths,
                                        D, P, tol)

@@ -62,7 +62,7 @@ def isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
     hits = []
     for g in spec.gates:
         p = _pinned(probe, d, keep=g)
-        if spec.lstm and g in "ig":  # with c = 0, f cannot matter: i and g are seen alone
+        if spec.lstm and g in "ig" and p.x.shape[0] == 1:  # with c = 0, f cannot matter: i and g alone
             p = replace(p, hx=(p.hx[0], np.where(np.arange(spec.D)[:, None, None] == d, 0.0, p.hx[1])))
         h_bad, c_bad = differs(p)
         if c_bad if spec.lstm and g in "ifg" else (h_bad or c_bad):  # i, f, g reach h only through c
@@ -122,14 +122,21 @@ def _other_form(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str
 
 def _pinned(probe: Problem, d: int, keep: str | None, moved: str | None = None,
             hidden_real: set | None = None) -> Problem:
-    """Direction d's gates pinned to sigmoid = tanh = 1/sqrt(2) (input x_0 = 1), except gate ``keep``;
-    gate ``moved`` pinned at MOVED instead; the W_hh and b_hh blocks in ``hidden_real`` kept."""
+    """Direction d's gates pinned to sigmoid = tanh = 1/sqrt(2), except gate ``keep``; gate ``moved`` pinned at
+    MOVED instead; the W_hh and b_hh blocks in ``hidden_real`` kept.
+
+    A pinned gate's rows of W_ih and W_hh are zero and its pre-activation is its bias_ih block (b_hh's is zero):
+    the step keeps its own input and state, so a bug that fires on the input's value, its sign or one batch
+    row fires here too. Without biases the pin is W_ih's first column, read through x_0 = 1.
+    """
     spec = probe.spec
     sfx, G, H = ("_reverse" if d else ""), spec.G, spec.hidden_size
     real = set() if keep is None else {spec.gates.index(keep)}
     hidden_real = set(real) | (hidden_real or set())
     if keep == "r":
         hidden_real.add(2)  # r acts only through W_hn h + b_hn: keep them
+    on_input = not spec.bias  # pin through x_0 = 1 only where there is no bias to pin with
+    through = "weight_ih" if on_input else "bias_ih"
     params = dict(probe.params)
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         key = f"{name}_l0{sfx}"
@@ -140,9 +147,14 @@ def _pinned(probe: Problem, d: int, keep: str | None, moved: str | None = None,
             if j in (hidden_real if name in ("weight_hh", "bias_hh") else real):
                 continue
             w[j * H:(j + 1) * H] = 0.0
-            if name == "weight_ih":
-                w[j * H:(j + 1) * H, 0] = MOVED if moved is not None and j == spec.gates.index(moved) else PIN
+            pin = MOVED if moved is not None and j == spec.gates.index(moved) else PIN
+            if name == through == "bias_ih":
+                w[j * H:(j + 1) * H] = pin
+            elif name == through:
+                w[j * H:(j + 1) * H, 0] = pin
         params[key] = w
+    if not on_input:
+        return replace(probe, params=params)
     x = np.array(probe.x, dtype=np.float64)
     x[..., 0] = 1.0
     return replace(probe, params=params, x=x)
@@ -151,6 +163,22 @@ def _pinned(probe: Problem, d: int, keep: str | None, moved: str | None = None,
 def _side(arrays, d: int, rows) -> list[np.ndarray]:
     """Direction d's entries, on the valid rows, of (D, B, .) arrays."""
     return [np.asarray(a, np.float64)[d][rows] for a in arrays]
+
+
+def _before(S: Session, p: Problem, d: int, rows) -> list[np.ndarray]:
+    """[h, (c)] before the step ``p`` ends on in direction d (its last processed), on the valid rows: ``p``'s own
+    states for one step, else the reference's state there, read from its tape."""
+    if p.x.shape[0] == 1:
+        return _side(p.hx, d, rows)
+    record = S.reference(p)[1].steps(0, d)[-1]
+    return [np.asarray(s, np.float64)[rows] for s in (record.h_prev, record.c_prev) if s is not None]
+
+
+def _affected(cand: list, ref: list, tol) -> np.ndarray:
+    """(b,) bool: the rows where a candidate's (h', c') differ from the reference's beyond the rule's bound."""
+    rtol, atol = tol
+    bad = [np.abs(c - r).max(axis=-1) > atol + rtol * np.abs(r).max(initial=0.0) for c, r in zip(cand, ref, strict=True)]
+    return np.logical_or.reduce(bad)
 
 
 def _pinned_cell(spec: Spec, gate: dict, h_prev, c_prev, w_hr) -> tuple:
@@ -162,36 +190,45 @@ def _pinned_cell(spec: Spec, gate: dict, h_prev, c_prev, w_hr) -> tuple:
     return (m if w_hr is None else m @ w_hr.T), c
 
 
-def _fit_gate(spec: Spec, j: str, gate_sets: list[dict], observed: list, which: int, h_prev, c_prev, w_hr
-              ) -> list[tuple]:
-    """(h', c') of pinned steps (``gate_sets``: each one's gate values) with gate j's value the one v that best
-    fits ``observed`` (output ``which`` of each step, linear in j: y = y0 + v dy, least squares)."""
-    cell = lambda gates, v: _pinned_cell(spec, {**gates, j: v}, h_prev, c_prev, w_hr)
-    y0 = np.concatenate([np.ravel(cell(g, 0.0)[which]) for g in gate_sets])
-    dy = np.concatenate([np.ravel(cell(g, 1.0)[which]) for g in gate_sets]) - y0
-    y = np.concatenate([np.ravel(o) for o in observed])
+def _fit_gate(spec: Spec, j: str, gate_sets: list[dict], observed: list, which: int, before: list, w_hr,
+              affected: np.ndarray) -> list[tuple]:
+    """(h', c') of pinned steps (``gate_sets``: each one's gate values; ``before``: each one's states) with gate j's
+    value, on the ``affected`` rows, the one v that best fits ``observed`` (output ``which`` of each step, linear
+    in j: y = y0 + v dy, least squares), its right (pinned) value on the others."""
+    cell = lambda gates, v, prev: _pinned_cell(spec, {**gates, j: v}, prev[0], prev[1] if len(prev) > 1 else None,
+                                               w_hr)
+    rows = affected[:, None]  # (b, 1)
+    y0 = np.concatenate([np.ravel(cell(g, 0.0, s)[which][affected]) for g, s in zip(gate_sets, before, strict=True)])
+    dy = np.concatenate([np.ravel(cell(g, 1.0, s)[which][affected]) for g, s in zip(gate_sets, before, strict=True)]) - y0
+    y = np.concatenate([np.ravel(o[affected]) for o in observed])
     v = float(np.dot(y - y0, dy) / np.dot(dy, dy)) if np.dot(dy, dy) > 0 else 0.0
-    return [cell(g, v) for g in gate_sets]
+    return [cell(g, np.where(rows, v, g[j]), s) for g, s in zip(gate_sets, before, strict=True)]
 
 
 def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str] | None:
     """Does one gate's value alone explain a pinned step that differs?
 
     Pinned at asinh 1 every gate has one value, so a gate whose pre-activation, activation or output
-    is wrong has one wrong value v there. Hypothesis "gate j": the reference's cell with gate j's value
-    replaced by the v that fits best (least squares on c', or on h' for o and GRU's gates; the cell is
-    linear in each gate there) reproduces the candidate's h' and c'. It is tried on the all-pinned step
-    and on one step per gate k with k pinned at MOVED (j then takes another value there, fitted
-    apart), so i and g, which meet as i * g, are told apart unless the error is a scale of either.
+    is wrong has one wrong value v there, in every row the bug fires in (it may fire in some rows only:
+    on the input's value, its sign, one batch row; the others keep the right value). Hypothesis "gate j":
+    the reference's cell with gate j's value replaced, in those rows, by the v that fits best (least
+    squares on c', or on h' for o and GRU's gates; the cell is linear in each gate there) reproduces the
+    candidate's h' and c'. It is tried on the all-pinned step and on one step per gate k with k pinned at
+    MOVED (j then takes another value there, fitted apart), so i and g, which meet as i * g, are told
+    apart unless the error is a scale of either. Each step's state before it is its own (the reference's,
+    from its tape, where the problem runs the steps up to it).
     """
     spec, sfx = probe.spec, "_reverse" if d else ""
     s = 2 ** -0.5
     acting = [g for g in spec.gates if g != "r"]  # r acts through W_hn h + b_hn, zero in a pinned step
     moved = {"sigmoid": 1 / (1 + math.exp(-MOVED)), "tanh": math.tanh(MOVED)}
     value = lambda g, m: moved["sigmoid" if g in "ifoz" else "tanh"] if m else s
-    h_prev, c_prev = (_side(probe.hx, d, rows) + [None])[:2]
     w_hr = probe.params.get(f"weight_hr_l0{sfx}")
-    cands = {k: _side(S.candidate(_pinned(probe, d, None, moved=k))[0]["hidden"], d, rows) for k in [None, *acting]}
+    variants = {k: _pinned(probe, d, None, moved=k) for k in [None, *acting]}
+    cands = {k: _side(S.candidate(p)[0]["hidden"], d, rows) for k, p in variants.items()}
+    refs = {k: _side(S.reference(p)[0]["hidden"], d, rows) for k, p in variants.items()}
+    before = {k: _before(S, p, d, rows) for k, p in variants.items()}
+    affected = np.logical_or.reduce([_affected(cands[k], refs[k], tol) for k in variants])
     fits = []
     for j in acting:
         observed = 0 if (spec.mode == "GRU" or j == "o") else 1  # h' or c', linear in gate j
@@ -199,16 +236,17 @@ def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str,
         for moved_j in (False, True):  # one value of j where it sits at asinh 1, another where at MOVED
             keys = [k for k in cands if (k == j) == moved_j]
             gate_sets = [{g: value(g, g == k) for g in acting} for k in keys]
-            fitted = _fit_gate(spec, j, gate_sets, [cands[k][observed] for k in keys], observed, h_prev, c_prev,
-                               w_hr)
+            fitted = _fit_gate(spec, j, gate_sets, [cands[k][observed] for k in keys], observed,
+                               [before[k] for k in keys], w_hr, affected)
             predictions.update(zip(keys, fitted, strict=True))
         if all(judge(ca, pr, tol)[0] for k in cands for ca, pr in zip(cands[k], predictions[k], strict=False)
                if pr is not None):
             fits.append(j)
+    some = "" if affected.all() else f" (in the rows it fires in: {np.flatnonzero(rows)[affected].tolist()})"
     if len(fits) == 1:
         j = fits[0]
-        return j, (f"with every gate pinned the step differs, and one wrong value of gate {j} alone reproduces it "
-                   f"(the other gates' right): check gate {j}'s pre-activation, its activation and its scale")
+        return j, (f"with every gate pinned the step differs, and one wrong value of gate {j} alone reproduces it"
+                   f"{some} (the other gates' right): check gate {j}'s pre-activation, its activation and its scale")
     if set(fits) == {"i", "g"}:
         return "i, g", ("with every gate pinned the step differs in c', by a scale of i or of g: the cell sees them "
                         "only as i * g, so one cannot be told from the other: check both")
@@ -241,17 +279,20 @@ def _projection_wrong(S: Session, pinned: Problem, d: int, rows, tol) -> bool:
 def _reset_value_explains(S: Session, probe: Problem, d: int, rows, tol) -> bool:
     """GRU, r and n both reproduce the error: is it r's value? Every gate pinned, W_hn and b_hn kept, so
     n = tanh(asinh 1 + r u) (u = W_hn h + b_hn; the paper's form: tanh(asinh 1 + r W_hn h + b_hn)) with one
-    value of r: the r that fits n (read from h' = (1 - z) n + z h) must reproduce h'; a wrong W_hn or b_hn
-    does not reduce to one value of r."""
+    value of r in the rows the error shows in: the r that fits n (read from h' = (1 - z) n + z h) must
+    reproduce h'; a wrong W_hn or b_hn does not reduce to one value of r."""
     spec, sfx, s = probe.spec, "_reverse" if d else "", 2 ** -0.5
     H = spec.hidden_size
     p = _pinned(probe, d, None, hidden_real={2})
-    (h,) = _side(probe.hx, d, rows)
+    (h,) = _before(S, p, d, rows)
     (h_new,) = _side(S.candidate(p)[0]["hidden"], d, rows)
+    (h_ref,) = _side(S.reference(p)[0]["hidden"], d, rows)
+    affected = _affected([h_new], [h_ref], tol)
     w_hn = np.asarray(p.params[f"weight_hh_l0{sfx}"], np.float64)[2 * H:]
     b_hn = np.asarray(p.params[f"bias_hh_l0{sfx}"], np.float64)[2 * H:] if spec.bias else np.zeros(H)
     u, off = (h @ w_hn.T + b_hn, 0.0) if spec.reset_after else (h @ w_hn.T, b_hn)  # (b, H)
     n = np.clip((h_new - s * h) / (1 - s), -1 + 1e-15, 1 - 1e-15)
     y = np.arctanh(n) - PIN - off
-    v = float(np.sum(y * u) / np.sum(u * u)) if np.sum(u * u) > 0 else 0.0
-    return judge(h_new, (1 - s) * np.tanh(PIN + off + v * u) + s * h, tol)[0]
+    ya, ua = y[affected], u[affected]
+    v = float(np.sum(ya * ua) / np.sum(ua * ua)) if np.sum(ua * ua) > 0 else 0.0
+    return judge(h_new, np.where(affected[:, None], (1 - s) * np.tanh(PIN + off + v * u) + s * h, h_ref), tol)[0]
