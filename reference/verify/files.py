@@ -304,8 +304,8 @@ def read_npz(path: str, what: str = "weights") -> dict[str, np.ndarray]:
                     a.astype(a.dtype.newbyteorder("="))
     except MemoryError:
         raise
-    except ValueError as e:
-        if str(e).startswith(f"{what}: "):
+    except (ValueError, TypeError) as e:
+        if str(e).startswith(f"{what}: "):  # our own refusals, naming the member
             raise
         raise ValueError(f"{what}: {name} is not a readable .npz: {e}") from None
     except Exception as e:  # noqa: BLE001 -- whatever corrupt bytes make zipfile, zlib or NumPy raise
@@ -324,8 +324,8 @@ def _check_npy_header(member: Any, info: zipfile.ZipInfo, name: str, what: str) 
     if dtype.hasobject:
         raise ValueError(f"{where}: holds Python objects (a pickle); .npz files are read with allow_pickle=False, "
                          "so that loading one runs no code: save numeric arrays")
-    if dtype.kind not in "biufc":
-        raise ValueError(f"{where}: holds values of dtype {dtype}, which are not numbers")
+    if dtype.kind not in "biufc":  # the same refusal as every other weight that is not a number (spec.check_real)
+        raise TypeError(f"{where}: holds values of dtype {dtype}; expected real numbers (float or integer arrays)")
     declared = math.prod(shape) * dtype.itemsize
     if declared > MAX_ARRAY_BYTES:
         raise ValueError(f"{where}: declares shape {shape} of {dtype} ({declared:.3g} bytes), over the limit of "
