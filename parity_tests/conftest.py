@@ -25,7 +25,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 # Without torch (the torch-free CI run), files that import torch at module level are not collected;
 # every other test runs. A file is torch-bound when one of its top-level imports names torch or a
 # helper of this suite that does.
-_TORCH_HELPERS = ("torch", "torch_impl", "torch_oracle", "broken_candidates")
+_TORCH_HELPERS = ("torch", "torch_impl", "torch_oracle", "broken_candidates", "power")
 _TOP_IMPORT = re.compile(r"^(?:import|from) (\w+)", re.MULTILINE)
 if importlib.util.find_spec("torch") is None:
     collect_ignore = [p.name for p in Path(__file__).parent.glob("test_*.py")

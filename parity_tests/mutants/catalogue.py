@@ -600,6 +600,18 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("drawn_masks_keep_with_p", "boundary", "reference/recurrent.py",
            "(self._rng.random(shape) >= self.dropout)", "(self._rng.random(shape) < self.dropout)", (KEPT,),
            "the reference's drawn dropout keeps each unit with probability p instead of 1 - p"),
+    # -- the low-precision envelope -------------------------------------------------------------------
+    Mutant("envelope_factor_loosened", "envelope", "reference/verify/envelope/envelope.py",
+           '"bfloat16": 3.0,', '"bfloat16": 30.0,', ("test_envelope.py::test_the_envelope_is_not_loose",),
+           "bfloat16's envelope factor 10x looser: bugs 10x larger pass as rounding"),
+    Mutant("envelope_model_dropped", "envelope", "reference/precision/models.py",
+           'models.append(Rounding("storage sums", s, s, ops, s, s, s, one_by_one=True))', "pass",
+           ("test_precision.py::test_each_declaration_has_its_models",),
+           "the storage-sums model is dropped: torch's native bfloat16 LSTM leaves the envelope 5-8x at T = 1000"),
+    Mutant("envelope_sums_in_float64", "envelope", "reference/precision/namespace.py",
+           "return np.dtype(rounding.accumulate)", 'return np.dtype("float64")',
+           ("test_precision.py::test_products_sum_as_declared",),
+           "the models' matrix products sum in float64 where float32 is declared"),
     # -- the study tools' defaults ----------------------------------------------------------------------
     Mutant("gradient_flow_default_layer_bottom", "study", "reference/gradient_flow.py",
            "layer = module.num_layers - 1 if layer is None else layer", "layer = 0 if layer is None else layer",
