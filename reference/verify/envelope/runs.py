@@ -17,7 +17,8 @@ import numpy as np
 
 from reference.precision import Precision, Rounding, namespace, round_to, truth_rounding
 
-from ..candidates import Problem, reference_run, run_reference
+from ..candidates import Problem
+from ..session import reference_run, run_reference
 
 TIME_MAJOR = ("output", "grad input")  # the tensors with a time axis (axis 0): judged per step
 
