@@ -23,7 +23,7 @@ import pytest
 import reference
 from reference import gradcheck
 from reference.verify import Spec
-from reference.verify.compare import _masks
+from reference.verify.arguments import dropout_masks_for as _masks
 
 DELTA = 1e-9
 PS = [0.1, 0.3, 0.5, 0.8]

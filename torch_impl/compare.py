@@ -43,7 +43,7 @@ from reference.verify import (
 from reference.verify.candidates import Candidate, signature_takes
 from reference.verify.deadline import step
 from reference.verify.modules import spec_of_module
-from reference.verify.precision import judged_dtype
+from reference.verify.precision import judged_dtype, narrow_format
 from reference.verify.spec import check_real
 
 from .convert import load_into
@@ -71,11 +71,12 @@ class TorchCandidate(Candidate):
         self.name = name or type(module).__name__
         check_real(module.state_dict(), self.name)
         p = next(iter(params.values()))
-        self.dtype = judged_dtype(p.dtype, self.name)
+        self.storage = narrow_format(p.dtype)  # bfloat16, float16: arrays in float32, judged against the envelope
+        self.dtype = np.dtype(np.float32) if self.storage else judged_dtype(p.dtype, self.name)
         self.device, self.torch_dtype, self.exact = p.device.type, p.dtype, p.device.type == "cpu"
         self.spec = spec_of_module(module, mode, reset_after=bool(getattr(module, "reset_after", True)))
         self.declares_reset_after = isinstance(module, torch.nn.GRU) or hasattr(module, "reset_after")
-        self.own_params = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        self.own_params = {k: _np(v) for k, v in module.state_dict().items()}
         self._device, self._mode = p.device, mode
         self._factory = factory or (lambda s: type(module)(s.input_size, s.hidden_size, **s.torch_kwargs()))
         self.rebuild_hint = ("it is factory(spec) (by default the module's class, called with torch's constructor "
@@ -115,7 +116,7 @@ class TorchCandidate(Candidate):
             raise CandidateError(f"{self.name} runs {self.spec}, asked {spec} ({'; '.join(diffs)})")
         m = self.module
         saved = {k: p.detach().clone() for k, p in m.named_parameters()}
-        load = any(not np.array_equal(params[k], v.cpu().numpy()) for k, v in saved.items())
+        load = any(not np.array_equal(params[k], _np(v)) for k, v in saved.items())
         training = m.training
         try:
             if load:
@@ -125,7 +126,7 @@ class TorchCandidate(Candidate):
         finally:
             m.train(training)
             if load:
-                load_into(m, {k: v.cpu().numpy() for k, v in saved.items()})  # the same values, bit for bit
+                load_into(m, {k: _np(v) for k, v in saved.items()})  # the same values, bit for bit
 
     def call(self, spec: Spec, params: dict, x: np.ndarray, hx: tuple, grad_output: Any, grad_hidden: Any, *,
              lengths: Any = None, dropout_masks: Any = None) -> dict[str, Any]:
@@ -183,8 +184,10 @@ class TorchCandidate(Candidate):
         return res
 
 
-def _np(t: Any) -> np.ndarray | None:
-    return None if t is None else t.detach().cpu().numpy()
+def _np(t: Any) -> np.ndarray:
+    """A tensor as NumPy: bfloat16 and float16 as float32, which holds their values exactly (NumPy has no bfloat16)."""
+    t = t.detach().cpu()
+    return (t.float() if t.dtype in (torch.bfloat16, torch.float16) else t).numpy()
 
 
 def candidate(obj: Any, *, factory: Callable[[Spec], Any] | None = None, mode: str | None = None,

@@ -86,11 +86,13 @@ def to_numpy(a: object) -> np.ndarray: ...
 
 
 def to_numpy(a: Any) -> np.ndarray | None:
-    """A NumPy array from NumPy, torch (any device) or anything np.asarray takes; None stays None."""
+    """A NumPy array from NumPy, torch (any device) or anything np.asarray takes; None stays None. A torch
+    bfloat16 tensor comes as float32, which holds its values exactly (NumPy has no bfloat16)."""
     if a is None:
         return None
     if hasattr(a, "detach") and hasattr(a, "cpu"):
-        return a.detach().cpu().numpy()
+        t = a.detach().cpu()
+        return (t.float() if str(t.dtype) == "torch.bfloat16" else t).numpy()
     return np.asarray(a)
 
 
@@ -109,6 +111,9 @@ class Candidate:
     Attributes:
         name: for the report.
         dtype: the dtype the candidate computes in (None: asked by compare, default float64).
+        storage: "bfloat16" or "float16" for a candidate storing that format (None: ``dtype``'s own). It is then
+            given and returns its arrays in ``dtype`` (float32, holding the format's values exactly) and is
+            judged against the rounding envelope (:mod:`reference.verify.low_precision`).
         judged_dtype: the precision it is judged at where that is lower than ``dtype`` (None: ``dtype``), and
             ``dtype_note`` says why (Keras's products of float64 arrays run in float32 on torch and JAX).
         device: "cpu", "cuda", ...
@@ -131,6 +136,7 @@ class Candidate:
 
     name = "candidate"
     dtype: np.dtype | None = None
+    storage: str | None = None
     judged_dtype: np.dtype | None = None
     dtype_note = ""
     device = "cpu"

@@ -199,8 +199,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seq-len", type=positive, default=5)
     run.add_argument("--batch", type=positive, default=3)
     run.add_argument("--lengths", type=_ints, default=None, help="comma-separated, one per batch row, e.g. 5,3,4")
-    run.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                     help="the candidate's dtype (default: float64, or a model file's own)")
+    run.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"], default=None,
+                     help="the candidate's dtype (default: float64, or a model file's own); bfloat16 and float16 "
+                          "are judged against the rounding envelope")
+    run.add_argument("--compute", choices=["float32", "bfloat16", "float16", "tf32"], default=None,
+                     help="what the candidate computes intermediates in: tf32 for float32 with TF32 products "
+                          "(cuDNN's allow_tf32); with --dtype bfloat16/float16: float32 for a fused kernel (default: "
+                          "the storage format, the widest claim)")
+    run.add_argument("--accumulate", choices=["float32", "bfloat16", "float16"], default=None,
+                     help="the format matrix products' partial sums run in (default: see --compute)")
     run.add_argument("--device", default="cpu", help="torch device for torch module candidates")
     run.add_argument("--layout", choices=LAYOUTS, default=None, help="weight layout of a function candidate or .npz")
     run.add_argument("--weights", choices=["candidate", "reference", "draw"], default=None,
@@ -336,12 +343,13 @@ def _spec_mode(args) -> str:
 def _run(args) -> int:
     from .compare import compare
     from .models import load_model, load_weights
-    from .report import plot_errors
+    from .report import CompareReport, plot_errors
 
     if args.diff_weights:
         return _diff(args)
     _check_device(args.device)
     common = dict(lengths=args.lengths, seed=args.seed, seq_len=args.seq_len, weights=args.weights,
+                  compute=args.compute, accumulate=args.accumulate,
                   cotangents=args.cotangents, gradients=False if args.no_gradients else args.gradients)
     if args.lengths is not None:
         common["batch"] = len(args.lengths)
@@ -349,16 +357,19 @@ def _run(args) -> int:
     if args.inputs is not None and not (args.model or "").endswith(".onnx"):
         raise ValueError("--inputs: only with --model FILE.onnx (the values of its graph inputs)")
     expected = None
-    dtype = args.dtype or "float64"
+    dtype = {"bfloat16": "float32", "float16": "float32"}.get(args.dtype, args.dtype or "float64")  # arrays' dtype
     if args.model:
         mode = None if args.mode is None else _spec_mode(args)
         with phase("loading the model"):
             candidate = load_model(args.model, mode=mode, layout=args.layout, trust_pickle=args.trust_pickle,
                                    inputs=args.inputs)
         expected = candidate.check_expected() if hasattr(candidate, "check_expected") else None
-        if args.device != "cpu" and hasattr(candidate, "module"):
+        if (args.device != "cpu" or args.dtype in ("bfloat16", "float16")) and hasattr(candidate, "module"):
+            import torch
+
             rebuild: Callable[..., Candidate] = type(candidate)  # a module candidate: (module, name=...)
-            candidate = rebuild(candidate.module.to(args.device), name=candidate.name)
+            to = dict(device=args.device) | ({"dtype": getattr(torch, args.dtype)} if args.dtype else {})
+            candidate = rebuild(candidate.module.to(**to), name=candidate.name)
         report = compare(candidate, dtype=args.dtype, **common)
     else:
         if args.with_weights:
@@ -381,7 +392,8 @@ def _run(args) -> int:
     if expected is not None:
         print(expected)
     if args.plot:
-        print(f"plot: {plot_errors(report, args.plot)}")
+        drawn = plot_errors(report, args.plot) if isinstance(report, CompareReport) else report.plot(args.plot)
+        print(f"plot: {drawn}")
     return 0 if report.passed and (expected is None or expected.passed) else 1
 
 

@@ -22,21 +22,29 @@ import numpy as np
 
 from reference.tolerances import candidate_tol, compare_arrays
 
+from .arguments import (
+    checked_lengths,
+    cotangent_names,
+    default_size,
+    dropout_masks_for,
+    expected_gradients,
+    initial_states,
+    reference_side,
+    resolve_dtype,
+    resolve_spec,
+    resolve_weights,
+)
 from .bounds import one_check
-from .candidates import Candidate, Expect, Problem, to_numpy
+from .candidates import Expect, Problem, to_numpy
 from .deadline import phase
 from .files import Limits
 from .finite import check_truth, check_weights
 from .footprint import check_footprint
-from .modules import is_reference_module, is_torch_module, spec_of_module
-from .precision import dtype_name, judged_dtype
+from .low_precision import LowPrecisionReport, declared_precision, judge_low_precision
 from .registry import as_candidate
 from .report import CompareReport, Divergence, TensorResult
 from .session import Session
 from .spec import Spec
-
-WEIGHTS = ("candidate", "reference", "draw")
-PARAM_BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 @one_check
@@ -52,6 +60,8 @@ def compare(
     seq_len: int = 5,
     batch: int = 3,
     dtype: Any = None,
+    compute: str | None = None,
+    accumulate: str | None = None,
     layout: str = "torch",
     factory: Callable[[Spec], Any] | None = None,
     weights: str | None = None,
@@ -63,7 +73,7 @@ def compare(
     limits: Limits | None = None,
     memory_limit: float | str | None = None,
     timeout: float | None = None,
-) -> CompareReport:
+) -> CompareReport | LowPrecisionReport:
     """Run ``candidate`` and the reference on the same weights, inputs and cotangents.
 
     Args:
@@ -82,7 +92,16 @@ def compare(
             training mode with dropout when not given.
         seed: seeds every drawn value: weights, data, cotangents, masks.
         dtype: the dtype the candidate is asked to compute in (default: its own,
-            else float64). A candidate returning another dtype is a dtype mismatch.
+            else float64). A candidate returning another dtype is a dtype mismatch. A candidate
+            storing bfloat16 or float16 (a torch module's weights; ``dtype="bfloat16"`` for a
+            function, which is then given and returns float32 arrays holding bfloat16 values) is
+            judged against the rounding envelope (:mod:`reference.verify.low_precision`).
+        compute: what a low-precision candidate computes its intermediate results in: the storage
+            format (the default for bfloat16 and float16: the widest claim), "float32" (a fused
+            kernel: a tighter envelope), or "tf32" for float32 whose matrix products read TF32
+            (cuDNN's float32 with allow_tf32).
+        accumulate: the format matrix products' partial sums run in (default: the storage format
+            where ``compute`` is left to default, else float32).
         layout: "torch" or a layout of :mod:`reference.verify.layouts` in which a
             function candidate receives its weights and returns their gradients.
         factory: builds a torch module candidate for another Spec (localisation).
@@ -113,6 +132,10 @@ def compare(
             and CheckTimeout (a TimeoutError) names the step it was running
             (see :mod:`reference.verify.deadline` for how, and its limits).
 
+    Returns:
+        a :class:`CompareReport`, or a :class:`~reference.verify.low_precision.LowPrecisionReport` at
+        bfloat16, float16 or TF32 (both: ``passed``, ``str()``).
+
     Raises:
         CandidateError: the candidate could not be run, or broke the protocol.
         ValueError, TypeError: a bad argument, naming it; a file refused; MemoryLimitError
@@ -124,11 +147,12 @@ def compare(
 
         candidate = load_model(candidate, mode=mode, layout=None if layout == "torch" else layout,
                                trust_pickle=trust_pickle)
-    ref_spec, ref_params = _reference_side(reference_module, mode)
+    ref_spec, ref_params = reference_side(reference_module, mode)
     cand = as_candidate(candidate, layout=layout, dtype=dtype, factory=factory,
                         mode=mode or (ref_spec.mode if ref_spec else None))
-    spec = _resolve_spec(cand, ref_spec)
-    dtype = _resolve_dtype(cand, dtype)
+    spec = resolve_spec(cand, ref_spec)
+    dtype, storage = resolve_dtype(cand, dtype)
+    precision = declared_precision(storage, dtype, compute, accumulate)  # None: the tolerance table
     lengths_note = ""
     if cand.given_lengths is not None:  # the candidate's own test data fixes them: both sides run with them
         given = cand.given_lengths
@@ -138,21 +162,21 @@ def compare(
         lengths, batch = given.values.tolist(), len(given.values)
         seq_len = given.T or max(seq_len, int(given.values.max()))
         lengths_note = f"lengths: sequence_lens from {os.path.basename(given.where)}"
-    T0, B0 = (_default(cand, 0, seq_len), _default(cand, 1, batch)) if input is None else np.shape(input)[:2]
+    T0, B0 = (default_size(cand, 0, seq_len), default_size(cand, 1, batch)) if input is None else np.shape(input)[:2]
     check_footprint(spec, int(T0), int(B0), dtype, lengths is not None)  # before anything the size of the problem
-    params, ref_own, weights_note = _resolve_weights(weights, cand, spec, ref_params, seed)
+    params, ref_own, weights_note = resolve_weights(weights, cand, spec, ref_params, seed)
     rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (_default(cand, 0, seq_len), _default(cand, 1, batch), spec.input_size)) \
+    x = rng.uniform(-1, 1, (default_size(cand, 0, seq_len), default_size(cand, 1, batch), spec.input_size)) \
         if input is None else np.asarray(to_numpy(input), dtype=np.float64)
     if x.ndim != 3 or x.shape[-1] != spec.input_size:
         raise ValueError(f"input: expected (T, B, {spec.input_size}) time-major, got shape {x.shape}")
     T, B = x.shape[:2]
     shapes = spec.state_shapes(B)
-    hx, hx_note = _initial_states(hx, cand, spec, shapes, rng)
-    lens = _lengths(lengths, cand, T, B)  # (B,) ints or None
-    masks = _masks(dropout_masks, spec, rng, T, B)
-    cots = _cotangents(cotangents, spec)
-    expect = _expect(gradients, cand, spec)
+    hx, hx_note = initial_states(hx, cand, spec, shapes, rng)
+    lens = checked_lengths(lengths, cand, T, B)  # (B,) ints or None
+    masks = dropout_masks_for(dropout_masks, spec, rng, T, B)
+    cots = cotangent_names(cotangents, spec)
+    expect = expected_gradients(gradients, cand, spec)
     backward = expect is not None
     draw_out = rng.standard_normal((T, B, spec.D * spec.P))  # (T, B, D*P), drawn even forward-only
     draw_hid = tuple(rng.standard_normal(s) for s in shapes)  # like hx
@@ -167,6 +191,14 @@ def compare(
     pb_ref = pb_cand if ref_own is None else replace(pb_cand, params=ref_own)
     for pb in {id(pb_cand): pb_cand, id(pb_ref): pb_ref}.values():
         check_weights(session.rounded(pb))
+    if precision is not None:
+        if ref_own is not None:
+            raise ValueError("weights: at low precision the candidate's own weights are judged alone; give "
+                             "weights='reference' (loaded into the candidate, rounded to its storage) or a "
+                             "reference_module without weights (a Spec)")
+        with phase("the main check (low precision)"):
+            return judge_low_precision(session, pb_cand, precision, weights_note,
+                                       "; ".join(n for n in (hx_note, lengths_note) if n))
     with phase("the main check"):
         ref_res, _, _ = session.reference(pb_ref)
         check_truth(pb_ref, ref_res)
@@ -246,154 +278,4 @@ def check_tensor(name: str, kind: str, actual: Any, desired: Any, tol: tuple[flo
             diff = np.abs(a - d)
         per_step = np.moveaxis(diff, time_axis, 0).reshape(diff.shape[time_axis], -1).max(axis=1)
     return TensorResult(name, kind, float(max_abs), float(rel), rtol, atol, bool(ok), "", per_step)
-
-
-# -- resolving the arguments ------------------------------------------------------------------
-
-
-def _reference_side(ref: Any, mode: str | None) -> tuple[Spec | None, dict | None]:
-    if ref is None:
-        return None, None
-    if is_reference_module(ref):
-        return Spec.coerce(ref), {k: np.asarray(v, dtype=np.float64) for k, v in ref.state_dict().items()}
-    if is_torch_module(ref):
-        spec = spec_of_module(ref, mode)
-        return spec, {k: np.asarray(to_numpy(v), dtype=np.float64) for k, v in ref.state_dict().items()}
-    try:
-        return Spec.coerce(ref), None
-    except TypeError:
-        raise TypeError("reference_module: expected a reference or torch module, a Spec, a dict of Spec fields or "
-                        f"an RNNConfig, got {type(ref).__name__}") from None
-
-
-def _resolve_spec(cand: Candidate, ref_spec: Spec | None) -> Spec:
-    if cand.spec is None:
-        if ref_spec is None:
-            raise ValueError("reference_module: required for a function candidate: a reference module, a Spec, a "
-                             "dict of Spec fields (mode, input_size, hidden_size, ...) or an RNNConfig")
-        return ref_spec
-    if ref_spec is None:
-        return cand.spec
-    ignore = {"training"} | (set() if cand.declares_reset_after else {"reset_after"})
-    diffs = [d for d in cand.spec.differences(ref_spec) if d.split(":")[0] not in ignore]
-    if diffs:
-        raise ValueError(f"reference_module: its configuration {ref_spec} differs from the candidate's "
-                         f"{cand.spec}: " + "; ".join(f"{d} (candidate != reference)" for d in diffs))
-    return ref_spec
-
-
-def _resolve_dtype(cand: Candidate, dtype: Any) -> np.dtype:
-    if dtype is not None:
-        if cand.dtype is not None and cand.own_params is not None and dtype_name(dtype) != cand.dtype.name:
-            raise ValueError(f"dtype: {cand.name} computes in {cand.dtype.name} (its weights' dtype); asked "
-                             f"{dtype_name(dtype)}: convert it first, or leave dtype unset")
-        dtype = judged_dtype(dtype, "dtype")
-    else:
-        dtype = cand.dtype or np.dtype(np.float64)
-    return dtype
-
-
-def _resolve_weights(weights: str | None, cand: Candidate, spec: Spec, ref_params: dict | None, seed: int):
-    """(the candidate's weights, the reference's own weights when they differ in source, the report's note)."""
-    if weights is None:
-        weights = "candidate" if cand.own_params is not None else ("reference" if ref_params is not None else "draw")
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights: expected one of {WEIGHTS}, got {weights!r}")
-    f64 = lambda d: {k: np.asarray(v, dtype=np.float64) for k, v in d.items()}
-    if weights == "candidate":
-        if cand.own_params is None:
-            raise ValueError(f"weights: 'candidate', but {cand.name} holds no weights of its own "
-                             "(use 'reference' or 'draw')")
-        return f64(cand.own_params), (None if ref_params is None else f64(ref_params)), \
-            "the candidate's own" + ("; the reference module's own" if ref_params is not None else "")
-    if weights == "reference":
-        if ref_params is None:
-            raise ValueError("weights: 'reference', but reference_module holds no weights (pass a reference or "
-                             "torch module, or use 'draw')")
-        return f64(ref_params), None, "the reference module's"
-    return f64(spec.reference(seed=seed).state_dict()), None, f"drawn from seed {seed} at torch's init scale"
-
-
-def _default(cand: Candidate, axis: int, value: int) -> int:
-    fixed = cand.fixed_shape[axis]
-    return value if fixed is None else fixed
-
-
-def _initial_states(hx: Any, cand: Candidate, spec: Spec, shapes, rng) -> tuple[tuple, str]:
-    random = isinstance(hx, str) and hx == "random"
-    if isinstance(hx, str) and not random:
-        raise ValueError(f"hx: expected 'random', None or the initial states, got {hx!r}")
-    drawn = tuple(rng.uniform(-1, 1, s) for s in shapes)  # drawn always: the same seed gives the same data
-    if not cand.takes_hx:
-        if not random and hx is not None:
-            raise ValueError(f"hx: {cand.name} takes no initial states; leave hx unset")
-        return tuple(np.zeros(s) for s in shapes), "zero initial states (the candidate takes none)"
-    if random:
-        return drawn, ""
-    if hx is None:
-        return tuple(np.zeros(s) for s in shapes), ""
-    parts = tuple(hx) if spec.lstm else (hx,)
-    if len(parts) != len(shapes):
-        raise ValueError(f"hx: expected {'(h_0, c_0)' if spec.lstm else 'h_0'}, got {len(parts)} arrays")
-    out = tuple(np.asarray(to_numpy(h), dtype=np.float64) for h in parts)
-    for name, h, s in zip(("h_0", "c_0")[: len(out)], out, shapes, strict=True):
-        if h.shape != s:
-            raise ValueError(f"hx: expected {name} of shape {s}, got {h.shape}")
-    return out, ""
-
-
-def _lengths(lengths: Any, cand: Candidate, T: int, B: int) -> np.ndarray | None:
-    if lengths is None:
-        return None
-    if not cand.takes_lengths:
-        raise ValueError(f"lengths: {cand.name} takes no lengths (an exported model runs whole sequences)")
-    a = np.asarray(lengths)
-    if a.shape != (B,) or a.dtype.kind not in "iu" or a.min(initial=1) < 1 or a.max(initial=1) > T:
-        raise ValueError(f"lengths: expected {B} ints in [1, {T}] (one per batch row), got {list(np.ravel(a))}")
-    return a.astype(np.int64)
-
-
-def _masks(masks: Any, spec: Spec, rng, T: int, B: int) -> list | None:
-    if not spec.dropout_active:
-        if masks is not None:
-            raise ValueError("dropout_masks: given, but the configuration applies no dropout (it needs training, "
-                             "dropout > 0 and num_layers > 1)")
-        return None
-    shape = (T, B, spec.D * spec.P)
-    if masks is None:
-        return [(rng.random(shape) >= spec.dropout).astype(np.float64) for _ in range(spec.num_layers - 1)]
-    masks = [np.asarray(to_numpy(m), dtype=np.float64) for m in masks]
-    if len(masks) != spec.num_layers - 1 or any(m.shape != shape or not np.isin(m, (0, 1)).all() for m in masks):
-        raise ValueError(f"dropout_masks: expected {spec.num_layers - 1} keep masks of 0s and 1s, each {shape}")
-    return masks
-
-
-def _cotangents(cotangents: Iterable[str] | None, spec: Spec) -> list[str]:
-    names = ["output", "h_n", "c_n"][:3 if spec.lstm else 2]
-    if cotangents is None:
-        return names
-    cots = [cotangents] if isinstance(cotangents, str) else list(cotangents)
-    bad = [c for c in cots if c not in names]
-    if bad or not cots:
-        raise ValueError(f"cotangents: expected a non-empty subset of {names}, got {cots}")
-    return [n for n in names if n in cots]
-
-
-def _expect(gradients: Any, cand: Candidate, spec: Spec) -> Expect | None:
-    if gradients is None:
-        gradients = cand.has_gradients if cand.gradients is None else cand.gradients
-    if gradients is False:
-        return None
-    if gradients is True:
-        names = {"input", "h_0", "c_0", "weights"}
-    else:
-        names = {gradients} if isinstance(gradients, str) else set(gradients)
-        allowed = {"input", "h_0", "c_0", "weights", *PARAM_BASES}
-        bad = sorted(names - allowed)
-        if bad or not names:
-            raise ValueError(f"gradients: expected True, False or names among {sorted(allowed)}, got {sorted(names)}")
-    if not cand.has_gradients:
-        raise ValueError(f"gradients: {cand.name} runs forward only (it has no gradients); leave gradients unset")
-    params = set(PARAM_BASES) if "weights" in names else names & set(PARAM_BASES)
-    return Expect("input" in names, ("h_0" in names, "c_0" in names and spec.lstm), frozenset(params))
 

@@ -1,10 +1,13 @@
-"""The one place a candidate's precision is decided: float32 and float64 are judged, lower ones refused by name.
+"""The one place a candidate's precision is decided: float32 and float64 under the tolerance table,
+bfloat16 and float16 against the rounding envelope, where the adapter runs them.
 
 Every adapter asks :func:`judged_dtype` for the dtype its object computes in (a torch module's
 parameters, a Keras policy's compute dtype, Flax and Equinox params, an ONNX file's weights), and so
-does ``compare(..., dtype=)``. bfloat16 and float16 are refused here, by name, until they are judged as
-a correct implementation at that precision errs: its error grows with the sizes, the weights and the
-steps, so no fixed tolerance separates it from a bug.
+does ``compare(..., dtype=)``. A bfloat16 or float16 candidate is judged by the error a correct
+implementation at that precision makes (its error grows with the sizes, the weights and the steps, so no
+fixed tolerance separates it from a bug): an adapter that runs such candidates asks :func:`narrow_format`
+first, and is judged against the envelope (:mod:`reference.verify.low_precision`); the others refuse them
+here, by name.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import numpy as np
 
 JUDGED = ("float32", "float64")
+NARROW = {"bfloat16": "bfloat16", "float16": "float16", "half": "float16"}  # a dtype's name -> its storage format
 
 
 def dtype_name(dtype: Any) -> str:
@@ -28,16 +32,21 @@ def judged_dtype(dtype: Any, who: str) -> np.dtype:
     """The dtype a candidate computing in ``dtype`` (a NumPy, torch, JAX or Keras dtype, or its name) is judged
     in: float32 or float64.
 
-    The one place where precision is decided. bfloat16 and float16 are refused by name until the
-    verifier judges them as a correct implementation at that precision errs (its error grows with the
-    sizes, the weights and the steps; no fixed tolerance separates it from a bug); every other dtype is
-    not a real floating point one the reference can judge.
+    bfloat16 and float16 are refused by name here: an adapter that runs them asks :func:`narrow_format`
+    first. Every other dtype is not a real floating point one the reference can judge.
     """
     name = dtype_name(dtype)
     if name in JUDGED:
         return np.dtype(name)
-    if name in ("bfloat16", "float16", "half"):
-        raise TypeError(f"{who}: computes in {name}, which the verifier does not judge yet (float32 and float64 "
-                        f"only: a {name} result is judged by the error a correct {name} implementation makes, not by "
-                        "a fixed tolerance); compare a float32 copy of it (module.float(), a float32 policy)")
+    if name in NARROW:
+        raise TypeError(f"{who}: computes in {name}, which this adapter does not run yet (a {name} result is judged "
+                        f"by the error a correct {name} implementation makes, against the rounding envelope: torch "
+                        "modules and functions only, so far); compare a float32 copy of it (module.float(), a float32 "
+                        "policy)")
     raise TypeError(f"{who}: computes in {name}; expected float32 or float64")
+
+
+def narrow_format(dtype: Any) -> str | None:
+    """"bfloat16" or "float16" for a candidate storing that format (a NumPy, torch, JAX or Keras dtype, or its
+    name), else None: the storage of a candidate judged against the rounding envelope."""
+    return NARROW.get(dtype_name(dtype))

@@ -21,11 +21,13 @@ import numpy as np
 
 from ..config import MODES
 from .compare import compare
+from .low_precision import LowPrecisionReport
 from .report import CompareReport
 from .spec import Spec
 
 
-def assert_matches_reference(candidate: Any, reference_module: Any = None, **kwargs: Any) -> CompareReport:
+def assert_matches_reference(candidate: Any, reference_module: Any = None,
+                             **kwargs: Any) -> CompareReport | LowPrecisionReport:
     """compare(candidate, reference_module, **kwargs), failing with the report (and its localisation) on a mismatch.
 
     Returns the report when it matches. Keywords are compare's: input, hx,
@@ -33,7 +35,7 @@ def assert_matches_reference(candidate: Any, reference_module: Any = None, **kwa
     """
     report = compare(candidate, reference_module, **kwargs)
     if not report.passed:
-        div = report.divergence
+        div = report.divergence if isinstance(report, CompareReport) else None  # low precision: in the report
         head = f"{report.candidate} does not match the reference"
         if div is not None:
             head += f"; first divergence ({div.kind}): {div.where() or 'the weights'}, in {div.gate}"

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..candidates import Candidate, CandidateError
 from ..layouts import LAYOUTS, export_state_dict, import_gradients
+from ..precision import narrow_format
 from ..spec import Spec
 
 
@@ -24,7 +25,8 @@ class FunctionCandidate(Candidate):
         if layout not in LAYOUTS:
             raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
         self.fn, self.layout = fn, layout
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.storage = None if dtype is None else narrow_format(dtype)  # bfloat16, float16: float32 arrays
+        self.dtype = None if dtype is None else np.dtype(np.float32) if self.storage else np.dtype(dtype)
         self.name = name or _name_of(fn)
 
     def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
