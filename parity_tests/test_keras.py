@@ -312,3 +312,16 @@ def test_a_model_the_verifier_cannot_run_layer_by_layer_is_refused_by_name():
     twice = L.LSTM(I, return_sequences=True)  # one layer applied twice: listed once, run twice
     with pytest.raises(ValueError, match="not one chain from the model's input to its output"):
         compare(built(keras.Model(x, twice(twice(x)))))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_a_mixed_policy_is_judged_against_the_rounding_envelope(policy):
+    """Keras under mixed_bfloat16 / mixed_float16: Keras's LSTM is a MATCH at that precision; the same layer of a
+    cell whose forget gate reads 1.25 times its pre-activation is a MISMATCH naming the output."""
+    from adapter_kit_keras import KitLSTMCell
+
+    storage = policy.removeprefix("mixed_")
+    right = compare(built(L.LSTM(H, return_sequences=True, dtype=policy)), seq_len=12)
+    assert right.passed and str(right.verdict).startswith(f"MATCH at {storage}"), str(right)
+    wrong = compare(built(L.RNN(KitLSTMCell(H, bug="preact"), return_sequences=True, dtype=policy)), seq_len=12)
+    assert not wrong.passed and f"MISMATCH at {storage}: output leaves the envelope" in str(wrong), str(wrong)

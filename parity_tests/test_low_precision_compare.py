@@ -110,6 +110,17 @@ def test_a_gradient_only_bug_is_a_mismatch_in_that_gradient_alone():
     assert "MISMATCH at bfloat16: grad weight_hh_l0 leaves the envelope" in str(report)
 
 
+def test_a_float32_module_asked_for_bfloat16_runs_under_torch_autocast():
+    """dtype='bfloat16' for a float32 module: torch's CPU autocast, judged at bfloat16; its bug still fails."""
+    m = _module("LSTM", torch.float32)
+    report = compare(m, dtype="bfloat16", seq_len=T, batch=B)
+    assert report.passed and report.candidate == "LSTM (torch.autocast bfloat16)", str(report)
+    assert next(m.parameters()).dtype == torch.float32 and not torch.is_autocast_enabled("cpu")  # left as it was
+    torch.manual_seed(0)
+    bug = with_biases(ForgetBias(I, H))
+    assert "MISMATCH at bfloat16: output leaves the envelope" in str(compare(bug, dtype="bfloat16", seq_len=T, batch=B))
+
+
 def test_a_kernel_that_rounds_less_may_declare_it_and_is_judged_tighter():
     """compute='float32' (a fused kernel) gives a narrower envelope than the default claim."""
     m = _module("GRU", torch.bfloat16)
@@ -198,3 +209,47 @@ def test_the_cli_judges_low_precision_with_the_same_exit_codes(tmp_path, capsys)
                    "def build(input_size, hidden_size, **kw):\n    return ForgetBias(input_size, hidden_size, **kw)\n")
     assert rnn_check([*base[:1], f"{bug}:build", *base[2:], "--dtype", "bfloat16"]) == 1
     assert "MISMATCH at bfloat16: output leaves the envelope" in capsys.readouterr().out
+
+
+def in_bfloat16(fn):
+    """``fn`` run on ml_dtypes.bfloat16 arrays (JAX's NumPy bfloat16), its results returned in bfloat16."""
+    bf16 = pytest.importorskip("ml_dtypes").bfloat16
+    cast = lambda a: None if a is None else np.asarray(a).astype(bf16)
+
+    def run(spec, params, input, hx, grad_output, grad_hidden, **kw):
+        res = fn(spec, {k: cast(v) for k, v in params.items()}, cast(input), tuple(cast(h) for h in hx),
+                 cast(grad_output), None if grad_hidden is None else tuple(cast(g) for g in grad_hidden), **kw)
+        return {k: tuple(cast(a) for a in v) if isinstance(v, tuple) else cast(v) for k, v in res.items()}
+
+    return run
+
+
+def test_a_numpy_lstm_in_ml_dtypes_bfloat16_matches_and_its_bug_does_not():
+    """examples/my_numpy_lstm.py run on bfloat16 arrays returns bfloat16: judged at bfloat16; its BUG line is
+    a MISMATCH in the gradients only."""
+    from examples import my_numpy_lstm
+
+    spec = Spec("LSTM", I, H)
+    right = compare(in_bfloat16(my_numpy_lstm.my_lstm), spec, dtype="bfloat16", weights="draw", seq_len=T, batch=B,
+                    lengths=[12, 7, 3])
+    assert right.passed and str(right.verdict).startswith("MATCH at bfloat16"), str(right)
+    wrong = compare(in_bfloat16(my_numpy_lstm.with_bug()), spec, dtype="bfloat16", weights="draw", seq_len=T,
+                    batch=B, lengths=[12, 7, 3])
+    failed = {t.name for t in wrong.verdict.tensors if not t.passed}
+    assert failed and all(n.startswith("grad ") for n in failed), str(wrong)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_an_onnx_model_of_float16_weights_is_judged_at_float16(op, capsys):
+    """ONNX Runtime's float16 node is a MATCH at float16; the same graph with its output scaled by 1.02 is a
+    MISMATCH naming the output; rnn-check exits 0 and 1 on them."""
+    pytest.importorskip("onnxruntime")
+    from adapter_kit_onnx import chain
+
+    right = compare(chain(f"{op}_f16", op, dtype=np.float16), seq_len=T, batch=B)
+    assert right.passed and str(right.verdict).startswith("MATCH at float16"), str(right)
+    scaled = chain(f"{op}_f16_scaled", op, dtype=np.float16, scale=1.02)
+    wrong = compare(scaled, seq_len=T, batch=B)
+    assert "MISMATCH at float16: output leaves the envelope at t = 0" in str(wrong), str(wrong)
+    assert rnn_check(["--model", scaled, "--seq-len", str(T)]) == 1
+    assert "MISMATCH at float16" in capsys.readouterr().out

@@ -60,7 +60,7 @@ class TorchCandidate(Candidate):
     dtype: np.dtype
 
     def __init__(self, module: Any, factory: Callable[[Spec], Any] | None = None, mode: str | None = None,
-                 name: str | None = None, rebuilt: bool = False):
+                 name: str | None = None, rebuilt: bool = False, autocast: str | None = None):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
         params = dict(module.named_parameters())
@@ -73,6 +73,12 @@ class TorchCandidate(Candidate):
         p = next(iter(params.values()))
         self.storage = narrow_format(p.dtype)  # bfloat16, float16: arrays in float32, judged against the envelope
         self.dtype = np.dtype(np.float32) if self.storage else judged_dtype(p.dtype, self.name)
+        self.autocast = autocast  # run under torch.autocast at this dtype: float32 weights, narrow arithmetic
+        if autocast is not None:
+            if narrow_format(autocast) is None or self.dtype != np.float32 or self.storage:
+                raise ValueError(f"dtype: autocast runs a float32 module in bfloat16 or float16; {self.name} holds "
+                                 f"{p.dtype} and {autocast!r} was asked")
+            self.storage, self.name = narrow_format(autocast), f"{self.name} (torch.autocast {autocast})"
         self.device, self.torch_dtype, self.exact = p.device.type, p.dtype, p.device.type == "cpu"
         self.spec = spec_of_module(module, mode, reset_after=bool(getattr(module, "reset_after", True)))
         self.declares_reset_after = isinstance(module, torch.nn.GRU) or hasattr(module, "reset_after")
@@ -102,7 +108,7 @@ class TorchCandidate(Candidate):
                                  f"returns the module): {type(e).__name__}: {e}") from e
         m = m.to(device=self._device, dtype=self.torch_dtype).train(spec.training)
         return TorchCandidate(m, self._factory, self._mode, name=f"{self.name} ({what}, rebuilt by its factory)",
-                              rebuilt=True)
+                              rebuilt=True, autocast=self.autocast)
 
     @contextlib.contextmanager
     def _set(self, spec: Spec, params: Mapping[str, np.ndarray]) -> Iterator[Any]:
@@ -151,7 +157,9 @@ class TorchCandidate(Candidate):
                                      "so compare it in eval mode (module.eval()) or with dropout=0")
             kwargs["dropout_masks"] = [tm(torch.as_tensor(np.asarray(k), dtype=self.torch_dtype, device=self._device))
                                        for k in dropout_masks]
-        with torch.set_grad_enabled(backward), step("forward"):
+        autocast = torch.autocast(self._device.type, getattr(torch, self.autocast)) if self.autocast \
+            else contextlib.nullcontext()
+        with torch.set_grad_enabled(backward), step("forward"), autocast:
             h_arg = hxt if spec.lstm else hxt[0]
             if lengths is None:
                 out, hidden = m(tm(xt), h_arg, **kwargs)
@@ -172,9 +180,9 @@ class TorchCandidate(Candidate):
             pairs = [(t, g) for t, g in zip((out, *hidden), (grad_output, *(grad_hidden or ())), strict=False) if g is not None]
             inputs = [xt, *hxt, *named.values()]
             with step("backward"):
-                grads = torch.autograd.grad([t for t, _ in pairs], inputs,
-                                            [torch.as_tensor(np.asarray(g), dtype=self.torch_dtype,
-                                                             device=self._device) for _, g in pairs], allow_unused=True)
+                grads = torch.autograd.grad([t for t, _ in pairs], inputs,  # cotangents in their outputs' dtype
+                                            [torch.as_tensor(np.asarray(g), dtype=t.dtype, device=self._device)
+                                             for t, g in pairs], allow_unused=True)
             zeros = lambda t: torch.zeros_like(t) if t is not None else None
             res["input"] = _np(grads[0] if grads[0] is not None else zeros(xt))
             res["hx"] = tuple(_np(g if g is not None else zeros(h)) for g, h in zip(grads[1:1 + len(hxt)], hxt, strict=True))
@@ -191,9 +199,12 @@ def _np(t: Any) -> np.ndarray:
 
 
 def candidate(obj: Any, *, factory: Callable[[Spec], Any] | None = None, mode: str | None = None,
-              **_: Any) -> TorchCandidate:
-    """The registry's builder: a torch module run as it is (``factory`` builds it for other configurations)."""
-    return TorchCandidate(obj, factory, mode=mode)
+              dtype: Any = None, **_: Any) -> TorchCandidate:
+    """The registry's builder: a torch module run as it is (``factory`` builds it for other configurations).
+    ``dtype`` bfloat16 or float16 for a float32 module: run under ``torch.autocast`` at that dtype."""
+    params = list(obj.parameters()) if isinstance(obj, torch.nn.Module) else []
+    autocast = narrow_format(dtype) if dtype is not None and params and params[0].dtype == torch.float32 else None
+    return TorchCandidate(obj, factory, mode=mode, autocast=autocast)
 
 
 def load(path: str, *, mode: str | None = None, layout: str | None = None, trust_pickle: bool = False,

@@ -230,6 +230,8 @@ def _array(name: str, v: Any, who: str) -> np.ndarray:
         a = to_numpy(v)
     except Exception as e:  # anything that will not become an array is the candidate's mistake
         raise CandidateError(f"{who} returned {name} as {_describe(v)}; expected an array") from e
+    if a.dtype.name == "bfloat16":  # ml_dtypes' (JAX's NumPy bfloat16): float32 holds its values exactly
+        a = a.astype(np.float32)
     if a.dtype.kind not in "fiu":
         raise CandidateError(f"{who} returned {name} as {_describe(v)} of dtype {a.dtype}; expected a real array")
     return a

@@ -94,7 +94,8 @@ def compare(
         dtype: the dtype the candidate is asked to compute in (default: its own,
             else float64). A candidate returning another dtype is a dtype mismatch. A candidate
             storing bfloat16 or float16 (a torch module's weights; ``dtype="bfloat16"`` for a
-            function, which is then given and returns float32 arrays holding bfloat16 values) is
+            function, which is then given and returns float32 arrays holding bfloat16 values; a
+            float32 torch module asked for bfloat16 or float16 runs under ``torch.autocast``) is
             judged against the rounding envelope (:mod:`reference.verify.low_precision`).
         compute: what a low-precision candidate computes its intermediate results in: the storage
             format (the default for bfloat16 and float16: the widest claim), "float32" (a fused

@@ -41,7 +41,7 @@ def judged_dtype(dtype: Any, who: str) -> np.dtype:
     if name in NARROW:
         raise TypeError(f"{who}: computes in {name}, which this adapter does not run yet (a {name} result is judged "
                         f"by the error a correct {name} implementation makes, against the rounding envelope: torch "
-                        "modules and functions only, so far); compare a float32 copy of it (module.float(), a float32 "
+                        "modules, functions, Keras's mixed policies and float16 ONNX files, so far); compare a float32 copy of it (module.float(), a float32 "
                         "policy)")
     raise TypeError(f"{who}: computes in {name}; expected float32 or float64")
 

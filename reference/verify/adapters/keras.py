@@ -54,10 +54,10 @@ from typing import Any
 import numpy as np
 
 from ...config import RNNConfig
-from ..candidates import Candidate, CandidateError
+from ..candidates import Candidate, CandidateError, to_numpy
 from ..files import charge_archive
 from ..layouts import export_state_dict, import_gradients, import_state_dict
-from ..precision import judged_dtype
+from ..precision import judged_dtype, narrow_format
 from ..spec import Spec, split_name
 from .keras_layers import RecurrentLayer, import_keras, recurrent_layers
 
@@ -97,7 +97,9 @@ class KerasCandidate(Candidate):
             activations=names, activation_alpha=alphas, activation_beta=betas))
         self.name = name or f"{type(obj).__name__} {getattr(obj, 'name', '')} (keras, {self.backend})".replace("  ", " ")
         computes = {layer.layer.compute_dtype for layer in self.layers}
-        self.dtype = judged_dtype(computes.pop() if len(computes) == 1 else "mixed", self.name)
+        compute = computes.pop() if len(computes) == 1 else "mixed"
+        self.storage = narrow_format(compute)  # mixed_bfloat16, mixed_float16: float32 variables, narrow arithmetic
+        self.dtype = np.dtype(np.float32) if self.storage else judged_dtype(compute, self.name)
         nested = {f"l{k}{sfx}": arrays for k, layer in enumerate(self.layers)
                   for sfx, arrays in zip(("", "_reverse"), layer.arrays(), strict=False)}
         held = {a.dtype for arrays in nested.values() for a in arrays.values()}
@@ -190,11 +192,12 @@ class KerasCandidate(Candidate):
         if key not in self._jitted:
             def program(mask, primals, cots):
                 outs, pullback = jax.vjp(lambda *a: _Run(self, mask)(*a), *primals)
-                return outs, pullback(list(cots))
+                return outs, pullback([c.astype(o.dtype) for c, o in zip(cots, outs, strict=True)])
 
             self._jitted[key] = jax.jit(program)
         outs, grads = self._jitted[key](mask, primals, cots)
-        return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
+        return [np.asarray(o, np.float32 if o.dtype.name in ("bfloat16", "float16") else o.dtype) for o in outs], \
+            [np.asarray(g) for g in grads]
 
 
 @contextlib.contextmanager
@@ -253,7 +256,10 @@ class _Run:
         return [y, *(ops.stack(f, axis=0) for f in finals)]
 
     def numpy(self, outputs) -> list[np.ndarray]:
-        return [np.asarray(self.keras.ops.convert_to_numpy(o)) for o in outputs]
+        """NumPy arrays of the outputs; a mixed policy's bfloat16 or float16 ones as float32 (exact)."""
+        ops = self.keras.ops
+        wide = lambda o: ops.cast(o, "float32") if str(getattr(o, "dtype", "")).endswith(("bfloat16", "float16")) else o
+        return [np.asarray(ops.convert_to_numpy(wide(o))) for o in outputs]
 
 
 def _vjp(backend: str, run: _Run, primals: list[np.ndarray], cots: list, dtype: np.dtype):
@@ -263,12 +269,11 @@ def _vjp(backend: str, run: _Run, primals: list[np.ndarray], cots: list, dtype: 
 
         leaves = [torch.tensor(p, requires_grad=True) for p in primals]
         outs = run(*leaves)
-        pairs = [(o, torch.as_tensor(np.asarray(c, dtype=dtype))) for o, c in zip(outs, cots, strict=True)
-                 if c is not None]
+        pairs = [(o, torch.as_tensor(np.asarray(c, dtype=dtype)).to(o.dtype)) for o, c in zip(outs, cots, strict=True)
+                 if c is not None]  # a mixed policy's outputs are bfloat16 or float16: their cotangents too
         grads = torch.autograd.grad([o for o, _ in pairs], leaves, [c for _, c in pairs], allow_unused=True)
-        return ([o.detach().cpu().numpy() for o in outs],
-                [np.zeros_like(p) if g is None else g.detach().cpu().numpy() for p, g in zip(primals, grads,
-                                                                                             strict=True)])
+        return ([to_numpy(o) for o in outs],
+                [np.zeros_like(p) if g is None else to_numpy(g) for p, g in zip(primals, grads, strict=True)])
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..candidates import Candidate, CandidateError, GivenLengths
 from ..files import check_file
 from ..onnx_versions import unsafe_rnn_arguments
-from ..precision import judged_dtype
+from ..precision import judged_dtype, narrow_format
 from ..spec import Spec
 from .onnx_graph import (
     _OUT_SLOTS,
@@ -60,7 +60,8 @@ class OnnxCandidate(Candidate):
     exact = False  # its rebuild is another graph: ONNX Runtime may fuse or order it differently
     spec: Spec  # the file's own configuration, weights and dtype, set in __init__
     own_params: dict[str, np.ndarray]
-    dtype: np.dtype
+    dtype: np.dtype  # the arrays compare exchanges: float32 for a float16 file, whose values float32 holds exactly
+    tensor_dtype: np.dtype  # the file's own: what its graph is fed
 
     def __init__(self, model: Any, name: str | None = None, inputs: Any = None):
         onnx, ort = _onnx()
@@ -76,8 +77,9 @@ class OnnxCandidate(Candidate):
             reason = unsafe_rnn_arguments(node.op_type, attrs)
             if reason:
                 raise CandidateError(f"ONNX node {k} ({node.op_type} {node.name!r}): {reason}")
-        self.spec, self.own_params, self.dtype = _spec_and_weights(self.nodes, self.data)
-        judged_dtype(self.dtype, self.name)
+        self.spec, self.own_params, self.tensor_dtype = _spec_and_weights(self.nodes, self.data)
+        self.storage = narrow_format(self.tensor_dtype)  # float16 weights: float32 arrays, judged against the envelope
+        self.dtype = np.dtype(np.float32) if self.storage else judged_dtype(self.tensor_dtype, self.name)
         node, attrs, arrays, sources = self.nodes[0]
         graph_inputs = [i.name for i in _graph_inputs(proto)]
         self._graph_outputs = [o.name for o in proto.graph.output]
@@ -100,7 +102,7 @@ class OnnxCandidate(Candidate):
                 raise CandidateError(f"ONNX node 0 ({node.op_type} {node.name!r}): only some of {list(state_slots)} are "
                                      "graph inputs; expected all or none")
             self._lens = sources.get("sequence_lens")
-            proto = _with_all_outputs(onnx, proto, node, self.spec.lstm, self.dtype)
+            proto = _with_all_outputs(onnx, proto, node, self.spec.lstm, self.tensor_dtype)
         else:
             self._x, self._lens = graph_inputs[0], None
             self._states = [n for n in graph_inputs[1:] if n not in weight_inputs]
@@ -206,11 +208,12 @@ class OnnxCandidate(Candidate):
         return a.swapaxes(0, 1) if self.layout and self._single else a
 
     def _feeds(self, x, hx, lengths, weights: dict) -> dict[str, np.ndarray]:
-        feeds = {n: v.astype(self.dtype) for n, v in weights.items()}
-        feeds[self._x] = self._to_onnx("X", x.astype(self.dtype))
+        dtype = self.tensor_dtype  # the file's (float16 for a float16 model: the values are float16's already)
+        feeds = {n: v.astype(dtype) for n, v in weights.items()}
+        feeds[self._x] = self._to_onnx("X", x.astype(dtype))
         if self._states:  # else the states are zero (compare passes zeros to a model that takes none)
-            feeds.update((n, self._to_onnx("initial_h", h.astype(self.dtype))) for n, h in zip(self._states, hx,
-                                                                                               strict=True))
+            feeds.update((n, self._to_onnx("initial_h", h.astype(dtype))) for n, h in zip(self._states, hx,
+                                                                                          strict=True))
         if self._lens is not None:
             feeds[self._lens] = np.asarray(np.full(x.shape[1], x.shape[0]) if lengths is None else lengths, np.int32)
         return feeds
@@ -235,7 +238,7 @@ class OnnxCandidate(Candidate):
         replaced in a copy of the graph (one session per weights, the last few kept)."""
         if all(np.array_equal(params[k], self.own_params[k]) for k in self.own_params):
             return self._run_proto, self._weight_feeds
-        values = node_weights(self.nodes, self.spec, params, self.dtype)
+        values = node_weights(self.nodes, self.spec, params, self.tensor_dtype)
         feeds = {n: v for n, v in values.items() if n in self._weight_feeds}
         constants = {n: v for n, v in values.items() if n not in self._weight_feeds}
         if not constants:
@@ -276,6 +279,10 @@ class OnnxCandidate(Candidate):
 
         if self.data is None or not self.data.outputs:
             return None
+        if self.storage:
+            raise ValueError(f"inputs: {self.data.where} has expected outputs of a {self.storage} model; expected "
+                             "outputs are judged in float32 and float64 only: check the model without them (compare "
+                             "judges it against the rounding envelope)")
         data, names = self.data, [self._x, *self._states]
         absent = [n for n in names if n not in data.inputs]
         if absent:

@@ -30,7 +30,7 @@ class OnnxNodes(Candidate):
     dtype: np.dtype
 
     def __init__(self, file: Any, spec: Spec):
-        self.file, self.spec, self.dtype, self.name = file, spec, file.dtype, f"{file.name}'s nodes, rebuilt"
+        self.file, self.spec, self.dtype, self.name = file, spec, file.tensor_dtype, f"{file.name}'s nodes, rebuilt"
         self._ort = file._ort
         self._sessions: dict[tuple, Any] = {}
 
