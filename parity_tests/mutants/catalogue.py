@@ -454,7 +454,7 @@ CATALOGUE: tuple[Mutant, ...] = (
            (KIT + "torch_module-subclass_scales_the_output]",),
            "a clone runs instead of the user's object: torch.nn's class, not the subclass whose forward is checked"),
     Mutant("keras_dtype_lost", "verifier objects", "reference/verify/adapters/keras.py",
-           '        self.dtype = judged_dtype(computes.pop() if len(computes) == 1 else "mixed", self.name)',
+           "        self.dtype = np.dtype(np.float32) if self.storage else judged_dtype(compute, self.name)",
            "        self.dtype = np.dtype(np.float32)",
            (KIT + "keras_torch-float64]",),
            "the candidate's dtype is lost: a float64 Keras layer is asked for float32"),
