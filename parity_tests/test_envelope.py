@@ -98,3 +98,15 @@ def test_float64_kernels_are_judged_against_a_longdouble_truth():
     assert truth["output"].dtype == np.longdouble
     assert judge(env, torch_module_run(pb, "float64"), truth).passed
     assert not judge(env, {**truth, "grad weight_hh_l0": truth["grad weight_hh_l0"] * (1 + 1e-12)}, truth).passed
+
+
+def test_tf32_products_match_where_declared_and_are_a_mismatch_where_not():
+    """cuDNN's float32 with TF32 on, simulated on the CPU: a MATCH declared as TF32, a MISMATCH as float32."""
+    spec = Spec("LSTM", 6, 8)
+    pb = rounded_problem(drawn(spec, 1, T=12), Precision("float32"))
+    tf32 = named_tensors(lstm_kernel_run(pb, "float32", "float32", tf32=True), True)
+    for precision, passed in ((Precision("float32", "tf32"), True), (Precision("float32"), False)):
+        env = measure_envelope(drawn(spec, 0, T=12), precision)
+        verdict = judge(env, tf32, truth_run(pb, precision))
+        assert verdict.passed == passed and str(verdict).startswith(
+            f"{'MATCH' if passed else 'MISMATCH'} at {precision.name}: "), str(verdict)
