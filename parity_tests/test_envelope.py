@@ -94,7 +94,7 @@ def test_the_envelope_is_not_loose(bfloat16_lstm):
     is still caught (1.6x): an envelope loosened 10x (its factor, or a quantile far out) fails both."""
     env, pb, truth = bfloat16_lstm
     largest = judge(env, _kernel(pb), truth).largest[0]
-    assert 1 / (3 * FACTORS["bfloat16"]) < largest <= 1, largest  # 0.34 here; at most 1.77 / 3 over the study's
+    assert 1 / (3 * FACTORS["bfloat16"]) < largest <= 1, largest  # 0.34 here; at most 1.95 / 3 over the study's
     assert not judge(env, _kernel(pb, "bias", 0.01), truth).passed
 
 

@@ -88,4 +88,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

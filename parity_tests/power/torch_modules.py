@@ -31,9 +31,11 @@ MODULES: tuple[tuple[Spec, bool], ...] = (  # (configuration, packed with length
 
 
 def drawn(spec: Spec, T: int, seed: int, packed: bool) -> Problem:
+    """Inputs and states U(-1, 1), cotangents N(0, 1) from ``seed``; packed: the same lengths in every draw
+    (the envelope is per step: a step past every length it was measured with has a limit of 0)."""
     rng = np.random.default_rng(seed)
     hx = tuple(rng.uniform(-1, 1, s) for s in spec.state_shapes(B))
-    lengths = rng.integers(1, T + 1, B) if packed else None
+    lengths = np.random.default_rng(T).integers(1, T + 1, B) if packed else None
     return Problem(spec, spec.reference(seed=1000).state_dict(), rng.uniform(-1, 1, (T, B, I)), hx, lengths, None,
                    rng.standard_normal((T, B, spec.D * spec.P)), tuple(rng.standard_normal(h.shape) for h in hx))
 
