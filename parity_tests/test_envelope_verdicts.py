@@ -98,6 +98,17 @@ def test_the_verifiers_result_form_is_judged_alike(envelope):
     assert str(judge(envelope, form)) == str(judge(envelope, named))
 
 
+def test_candidates_in_narrow_numpy_dtypes_are_judged_alike(envelope):
+    """float16 arrays, and ml_dtypes' bfloat16 (JAX's) where it is installed: read without a loss."""
+    half = measure_envelope(drawn(), Precision("float16"), draws=2)
+    as_half = {k: round_to(v, "float16").astype(np.float16) for k, v in half.truth.items()}
+    assert str(judge(half, as_half)) == str(judge(half, {k: v.astype(np.float64) for k, v in as_half.items()}))
+    named = rounded_truth(envelope)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    as_bfloat16 = {k: v.astype(ml_dtypes.bfloat16) for k, v in named.items()}
+    assert str(judge(envelope, as_bfloat16)) == str(judge(envelope, named))
+
+
 def test_the_envelope_is_a_per_step_tolerance(envelope):
     assert envelope.tolerance("output").shape == (T,) and envelope.tolerance("grad weight_ih_l0").shape == (1,)
     assert (envelope.tolerance("output") > 0).all()
