@@ -13,8 +13,9 @@ scales the output by 1 + 1e-3; one that returns c_n from the last step, whatever
 forward bug in gate f of layer 1 only; a gradient-only bug in gate f (its gradient stopped); a bug
 in the reverse direction only; a bug in f that fires only where an input feature takes one value
 (at time step 3, in one row). bfloat16 and float16 MATCH against the rounding envelope where the
-adapter runs them (torch modules, functions) and are refused by name elsewhere, as is an option the
-reference cannot express. Shapes are few (JAX compiles each one): T=5, B=3, I=3, H=4.
+adapter runs them (torch modules, functions, Flax linen and nnx, Equinox) and are refused by name
+elsewhere, as is an option the reference cannot express. Shapes are few (JAX compiles each one):
+T=5, B=3, I=3, H=4.
 
 ``python -m parity_tests.adapter_kit ADAPTER`` prints every case's outcome as JSON: the test runs
 Keras on JAX that way, in a process of its own (Keras picks its backend once per process).

@@ -1,7 +1,8 @@
 """The adapter conformance kit (adapter_kit.py): every adapter x every case, its verdict and place asserted.
 
-Legitimate cases MATCH, planted bugs MISMATCH at their (kind, layer, direction, time step, gate), bfloat16,
-float16 and options the reference lacks are refused by name. A case a framework cannot express is a skip
+Legitimate cases MATCH, planted bugs MISMATCH at their (kind, layer, direction, time step, gate), bfloat16
+and float16 MATCH against the rounding envelope where the adapter runs them and are refused by name
+elsewhere, as are options the reference lacks. A case a framework cannot express is a skip
 that says why. Keras on JAX runs in a process of its own (Keras picks its backend once per process); an
 adapter whose framework is not installed is skipped.
 """

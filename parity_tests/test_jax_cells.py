@@ -9,6 +9,7 @@ by name. Shapes are few and small: each new one costs a JIT compile.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from functools import partial
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from reference.verify import EquinoxCandidate, FlaxCandidate
+from reference.verify.low_precision import LowPrecisionReport
 from reference.verify.registry import as_candidate
 
 I, H, T, B = 3, 4, 5, 3
@@ -45,11 +47,12 @@ def drawn(abstract, seed=0):
     return jax.tree_util.tree_map(fill, abstract, is_leaf=lambda v: isinstance(v, jax.ShapeDtypeStruct))
 
 
-def linen(module, seed=0):
-    """(module, params) of a linen cell, RNN or Bidirectional, its params drawn."""
+def linen(module, seed=0, dtype=jnp.float32):
+    """(module, params) of a linen cell, RNN or Bidirectional, its params drawn (``dtype``: its inputs' at init,
+    which its carry must keep)."""
     def init():
         if isinstance(module, (nn.RNN, nn.Bidirectional)):
-            return module.init(jax.random.key(0), jnp.ones((T, B, I)), time_major=True)
+            return module.init(jax.random.key(0), jnp.ones((T, B, I), dtype), time_major=True)
         return module.init(jax.random.key(0), module.initialize_carry(jax.random.key(0), (B, I)), jnp.ones((B, I)))
 
     return module, drawn(jax.eval_shape(init), seed)
@@ -224,7 +227,117 @@ def test_equinox_planted_gate_bug_is_localised():
     assert where(report.forward) == ("step", 0, 0, "g"), str(report)
 
 
+# -- bfloat16 and float16: judged against the rounding envelope ------------------------------------
+
+
+LOW_PRECISION = {  # (the object, its storage format): params and computation dtypes as Flax and Equinox set them
+    "linen GRUCell computing in bfloat16, float32 params": (lambda: linen(nn.GRUCell(H, dtype=jnp.bfloat16)),
+                                                            "bfloat16"),
+    "linen Bidirectional(LSTMCell) bfloat16": (lambda: linen(nn.Bidirectional(
+        nn.RNN(nn.LSTMCell(H, param_dtype=jnp.bfloat16)), nn.RNN(nn.LSTMCell(H, param_dtype=jnp.bfloat16))),
+        dtype=jnp.bfloat16), "bfloat16"),
+    "nnx RNN(OptimizedLSTMCell) bfloat16": (lambda: nnx.RNN(nnx_cell(nnx.OptimizedLSTMCell,
+                                                                     param_dtype=jnp.bfloat16)), "bfloat16"),
+    "nnx SimpleCell float16": (lambda: nnx_cell(nnx.SimpleCell, param_dtype=jnp.float16), "float16"),
+    "equinox GRUCell bfloat16": (lambda: eqx_cell(eqx.nn.GRUCell, dtype=jnp.bfloat16), "bfloat16"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOW_PRECISION))
+def test_low_precision_cells_match_against_the_rounding_envelope(case):
+    """Stored in bfloat16 or float16, run as they are (float32 arrays in and out), undeclared: judged at the
+    widest claim of their storage, every result and partial sum rounded."""
+    build, storage = LOW_PRECISION[case]
+    cand = as_candidate(build())
+    assert (cand.storage, cand.dtype) == (storage, np.float32)
+    lengths = LENGTHS if cand.takes_lengths else None
+    report = compare(cand, seq_len=T, batch=B, lengths=lengths)
+    assert isinstance(report, LowPrecisionReport) and report.passed, str(report)
+    assert str(report.verdict).startswith(f"MATCH at {storage}: every error within the rounding envelope")
+    assert f"declared: storage {storage}, compute {storage}, accumulation {storage}" in str(report)
+    names = {t.name for t in report.verdict.tensors}
+    assert {"output", "h_n", "grad input", "grad h_0", "grad weight_ih_l0", "grad weight_hh_l0"} <= names
+
+
+SEEN: set = set()  # (input dtype, state dtype) pairs EqxSeesDtypes was given
+
+
+class EqxSeesDtypes(eqx.nn.GRUCell):
+    """Equinox's GRUCell, recording the dtypes of what it is given (while JAX traces it)."""
+
+    def __call__(self, input, hidden, *, key=None):
+        SEEN.add((str(input.dtype), str(hidden.dtype)))
+        return super().__call__(input, hidden, key=key)
+
+
+def test_a_low_precision_cell_is_run_in_its_own_dtype():
+    """bfloat16 params are given bfloat16 inputs and states, as the cell runs in use: a float32 input would
+    promote its arithmetic to float32, a computation other than the user's, judged too kindly."""
+    SEEN.clear()
+    assert compare(eqx_cell(EqxSeesDtypes, dtype=jnp.bfloat16), seq_len=T, batch=B).passed
+    assert SEEN == {("bfloat16", "bfloat16")}
+
+
+class LinenForgetBias(nn.LSTMCell):
+    """linen's LSTMCell, the equations written out, whose forget gate reads its bias plus ``delta``."""
+
+    delta: float = 0.1
+
+    @nn.compact
+    def __call__(self, carry, inputs):
+        c, h = carry
+        dense_h = partial(nn.Dense, features=h.shape[-1], use_bias=True, param_dtype=self.param_dtype)
+        dense_i = partial(nn.Dense, features=h.shape[-1], use_bias=False, param_dtype=self.param_dtype)
+        i = self.gate_fn(dense_i(name="ii")(inputs) + dense_h(name="hi")(h))
+        f = self.gate_fn(dense_i(name="if")(inputs) + dense_h(name="hf")(h) + self.delta)  # the planted bug
+        g = self.activation_fn(dense_i(name="ig")(inputs) + dense_h(name="hg")(h))
+        o = self.gate_fn(dense_i(name="io")(inputs) + dense_h(name="ho")(h))
+        new_c = f * c + i * g
+        new_h = o * self.activation_fn(new_c)
+        return (new_c, new_h), new_h
+
+
+class EqxForgetBias(eqx.nn.LSTMCell):
+    """Equinox's LSTMCell whose forget gate reads its bias plus ``delta``."""
+
+    delta: float = eqx.field(static=True)
+
+    def __init__(self, input_size, hidden_size, *, delta=0.1, **kwargs):
+        super().__init__(input_size, hidden_size, **kwargs)
+        self.delta = delta
+
+    def __call__(self, input, hidden, *, key=None):
+        h, c = hidden
+        i, f, g, o = jnp.split(self.weight_ih @ input + self.weight_hh @ h + self.bias, 4)
+        c = jax.nn.sigmoid(f + self.delta) * c + jax.nn.sigmoid(i) * jnp.tanh(g)  # the planted bug
+        return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+FORGET_BIAS = {  # delta -> the cell in bfloat16, its weights drawn the same for every delta
+    "linen": lambda delta: linen(LinenForgetBias(H, param_dtype=jnp.bfloat16, delta=delta)),
+    "equinox": lambda delta: eqx_cell(EqxForgetBias, dtype=jnp.bfloat16, delta=delta),
+}
+
+
+@pytest.mark.parametrize("framework", sorted(FORGET_BIAS))
+def test_a_forget_gate_bias_bug_in_bfloat16_is_a_mismatch_naming_the_tensor(framework):
+    """The issue's bug, forget-gate bias + 0.1, leaves the envelope; the same cell without it does not. At
+    T = 12 the bug's output error is 3.1x (linen) and 4.1x (Equinox) the envelope, the right cell's 0.3x."""
+    report = compare(FORGET_BIAS[framework](0.1), seq_len=12, batch=B)
+    assert not report.passed, str(report)
+    assert re.search(r"MISMATCH at bfloat16: output leaves the envelope at t = \d+ \([\d.]+x", str(report)), \
+        str(report)
+    right = compare(FORGET_BIAS[framework](0.0), seq_len=12, batch=B)
+    assert right.passed, str(right)
+
+
 # -- what the reference cannot express is refused by name -------------------------------------------
+
+
+def gru_computing_in_float64():
+    """A linen GRUCell computing in float64 on float32 params (built under x64: without it, float64 is float32)."""
+    with jax.enable_x64(True):
+        return linen(nn.GRUCell(H, dtype=jnp.float64))
 
 
 REFUSED = {
@@ -236,7 +349,10 @@ REFUSED = {
     "reverse": (lambda: linen(nn.RNN(nn.GRUCell(H), reverse=True)), ValueError, r"reverse=True on its own"),
     "merge_fn": (lambda: linen(nn.Bidirectional(nn.RNN(nn.GRUCell(H)), nn.RNN(nn.GRUCell(H)),
                                                 merge_fn=lambda a, b: a + b)), ValueError, r"merge_fn="),
-    "dtype": (lambda: linen(nn.GRUCell(H, dtype=jnp.bfloat16)), TypeError, r"GRUCell: computes in bfloat16"),
+    "dtype": (gru_computing_in_float64, ValueError,
+              r"GRUCell \(flax.linen\): dtype=float64 computes in another dtype than its params \(float32\)"),
+    "two narrow dtypes": (lambda: linen(nn.GRUCell(H, dtype=jnp.float16, param_dtype=jnp.bfloat16)), ValueError,
+                          r"params in bfloat16 computing in float16; a low-precision module is judged in one"),
     "no params": (lambda: nn.LSTMCell(H), ValueError, r"holds no weights; pass \(module, params\)"),
     "equinox Linear": (lambda: eqx_cell(eqx.nn.Linear), TypeError,
                        r"Linear derives from neither equinox.nn.LSTMCell nor"),

@@ -18,6 +18,8 @@ import numpy as np
 
 JUDGED = ("float32", "float64")
 NARROW = {"bfloat16": "bfloat16", "float16": "float16", "half": "float16"}  # a dtype's name -> its storage format
+LOW_PRECISION_ADAPTERS = ("torch modules (and torch.autocast), functions, Keras's mixed policies, Flax (linen and "
+                          "nnx) and Equinox cells, and ONNX files of float16 weights")  # those that run NARROW
 
 
 def dtype_name(dtype: Any) -> str:
@@ -40,9 +42,9 @@ def judged_dtype(dtype: Any, who: str) -> np.dtype:
         return np.dtype(name)
     if name in NARROW:
         raise TypeError(f"{who}: computes in {name}, which this adapter does not run yet (a {name} result is judged "
-                        f"by the error a correct {name} implementation makes, against the rounding envelope: torch "
-                        "modules, functions, Keras's mixed policies and float16 ONNX files, so far); compare a float32 copy of it (module.float(), a float32 "
-                        "policy)")
+                        f"by the error a correct {name} implementation makes, against the rounding envelope: "
+                        f"{LOW_PRECISION_ADAPTERS} only, so far); compare a float32 copy of it (module.float(), a "
+                        "float32 policy)")
     raise TypeError(f"{who}: computes in {name}; expected float32 or float64")
 
 

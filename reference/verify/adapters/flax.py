@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ..precision import judged_dtype
 from ..spec import Spec
 from .jax_base import BOTH, Direction, JaxCandidate, Leaf, bias_leaf, kernel_leaf, path_name
 
@@ -54,8 +53,9 @@ def _check_fn(where: str, attr: str, fn: Any, allowed: dict[str, Any]) -> str:
                      f"(supported: {attr} in {list(allowed)})")
 
 
-def _flax_cell(flavour: str, cell: Any, where: str) -> tuple[str, dict[str, Leaf], int]:
-    """(mode, table, hidden size) of a linen or nnx cell, its options checked."""
+def _flax_cell(flavour: str, cell: Any, where: str) -> tuple[str, dict[str, Leaf], int, Any]:
+    """(mode, table, hidden size, computation dtype or None: its params') of a linen or nnx cell, its options
+    checked (its dtype against its params' when they are known: :func:`~.jax_base.exchange_dtype`)."""
     import jax
     import jax.numpy as jnp
 
@@ -86,20 +86,13 @@ def _flax_cell(flavour: str, cell: Any, where: str) -> tuple[str, dict[str, Leaf
         _check_fn(where, "gate_fn", cell.gate_fn, sigmoid)
         _check_fn(where, "activation_fn", cell.activation_fn, tanh)
         mode = "LSTM" if "LSTM" in kind else "GRU"
-    for dtype in (cell.dtype, cell.param_dtype):
-        if dtype is not None:
-            judged_dtype(dtype, where)
-    if cell.dtype is not None and np.dtype(cell.dtype) != np.dtype(cell.param_dtype):
-        raise ValueError(f"{where}: dtype={np.dtype(cell.dtype).name} computes in another dtype than its params "
-                         f"({np.dtype(cell.param_dtype).name}); the verifier checks a cell in its params' dtype "
-                         "(supported: dtype=None or the param_dtype)")
     if flavour == "linen":
         table = _separate_lstm("f") if mode == "LSTM" else _LINEN_GRU if mode == "GRU" else _LINEN_SIMPLE
     elif kind == "LSTMCell":
         table = _separate_lstm("f_")
     else:
         table = {"OptimizedLSTMCell": _NNX_OPTIMIZED_LSTM, "GRUCell": _NNX_GRU, "SimpleCell": _NNX_SIMPLE}[kind]
-    return mode, table, hidden
+    return mode, table, hidden, None if cell.dtype is None else np.dtype(cell.dtype)
 
 
 def _flax_layers(flavour: str, obj: Any) -> tuple[Any, list[Any], list[str]]:
@@ -139,11 +132,11 @@ class _FlaxBase(JaxCandidate):
         runner, cells, prefixes = _flax_layers(self.flavour, obj)
         where = [type(obj).__name__ + (f" ({p.split('/')[0]})" if len(cells) > 1 else "") for p in prefixes]
         found = [_flax_cell(self.flavour, c, w) for c, w in zip(cells, where, strict=True)]
-        if len({(m, tuple(t), h) for m, t, h in found}) != 1:
-            raise ValueError(f"{type(obj).__name__}: its two directions differ in kind or size "
-                             f"({[type(c).__name__ for c in cells]}: {[(m, h) for m, _, h in found]})")
-        self.mode, self.hidden = found[0][0], found[0][2]
-        self._directions = [Direction(p, t) for p, (_, t, _) in zip(prefixes, found, strict=True)]
+        if len({(m, tuple(t), h, d) for m, t, h, d in found}) != 1:
+            raise ValueError(f"{type(obj).__name__}: its two directions differ in kind, size or dtype "
+                             f"({[type(c).__name__ for c in cells]}: {[(m, h, str(d)) for m, _, h, d in found]})")
+        self.mode, self.hidden, self.compute_dtype = found[0][0], found[0][2], found[0][3]
+        self._directions = [Direction(p, t) for p, (_, t, _, _) in zip(prefixes, found, strict=True)]
         self.name = f"{type(obj).__name__} (flax.{self.flavour})"
         return runner
 

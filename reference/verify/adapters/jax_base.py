@@ -14,6 +14,19 @@ default; float64 where ``jax_enable_x64`` is on and the params are float64), and
 gradients of ``<cotangents, outputs>`` with respect to the input, the initial states and every
 parameter by ``jax.vjp``, under ``jax.jit`` (compiled once per shape).
 
+Low precision. A module whose params or computation ``dtype`` is bfloat16 or float16 (Flax's
+``param_dtype=`` / ``dtype=``, Equinox's ``dtype=``) stores that format: its candidate exchanges
+float32 arrays (they hold the format's values exactly), runs the module on them cast to the dtype
+it computes in (its ``dtype``, else its params'), returns float32, and is judged against the
+rounding envelope (:mod:`reference.verify.low_precision`). It declares nothing, so it is judged at
+the widest claim its storage allows, every result and every partial sum rounded. What XLA does on
+the CPU (jax 0.10, read from the optimised HLO of a bfloat16 function and measured on 10^5 values):
+every elementwise result is rounded to bfloat16, sigmoid's own steps (negate, exp, add, divide)
+each, as the reference's every-op model rounds them (82% of results bit-equal to it, 53% to one
+rounding at the end); a matrix product sums in float32 and rounds once (bit-equal to the exact
+product rounded, K = 64). That is ``compute="bfloat16", accumulate="float32"``, inside the widest
+claim; ``compute="float32"`` (a fused kernel) is not what XLA does there.
+
 What each framework computes, read from its sources (``flax/linen/recurrent.py``,
 ``flax/nnx/nn/recurrent.py``, ``equinox/nn/_rnn.py``), in torch's names (rows of gate g of
 ``weight_ih`` are ``W_ig``; a kernel is (in, out), the transpose of torch's weight):
@@ -59,11 +72,13 @@ lengths.
 
 Refused by name (ValueError): a gate or activation function other than the reference's
 (``gate_fn`` sigmoid, ``activation_fn`` tanh; relu too for ``SimpleCell``), ``SimpleCell(residual=True)``,
-a computation ``dtype`` other than the params', a lone ``RNN(reverse=True)``, a ``Bidirectional``
-whose ``merge_fn`` is not concatenation or whose directions differ, cells the reference has no
-equations for (``MGUCell``, ``ConvLSTMCell``, any other), and params whose names or shapes are not
-the cell's. A subclass of a supported cell is run as it is and checked against the equations of
-the cell it derives from: that is how a modified cell is localised.
+a computation ``dtype`` other than the params' where both are float32 or float64, or where they are
+two narrow formats (float32 beside bfloat16 or float16 is mixed precision, judged at the narrow one),
+a lone ``RNN(reverse=True)``, a ``Bidirectional`` whose ``merge_fn`` is not concatenation or whose
+directions differ, cells the reference has no equations for (``MGUCell``, ``ConvLSTMCell``, any
+other), and params whose names or shapes are not the cell's. A subclass of a supported cell is run
+as it is and checked against the equations of the cell it derives from: that is how a modified cell
+is localised.
 """
 
 from __future__ import annotations
@@ -75,7 +90,7 @@ import numpy as np
 
 from ..candidates import Candidate, CandidateError
 from ..layouts import TORCH_ORDER, torch_mode
-from ..precision import judged_dtype
+from ..precision import dtype_name, judged_dtype, narrow_format
 from ..spec import Spec
 
 BOTH = ("bias_ih", "bias_hh")  # a merged bias: both of torch's biases enter the one sum
@@ -134,18 +149,50 @@ def path_name(keypath: Any) -> str:
     return "/".join(parts)
 
 
+def exchange_dtype(params: Any, compute: Any, who: str) -> tuple[np.dtype, str | None]:
+    """(the dtype a module's arrays are exchanged in, its narrow storage format or None), for params of dtype
+    ``params`` computing in ``compute`` (None: the params' dtype).
+
+    float32 and float64 are judged as they are, and a module computing in another of them than its params'
+    is refused. Where either is bfloat16 or float16 the module stores that format: it exchanges float32
+    (which holds the format's values exactly) and is judged against the rounding envelope; the other one
+    must be float32 or the same format (mixed precision: float32 params computing in bfloat16, or bfloat16
+    params promoted to float32).
+    """
+    formats = {narrow_format(d) for d in (params, compute) if d is not None} - {None}
+    if not formats:
+        if compute is not None and dtype_name(compute) != dtype_name(params):
+            raise ValueError(f"{who}: dtype={dtype_name(compute)} computes in another dtype than its params "
+                             f"({dtype_name(params)}); the verifier checks a float32 or float64 module in its "
+                             "params' dtype (supported: dtype=None or the params' dtype)")
+        return judged_dtype(params, who), None
+    wide = sorted({dtype_name(d) for d in (params, compute) if d is not None and narrow_format(d) is None})
+    if len(formats) > 1 or wide not in ([], ["float32"]):
+        raise ValueError(f"{who}: params in {dtype_name(params)} computing in {dtype_name(compute or params)}; a "
+                         "low-precision module is judged in one storage format, beside float32 (supported: "
+                         "bfloat16 or float16 params or dtype, the other float32 or the same)")
+    return np.dtype(np.float32), formats.pop()
+
+
+def _np(a: Any) -> np.ndarray:
+    """A JAX array as NumPy: bfloat16 and float16 as float32, which holds their values exactly."""
+    a = np.asarray(a)
+    return a.astype(np.float32) if narrow_format(a.dtype) else a
+
+
 # -- the candidate ----------------------------------------------------------------------------------
 
 
 class JaxCandidate(Candidate):
     """A JAX recurrent module run by JAX on the verifier's weights; gradients by ``jax.vjp`` (see the module doc).
 
-    Subclasses set ``spec``, ``dtype``, ``name``, ``_directions`` and the flattened parameter tree
+    Subclasses set ``spec``, ``name``, ``_directions``, ``compute_dtype`` and the flattened parameter tree
     (``_treedef``, ``_paths``, own arrays), then call ``_finish``, and implement ``_apply``.
     """
 
     takes_hx = True
     declares_reset_after = True
+    compute_dtype: Any = None  # the dtype the module computes in where it says (Flax's ``dtype=``); None: its params'
     spec: Spec
     mode: str
     arrays: dict[str, np.ndarray]
@@ -169,8 +216,10 @@ class JaxCandidate(Candidate):
         dtypes = {a.dtype for a in own.values()}
         if len(dtypes) != 1:
             raise ValueError(f"{self.name}: its parameters are of dtypes {sorted(map(str, dtypes))}; expected all "
-                             "float32 or all float64")
-        self.dtype = judged_dtype(next(iter(dtypes)), self.name)
+                             "of one dtype (float32, float64, bfloat16 or float16)")
+        self._param_dtype = next(iter(dtypes))  # what its leaves are held in
+        self.dtype, self.storage = exchange_dtype(self._param_dtype, self.compute_dtype, self.name)
+        self._run_dtype = np.dtype(self.compute_dtype or self._param_dtype)  # what its inputs are given in
         self.own_params = self._import(own, gradients=False)
         uncovered = self._uncovered()
         if uncovered:
@@ -222,7 +271,7 @@ class JaxCandidate(Candidate):
                               for n in names) for g, names in leaf.blocks]
                 a = np.concatenate(blocks, axis=0)  # (n*H, in) or (n*H,)
                 arrays[direction.prefix + key] = a.T if leaf.kind == "kernel" else a
-        return [np.ascontiguousarray(arrays[p], dtype=self.dtype) for p in self._paths]
+        return [np.ascontiguousarray(arrays[p], dtype=self._param_dtype) for p in self._paths]
 
     def _import(self, arrays: Mapping[str, np.ndarray], gradients: bool) -> dict[str, np.ndarray]:
         """The framework's arrays (or their gradients) -> torch's names.
@@ -256,7 +305,7 @@ class JaxCandidate(Candidate):
         import jax
 
         outs, pullback = jax.vjp(lambda w, x_, h: self._apply(w, x_, h, lengths), leaves, x, hx)
-        return outs, pullback(cots)
+        return outs, pullback(jax.tree_util.tree_map(lambda c, o: c.astype(o.dtype), cots, outs))
 
     def call(self, spec, params, x, hx, grad_output, grad_hidden, *, lengths=None, dropout_masks=None):
         if dropout_masks is not None:
@@ -273,7 +322,7 @@ class JaxCandidate(Candidate):
                                  f"{np.dtype(jax.dtypes.canonicalize_dtype(self.dtype)).name}: enable float64 "
                                  "(jax.config.update('jax_enable_x64', True), or compare inside jax.enable_x64(True))")
         leaves = self._export(params)
-        dt = self.dtype
+        dt = self._run_dtype  # bfloat16 values given as float32 are cast exactly
         out_shape = (x.shape[0], x.shape[1], spec.D * spec.P)
         g_out = np.zeros(out_shape, dt) if grad_output is None else np.asarray(grad_output, dt)
         g_hid = tuple(np.zeros(h.shape, dt) if grad_hidden is None or grad_hidden[k] is None
@@ -282,10 +331,10 @@ class JaxCandidate(Candidate):
         # a forward-only call runs the same program with zero cotangents: one compile per shape, not two
         (out, hidden), (g_leaves, g_x, g_hx) = self._run(leaves, np.asarray(x, dt),
                                                          tuple(np.asarray(h, dt) for h in hx), lens, (g_out, g_hid))
-        res: dict[str, Any] = {"output": np.asarray(out), "hidden": tuple(np.asarray(h) for h in hidden)}
+        res: dict[str, Any] = {"output": _np(out), "hidden": tuple(_np(h) for h in hidden)}
         if grad_output is not None or grad_hidden is not None:
-            res["input"] = np.asarray(g_x)
-            res["hx"] = tuple(np.asarray(g) for g in g_hx)
+            res["input"] = _np(g_x)
+            res["hx"] = tuple(_np(g) for g in g_hx)
             grads = self._import(dict(zip(self._paths, (np.asarray(g) for g in g_leaves), strict=True)),
                                  gradients=True)
             res.update((k, v.astype(self.dtype)) for k, v in grads.items())
