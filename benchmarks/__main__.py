@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from . import baseline, kernel, plots, report, runner, trust
-from .config import CELLS, DEVICES, DTYPES, SUITES, Row, select, suite
+from .config import ALL_DTYPES, CELLS, DEVICES, SUITES, Row, select, suite
 from .measure import RSS_METHOD
 from .progress import Progress
 from .worker import REFERENCE_ROOT_VAR
@@ -51,7 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     ap.add_argument("--suite", type=_choices("suite", SUITES), default="quick", help=f"one of {', '.join(SUITES)}")
     ap.add_argument("--cells", nargs="+", type=_choices("cell", CELLS), help="default: every cell of the suite")
-    ap.add_argument("--dtypes", nargs="+", type=_choices("dtype", DTYPES), help="default: both")
+    ap.add_argument("--dtypes", nargs="+", type=_choices("dtype", ALL_DTYPES),
+                    help="default: every dtype of the suite (bfloat16 and float16 rows run torch implementations only)")
     ap.add_argument("--devices", nargs="+", type=_choices("device", DEVICES),
                     help="default: cpu, and cuda when available")
     ap.add_argument("--repeat", type=int, help="timed calls per phase after warm-up (median reported); "
@@ -160,6 +161,7 @@ def main(argv=None) -> int:
         progress = Progress(runner.check_cost(rows) + runner.total_cost(rows, impls_of, s.phases, repeat, rounds),
                             len(rows))
         machine, peaks = runner.check(session, rows, _on_record("check"), progress)
+        print(f"CPU low precision: {kernel.describe_capability(machine.get('cpu_low_precision', {}))}", flush=True)
         if not machine.get("cuda_available") and any(r.device == "cuda" for r in rows):
             if args.suite == "gpu":
                 progress.close()
