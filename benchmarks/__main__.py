@@ -6,6 +6,7 @@
     python -m benchmarks --suite scaling --repeat 2       # time against T, B and H; scaling.png
     python -m benchmarks --suite gpu                      # one GPU, under 8 minutes; skips without CUDA
     python -m benchmarks --baseline-ref HEAD~3            # adds a row for that revision's reference
+    python -m benchmarks --suite goals --dtypes float32 bfloat16 --impls torch-function   # bfloat16 beside float32
     python -m benchmarks --repeat 9 --threads 2 --out bench_results/
 
 Writes <out>/results.json, results.csv and PNG figures; prints a table. Where
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 from . import baseline, kernel, plots, report, runner, trust
-from .config import CELLS, DEVICES, DTYPES, SUITES, Row, select, suite
+from .config import ALL_DTYPES, ALL_IMPLS, BASELINE, CELLS, DEVICES, SUITES, Row, select, suite
 from .measure import RSS_METHOD
 from .progress import Progress
 from .worker import REFERENCE_ROOT_VAR
@@ -51,9 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     ap.add_argument("--suite", type=_choices("suite", SUITES), default="quick", help=f"one of {', '.join(SUITES)}")
     ap.add_argument("--cells", nargs="+", type=_choices("cell", CELLS), help="default: every cell of the suite")
-    ap.add_argument("--dtypes", nargs="+", type=_choices("dtype", DTYPES), help="default: both")
+    ap.add_argument("--dtypes", nargs="+", type=_choices("dtype", ALL_DTYPES),
+                    help="default: every dtype of the suite (bfloat16 and float16 rows run torch implementations only)")
     ap.add_argument("--devices", nargs="+", type=_choices("device", DEVICES),
                     help="default: cpu, and cuda when available")
+    ap.add_argument("--impls", nargs="+", type=_choices("implementation", ALL_IMPLS),
+                    help="time only these of the suite's implementations (torch-nn, the baseline, always runs)")
     ap.add_argument("--repeat", type=int, help="timed calls per phase after warm-up (median reported); "
                     f"default {DEFAULT_REPEAT}")
     ap.add_argument("--rounds", type=int, help="alternating rounds per row; the repeats are split over them "
@@ -149,7 +153,8 @@ def main(argv=None) -> int:
             print(f"baseline: {extra[0]} imports reference from a worktree of {args.baseline_ref}", flush=True)
 
         def impls_of(row: Row) -> tuple[str, ...]:
-            return s.impls.get(row.device, ()) + (extra if row.device == "cpu" else ())
+            listed = s.impls.get(row.device, ()) + (extra if row.device == "cpu" else ())
+            return tuple(i for i in listed if not args.impls or i in args.impls or i == BASELINE)
 
         print(f"suite {args.suite}: {len(rows)} rows listed, {args.threads} threads, {repeat} repeats "
               f"in {rounds} rounds", flush=True)
@@ -160,6 +165,7 @@ def main(argv=None) -> int:
         progress = Progress(runner.check_cost(rows) + runner.total_cost(rows, impls_of, s.phases, repeat, rounds),
                             len(rows))
         machine, peaks = runner.check(session, rows, _on_record("check"), progress)
+        print(f"CPU low precision: {kernel.describe_capability(machine.get('cpu_low_precision', {}))}", flush=True)
         if not machine.get("cuda_available") and any(r.device == "cuda" for r in rows):
             if args.suite == "gpu":
                 progress.close()
@@ -181,6 +187,7 @@ def main(argv=None) -> int:
     settings = {"suite": args.suite, "repeat": repeat, "rounds": rounds, "phases": list(s.phases),
                 "warmup": ">= 1 call and 0.25 s before a job's first phase, >= 1 call and 0.05 s before the others",
                 "threads": args.threads, "cells": args.cells, "dtypes": args.dtypes, "devices": args.devices,
+                "impls": args.impls,
                 "keep_blas_env": args.keep_blas_env, "blas_env_removed": removed, "blas_env_note": note,
                 "baseline_ref": args.baseline_ref, "memory_method": RSS_METHOD,
                 "commit": revision, "date": started,

@@ -58,7 +58,17 @@ def _module_results(m, x, hx, dout, dhx) -> tuple[Callable, Callable, Callable]:
     return forward, backward, results
 
 
+NO_NUMPY_KERNEL = "{0} rows run torch implementations only (NumPy has no {0} kernel)"
+
+
+def _torch_only(row: Row) -> None:
+    """Unavailable for an implementation computing in NumPy (or jax) at a low-precision row."""
+    if row.low_precision:
+        raise Unavailable(NO_NUMPY_KERNEL.format(row.dtype))
+
+
 def prepare_reference(row: Row) -> Prepared:
+    _torch_only(row)
     if row.device != "cpu":
         raise Unavailable("the reference on NumPy runs on the CPU only (reference-torch runs it on CUDA)")
     p = make_problem(row)
@@ -75,6 +85,7 @@ def _sync(device: str) -> Callable[[], None]:
 
 def prepare_reference_torch(row: Row) -> Prepared:
     """The reference module on torch tensors: computes in torch where the module supports it."""
+    _torch_only(row)  # its weights are NumPy arrays
     _check_device(row)
     import torch
 
@@ -96,8 +107,9 @@ def prepare_reference_torch(row: Row) -> Prepared:
     return Prepared(forward, forward, backward, results, _sync(row.device))
 
 
-def _torch_runner(row: Row, run: Callable, params: dict) -> Prepared:
-    """Closures around run(x, hx) -> (output, hidden) for any torch implementation."""
+def _torch_runner(row: Row, run: Callable, params: dict, candidate: object = None) -> Prepared:
+    """Closures around run(x, hx) -> (output, hidden) for any torch implementation; ``candidate`` is
+    what compare() judges at a low-precision row (the module, or a function around ``run``'s maths)."""
     import torch
 
     p = make_problem(row)
@@ -133,7 +145,7 @@ def _torch_runner(row: Row, run: Callable, params: dict) -> Prepared:
         res.update({f"d_{k}": v.grad for k, v in params.items()})
         return res
 
-    return Prepared(infer, forward, backward, results, _sync(row.device))
+    return Prepared(infer, forward, backward, results, _sync(row.device), candidate=candidate)
 
 
 def _check_device(row: Row) -> None:
@@ -145,10 +157,12 @@ def _check_device(row: Row) -> None:
 
 def prepare_torch_nn(row: Row) -> Prepared:
     _check_device(row)
+    import torch
+
     from torch_impl import to_torch
 
-    module = to_torch(make_problem(row).module, device=row.device)
-    return _torch_runner(row, module, dict(module.named_parameters()))
+    module = to_torch(make_problem(row).module, device=row.device).to(getattr(torch, row.dtype))
+    return _torch_runner(row, module, dict(module.named_parameters()), candidate=module)
 
 
 def _optional(name: str):
@@ -163,7 +177,8 @@ def _weights(row: Row) -> dict:
     import torch
 
     state = make_problem(row).module.state_dict()
-    return {k: torch.tensor(np.asarray(v), device=row.device, requires_grad=True) for k, v in state.items()}
+    return {k: torch.tensor(np.asarray(v), dtype=getattr(torch, row.dtype), device=row.device, requires_grad=True)
+            for k, v in state.items()}
 
 
 def _prepare_functional(row: Row, module_name: str, fn_name: str) -> Prepared:
@@ -174,7 +189,8 @@ def _prepare_functional(row: Row, module_name: str, fn_name: str) -> Prepared:
         raise Unavailable(f"torch_impl.{module_name} has no {fn_name}")
     params = _weights(row)
     kw = {"proj_size": row.P} if row.P else {}
-    return _torch_runner(row, lambda x, hx: fn(row.cell, x, hx, params, **kw), params)
+    return _torch_runner(row, lambda x, hx: fn(row.cell, x, hx, params, **kw), params,
+                         candidate=function_candidate(fn, row))
 
 
 def prepare_torch_autograd(row: Row) -> Prepared:
@@ -185,10 +201,47 @@ def prepare_torch_function(row: Row) -> Prepared:
     return _prepare_functional(row, "bptt", "rnn_bptt")
 
 
+def function_candidate(fn: Callable, row: Row) -> Callable:
+    """``fn(mode, x, hx, params)`` behind compare()'s function protocol, computing in the row's dtype:
+    compare hands it float32 arrays holding values of that format and takes float32 back."""
+    def candidate(spec, params, input, hx, grad_output, grad_hidden, **_):
+        import torch
+
+        dtype, device = getattr(torch, row.dtype), row.device
+
+        def leaf(a):
+            return torch.tensor(np.asarray(a), dtype=dtype, device=device, requires_grad=True)
+
+        weights = {k: leaf(v) for k, v in params.items()}
+        x, states = leaf(input), tuple(leaf(h) for h in hx)
+        out, hidden = fn(spec.mode, x, as_hidden(states), weights, **({"proj_size": spec.proj_size}
+                                                                         if spec.proj_size else {}))
+        hidden = hidden if isinstance(hidden, tuple) else (hidden,)
+        res: dict = {"output": out, "hidden": hidden}
+        if grad_output is not None:
+            outs = [t for t, g in zip((out, *hidden), (grad_output, *grad_hidden)) if g is not None]
+            cots = [torch.tensor(np.asarray(g), dtype=dtype, device=device)
+                    for g in (grad_output, *grad_hidden) if g is not None]
+            torch.autograd.backward(outs, cots)
+            res.update(input=x.grad, hx=tuple(h.grad for h in states), **{k: w.grad for k, w in weights.items()})
+        return {k: _float32(v) for k, v in res.items()}
+
+    return candidate
+
+
+def _float32(v):
+    """A torch tensor (or a tuple of them) as float32 NumPy arrays; None stays None."""
+    if isinstance(v, tuple):
+        return tuple(_float32(t) for t in v)
+    return None if v is None else v.detach().float().cpu().numpy()
+
+
 def prepare_floor(row: Row) -> Prepared:
     """The matrix products alone: NumPy on the CPU, torch on CUDA (floor.py)."""
     from . import floor
 
+    if row.device == "cpu":
+        _torch_only(row)
     rng = np.random.default_rng(2)
     if row.device == "cpu":
         def make(shape):
@@ -206,6 +259,7 @@ def prepare_floor(row: Row) -> Prepared:
 
 
 def prepare_jax(row: Row) -> Prepared:
+    _torch_only(row)
     try:
         from . import jax_impl
     except ImportError as e:

@@ -42,10 +42,8 @@ FLAGS_SHOWN = ("sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512vl"
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     """The CPU's feature flags (x86 "flags", Arm "Features") from /proc/cpuinfo; empty if unreadable."""
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
+        cpuinfo = read_cpuinfo()
+        if cpuinfo is None:
             return frozenset()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
@@ -67,6 +65,37 @@ def cpu_level(flags: frozenset[str]) -> str:
     if "avx" in flags:
         return "avx"
     return "sse"
+
+
+# The CPU features a bfloat16 or float16 kernel can use: AVX512-BF16's dot products, AMX's tiles
+# (amx_tile, with amx_bf16 for bfloat16), AVX512-FP16's arithmetic. Without them torch converts.
+LOW_PRECISION_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
+
+
+def low_precision_capability(cpuinfo: str | None, torch_capability: str | None) -> dict[str, str]:
+    """Each LOW_PRECISION_FLAGS flag as "yes" or "no" from /proc/cpuinfo's text ("unknown" for all
+    where there is none, or no flags line in it: not Linux, or not x86), and torch's CPU capability
+    (``torch.backends.cpu.get_cpu_capability()``, the ISA its kernels dispatch to; "unknown" without torch)."""
+    flags = cpu_flags(cpuinfo) if cpuinfo is not None else frozenset()
+    known = bool(flags) and "flags" in {line.partition(":")[0].strip() for line in (cpuinfo or "").splitlines()}
+    out = {f: ("yes" if f in flags else "no") if known else "unknown" for f in LOW_PRECISION_FLAGS}
+    out["torch_cpu_capability"] = torch_capability or "unknown"
+    return out
+
+
+def read_cpuinfo() -> str | None:
+    """/proc/cpuinfo's text, or None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def describe_capability(cap: dict) -> str:
+    """One line: 'avx512_bf16 yes, amx_bf16 no, amx_tile no, avx512_fp16 no; torch CPU capability AVX512'."""
+    flags = ", ".join(f"{f} {cap.get(f, 'unknown')}" for f in LOW_PRECISION_FLAGS)
+    return f"{flags}; torch CPU capability {cap.get('torch_cpu_capability', 'unknown')}"
 
 
 def pinning_vars(environ: Mapping[str, str]) -> dict[str, str]:

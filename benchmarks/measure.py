@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import GATES, Row
+from .config import GATES, ITEMSIZE, LOW_PRECISION, Row
 
 
 def time_calls(fn: Callable[[], Any], sync: Callable[[], None], repeat: int, warmup_s: float = 0.25) -> list[float]:
@@ -69,7 +69,7 @@ def min_activation_bytes(row: Row) -> int:
     T, B, H = row.T, row.B, row.H
     elements = {"RNN_TANH": (T + 1) * B * H, "RNN_RELU": (T + 1) * B * H, "GRU": 5 * T * B * H,
                 "LSTM": T * B * (6 * H + (row.P or H))}[row.cell] + T * B * row.I
-    return elements * np.dtype(row.dtype).itemsize
+    return elements * ITEMSIZE[row.dtype]
 
 
 def retained_bytes(obj: Any, exclude: tuple = (), skip_objects: tuple = ()) -> int:
@@ -157,7 +157,8 @@ def peak_traced_bytes(fn: Callable[[], Any]) -> int:
 
 
 def matmul_peak(device: str, dtype: str, repeat: int = 20) -> dict[str, float]:
-    """GFLOP/s of a square matrix product, the best of NumPy and torch on this device.
+    """GFLOP/s of a square matrix product, the best of NumPy and torch on this device (torch's
+    alone in bfloat16 and float16).
 
     N = 1024 on the CPU (large enough for BLAS to reach steady state, ~15 ms), 4096 on CUDA.
     The fastest of ``repeat`` calls, not the median: a peak is what the machine can do, and
@@ -170,10 +171,11 @@ def matmul_peak(device: str, dtype: str, repeat: int = 20) -> dict[str, float]:
     flops = 2.0 * n ** 3
     out = {}
     rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-    if device == "cpu":
+    low = dtype in LOW_PRECISION  # torch's product only: NumPy has no bfloat16
+    a, b = (rng.standard_normal((n, n)).astype("float32" if low else dtype) for _ in range(2))
+    if device == "cpu" and not low:
         out["numpy"] = flops / min(time_calls(lambda: a @ b, lambda: None, repeat)) / 1e9
-    ta, tb = (torch.tensor(m, device=device) for m in (a, b))
+    ta, tb = (torch.tensor(m, device=device, dtype=getattr(torch, dtype)) for m in (a, b))
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     out["torch"] = flops / min(time_calls(lambda: ta @ tb, sync, repeat)) / 1e9
     out["peak"] = max(out.values())

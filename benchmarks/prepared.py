@@ -19,6 +19,7 @@ class Prepared(NamedTuple):
     tape: Callable[[Any], Any] | None = None  # what forward returned -> the reference's tape
     caller: tuple = ()  # what the caller owns (module, input, states): not counted in the tape's bytes
     step: Callable[[], Any] | None = None  # a fused forward + backward; default backward(forward())
+    candidate: Any = None  # what compare() judges at a low-precision row: a torch module or a function
 
 
 class Unavailable(Exception):

@@ -19,6 +19,12 @@ import reference
 from .config import Row
 
 
+def numpy_dtype(row: Row) -> np.dtype:
+    """The dtype the problem is drawn in: the row's, or float32 for bfloat16 and float16 (NumPy has
+    neither as a computing type), which torch then rounds to the row's format."""
+    return np.dtype("float32" if row.low_precision else row.dtype)
+
+
 class Problem(NamedTuple):
     module: object  # the reference module; torch modules are converted from it
     x: np.ndarray  # (T, B, I)
@@ -29,7 +35,7 @@ class Problem(NamedTuple):
 
 def make_module(row: Row):
     """The reference module of the row, with weights drawn from seed 0."""
-    dtype = np.dtype(row.dtype)
+    dtype = numpy_dtype(row)
     if row.cell.startswith("RNN"):
         module = reference.RNN(row.I, row.H, nonlinearity=row.cell[4:].lower(), dtype=dtype, seed=0)
     elif row.P:
@@ -44,7 +50,7 @@ def make_module(row: Row):
 
 
 def make_problem(row: Row) -> Problem:
-    dtype = np.dtype(row.dtype)
+    dtype = numpy_dtype(row)
     module = make_module(row)
     P = row.P or row.H
     rng = np.random.default_rng(1)

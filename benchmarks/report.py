@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import trust
-from .config import BASELINE, FLOOR, SCALING_AXES, SCALING_BASE
-from .kernel import describe
+from .config import BASELINE, FLOOR, LOW_PRECISION, SCALING_AXES, SCALING_BASE
+from .kernel import describe, describe_capability
 from .trust import MARK
 
 COLUMNS = ("cell", "size", "dtype", "device", "impl", "infer ms", "fwd ms", "bwd ms", "step ms", "spread",
@@ -293,7 +293,49 @@ def _sweep_view(configs) -> tuple[list[str], list[list[str]]]:
     return header, lines
 
 
-VIEWS = {"ratios": _ratios_view, "summary": _summary_view, "per-step": _per_step_view, "sweep": _sweep_view,
+def _over(a: dict | None, b: dict | None) -> str:
+    """a's time over b's (two dtypes' records of one phase), marked when either is flagged unreliable."""
+    value = _fmt(_ratio((a or {}).get("ms"), (b or {}).get("ms")), ".2f")
+    return value + MARK if value != "-" and (trust.is_flagged(a) or trust.is_flagged(b)) else value
+
+
+def _precision_view(configs) -> tuple[list[str], list[list[str]]]:
+    """torch.nn in bfloat16 (and float16) against torch.nn in float32 on the same shape, from the same run:
+    the speed training in that format gives on this machine. One line per shape with a low-precision row:
+    torch.nn's float32 step, then per format its step, the step, forward and backward over float32's,
+    torch-function's step over torch.nn's in that format, and torch.nn's validation (its largest error
+    over the rounding envelope, at the T and B compare ran, and the seconds it took)."""
+    shapes: dict[tuple, dict[str, dict]] = {}
+    for key, impls in configs:
+        shape = key[:6] + key[7:]
+        shapes.setdefault(shape, {})[key[6]] = impls
+    formats = [f for f in LOW_PRECISION if any(f in by_dtype for by_dtype in shapes.values())]
+    header = ["row", "float32 step ms"]
+    for f in formats:
+        header += [f"{f} step ms", f"{f} / float32 step", "fwd", "bwd", f"torch-function x ({f})", "validated"]
+    lines = []
+    for shape, by_dtype in shapes.items():
+        if not any(f in by_dtype for f in formats) or "float32" not in by_dtype:
+            continue
+        base = by_dtype["float32"].get("torch-nn", {})
+        line = [config_name((*shape[:6], "", *shape[6:])).replace("  ", " ").strip(),
+                _cell(by_dtype["float32"], "torch-nn", "step", "ms", ".1f")]
+        for f in formats:
+            low = by_dtype.get(f, {})
+            nn = low.get("torch-nn", {})
+            over = [_over(nn.get(ph), base.get(ph)) for ph in ("step", "forward", "backward")]
+            any_r = next(iter(nn.values()), {})
+            validated = ("-" if any_r.get("envelope_multiple") is None else
+                         f"{any_r['envelope_multiple']:.2g}x at {any_r['validated_at']}, {any_r['validation_s']:.0f} s")
+            line += [_cell(low, "torch-nn", "step", "ms", ".1f"), *over,
+                     _cell(low, "torch-function", "step", "ratio_to_torch", ".2f"), validated]
+            if _status(low):
+                line[0] += f" ({f}: {_status(low)})"
+        lines.append(line)
+    return header, lines
+
+
+VIEWS = {"ratios": _ratios_view, "precision": _precision_view, "summary": _summary_view, "per-step": _per_step_view, "sweep": _sweep_view,
          "lines": None}
 
 
@@ -325,6 +367,9 @@ def provenance(doc: dict, path: str) -> str:
               f"round{'s' if rounds != 1 else ''}, {threads}"), *machine]
     if peaks:
         parts.append("matrix-product peak " + ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in sorted(peaks.items())))
+    if any(r.get("dtype") in LOW_PRECISION for r in doc.get("rows", [])):
+        parts.append("CPU low precision: " + describe_capability(doc.get("environment", {}).get("cpu_low_precision")
+                                                                 or {}))
     if s.get("load_average"):
         parts.append(f"load average {s['load_average']}")
     parts.append(_commit(doc))

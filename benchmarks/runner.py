@@ -228,6 +228,7 @@ def total_cost(rows: list[Row], impls_of: Callable[[Row], tuple[str, ...]], phas
                                        for r in rows)
 
 
+ENVELOPE_FIELDS = ("envelope_multiple", "validated_at", "validation_s")  # a low-precision row's validation
 MEMORY_FIELDS = ("setup_rss_bytes", "step_peak_rss_bytes", "cuda_max_memory_bytes")
 
 
@@ -245,6 +246,7 @@ def result_rows(rows: list[Row], impls_of: Callable[[Row], tuple[str, ...]], val
             peak = peaks.get((row.device, row.dtype), {}).get("peak")
             common = {**row.as_dict(), "impl": impl, "status": v.get("status"), "max_rel_error": v.get("max_rel_error"),
                       "tf32_max_rel_error": v.get("tf32_max_rel_error"), "peak_gflops": peak,
+                      **{k: v.get(k) for k in ENVELOPE_FIELDS if k in v},
                       "tf32_setting": json.dumps(t.get("tf32")) if t.get("tf32") else None,
                       **{k: t.get(k) for k in MEMORY_FIELDS}}
             if "error" in t:

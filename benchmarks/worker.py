@@ -74,7 +74,7 @@ def probe(job: dict) -> None:
     """The machine's environment block, and the matrix-product peak per (device, dtype)."""
     import numpy as np
 
-    from .kernel import process_block
+    from .kernel import low_precision_capability, process_block, read_cpuinfo
     from .measure import matmul_peak
 
     torch = _torch(job["threads"])
@@ -94,6 +94,8 @@ def probe(job: dict) -> None:
            "cudnn": torch.backends.cudnn.version() if cuda else None,
            "gpu": torch.cuda.get_device_name(0) if cuda else None,
            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+           # what a bfloat16 or float16 row can use on this CPU (kernel.LOW_PRECISION_FLAGS)
+           "cpu_low_precision": low_precision_capability(read_cpuinfo(), torch.backends.cpu.get_cpu_capability()),
            "check_process": process_block(torch_loaded=True)}
     emit({"type": "env", "env": env})
     for device, dtype in job["peaks"]:
@@ -127,7 +129,7 @@ def desired(job: dict) -> None:
         row = Row(**item)
         path = desired_file(job["dir"], row)
         rec = {"type": "desired", "row": row.as_dict()}
-        if not path.exists():
+        if not path.exists() and not row.low_precision:  # those are judged against the envelope instead
             try:
                 arrays = {f"nn__{k}": v for k, v in as_numpy(prepare(BASELINE, row).results()).items()}
                 if row.device != "cpu":
@@ -206,6 +208,8 @@ def _validate_row(impl: str, row, saved: dict) -> dict:
     def part(prefix):
         return {k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)}
 
+    if row.low_precision:
+        return _validate_low_precision(impl, row)
     if impl == BASELINE and row.device == "cpu":
         return {"valid": True, "status": "baseline", "max_rel_error": 0.0}
     if impl == FLOOR:
@@ -230,6 +234,18 @@ def _validate_row(impl: str, row, saved: dict) -> dict:
     return rec
 
 
+def _validate_low_precision(impl: str, row) -> dict:
+    """A bfloat16 or float16 row: the implementation's own object against the rounding envelope
+    (envelope_check.py), torch.nn included (it is no baseline here: it is judged like the others)."""
+    from .envelope_check import judge
+    from .impls import Unavailable, prepare
+
+    candidate = prepare(impl, row).candidate
+    if candidate is None:
+        raise Unavailable(f"{impl} has nothing compare() can judge at {row.dtype}")
+    return judge(candidate, row)
+
+
 def validate(job: dict) -> None:
     """Every row for one implementation, in this process, before it times anything; then
     this process's kernel block (what NumPy's BLAS and torch loaded here)."""
@@ -247,10 +263,12 @@ def validate(job: dict) -> None:
         rec = {"type": "valid", "impl": impl, "row": row.as_dict()}
         path = desired_file(job["dir"], row)
         try:
-            if not path.exists():
-                raise Unavailable(job["desired_errors"].get(row.name, "no desired results"))
-            with np.load(path) as f:
-                saved = dict(f)
+            saved = {}
+            if not row.low_precision:
+                if not path.exists():
+                    raise Unavailable(job["desired_errors"].get(row.name, "no desired results"))
+                with np.load(path) as f:
+                    saved = dict(f)
             rec.update(_validate_row(impl, row, saved))
             rec["status"] = rec.get("status") or ("ok" if rec["valid"] else
                                                   "mismatch: " + "; ".join(rec.get("failures", [])))

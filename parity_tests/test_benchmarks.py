@@ -44,6 +44,11 @@ def test_json_has_environment_and_validated_rows(bench_out):
     for key in ("cpu_model", "cpu_count", "numpy", "torch", "numpy_blas", "thread_env", "check_process"):
         assert key in env
     assert set(env["allocator_env"]) >= {"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"}  # the default
+    # what a bfloat16 or float16 row can use: the CPU's flags (or "unknown") and torch's capability
+    cap = env["cpu_low_precision"]
+    assert set(cap) == {"avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "torch_cpu_capability"}, cap
+    assert {cap[f] for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")} <= {"yes", "no", "unknown"}
+    assert cap["torch_cpu_capability"] == env["check_process"]["torch"]["cpu_capability"]
     assert doc["matmul_peaks"] and doc["matmul_peaks"][0]["peak"] > 0
     rows = doc["rows"]
     assert {r["impl"] for r in rows} >= {"reference", "torch-nn", "gemm-floor"}
@@ -248,16 +253,16 @@ def test_the_small_and_scaling_suites_cover_their_ranges():
 
 
 @pytest.mark.parametrize("argv, word", [(["--suite", "nope"], "suite"), (["--cells", "LSTMX"], "cell"),
-                                        (["--devices", "tpu"], "device"), (["--dtypes", "float16"], "dtype")])
+                                        (["--devices", "tpu"], "device"), (["--dtypes", "int8"], "dtype")])
 def test_unknown_choices_are_a_usage_error_listing_the_choices(argv, word, capsys):
     from benchmarks.__main__ import parse_args
-    from benchmarks.config import CELLS, DEVICES, DTYPES, SUITES
+    from benchmarks.config import ALL_DTYPES, CELLS, DEVICES, SUITES
 
     with pytest.raises(SystemExit) as e:
         parse_args(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err
-    choices = {"suite": SUITES, "cell": CELLS, "device": DEVICES, "dtype": DTYPES}[word]
+    choices = {"suite": SUITES, "cell": CELLS, "device": DEVICES, "dtype": ALL_DTYPES}[word]
     assert f"unknown {word}" in err and all(c in err for c in choices), err
 
 
