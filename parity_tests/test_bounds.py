@@ -39,7 +39,8 @@ from reference.verify.deadline import deadline
 from reference.verify.files import MAX_ARRAY_BYTES, MAX_FILE_BYTES, MAX_INPUT_ELEMENTS, MAX_TOTAL_BYTES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BASE = ["--candidate", "torch.nn:LSTM", "--mode", "LSTM", "--input-size", "3", "--hidden-size", "4"]
+# a NumPy candidate (examples/my_numpy_lstm.py), so the exit contract is checked without torch too
+BASE = ["--candidate", "examples.my_numpy_lstm:my_lstm", "--mode", "LSTM", "--input-size", "3", "--hidden-size", "4"]
 
 
 def refused(call) -> str:
@@ -247,9 +248,9 @@ def test_ctrl_c_on_a_hanging_candidate_exits_130_with_one_line(tmp_path):
 
 
 def test_a_mismatch_is_the_only_exit_1(capsys, tmp_path):
-    code, out, _ = run(["--candidate", "parity_tests.broken_candidates:broken_factory", "--mode", "LSTM",
-                        "--input-size", "3", "--hidden-size", "4"], capsys)
-    assert code == 1 and "MISMATCH" in out
+    (tmp_path / "bug.py").write_text("from examples.my_numpy_lstm import with_bug\n\nbuggy = with_bug()\n")
+    code, out, _ = run(["--candidate", f"{tmp_path / 'bug.py'}:buggy", *BASE[2:]], capsys)  # NumPy, one BPTT bug
+    assert code == 1 and "MISMATCH" in out, out
     (tmp_path / "bad.py").write_text("raise AttributeError('no such thing at import')\n")
     code, _, err = run(["--candidate", f"{tmp_path / 'bad.py'}:f", "--mode", "LSTM", "--input-size", "3",
                         "--hidden-size", "4"], capsys)

@@ -41,9 +41,10 @@ import numpy as np
 
 from .bounds import one_check
 from .candidates import Candidate, CandidateError, to_numpy
-from .files import TORCH_SUFFIXES, Limits, check_file, read_npz
+from .files import TORCH_SUFFIXES, Limits, check_file
 from .layouts import detect_layout, import_state_dict, mode_from_shapes, torch_mode
 from .modules import is_reference_module, is_torch_module, spec_of_module
+from .npz import read_npz
 from .registry import file_adapter
 from .spec import Spec
 

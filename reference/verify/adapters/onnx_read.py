@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..files import check_file, read_bounded, read_npz
+from ..files import check_file, read_bounded
+from ..npz import read_npz
 from .onnx_tensors import check_tensor
 
 
