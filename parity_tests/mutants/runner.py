@@ -36,7 +36,7 @@ from typing import NamedTuple
 from .catalogue import CATALOGUE, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
-SNAPSHOT = ("reference", "torch_impl", "parity_tests", "pyproject.toml")
+SNAPSHOT = ("reference", "torch_impl", "parity_tests", "examples", "pyproject.toml")  # examples: the suite runs some
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
 # One test process per core: each is capped to one BLAS / OpenMP thread so that N processes
 # do not fight over the cores (the sizes drawn are tiny; threads buy nothing there).
