@@ -77,7 +77,8 @@ def test_the_total_limit_holds_at_its_value(tmp_path):
            "in all" in refused(lambda: load_weights(over))
     at = str(npz_members_declaring([2**31, 2**31 - 1, 1])(tmp_path / "at.npz"))
     message = refused(lambda: load_weights(at))  # within the total: its members' headers are checked, and lie
-    assert "in all" not in message and "but holds" in message
+    # (ours says the member "holds" less than declared; Python 3.13's zipfile finds the overlap first)
+    assert "in all" not in message and ("but holds" in message or "Overlapped entries" in message), message
 
 
 def test_the_total_counts_every_file_of_one_check(tmp_path):
@@ -243,7 +244,7 @@ def test_ctrl_c_on_a_hanging_candidate_exits_130_with_one_line(tmp_path):
     while not started.exists() and proc.poll() is None and time.monotonic() < deadline_at:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=300)  # a loaded machine may take long to deliver and unwind
     assert proc.returncode == 130 and err == "rnn-check: interrupted\n", (proc.returncode, out, err)
 
 
@@ -307,9 +308,12 @@ def test_compare_stops_a_candidate_past_its_timeout_naming_the_step(cand, step, 
 
 
 def test_a_localisation_probe_past_the_timeout_is_named(warm):
+    start = time.monotonic()  # the same check, never hanging: how long the main check and localisation take here
+    compare(hanging_lstm(hang_on=lambda x: False, wrong=True))
+    limit = max(3.0, 3 * (time.monotonic() - start))  # past the main check whatever the machine's load
     cand = hanging_lstm(hang_on=lambda x: x.shape[0] == 1, wrong=True)  # the teacher-forced steps run T = 1
     with pytest.raises(CheckTimeout) as e:
-        compare(cand, timeout=3)
+        compare(cand, timeout=limit)
     assert "during localisation (running teacher-forced steps of layer 0 (T=1)), in the candidate's forward" \
         in str(e.value), str(e.value)
 
