@@ -127,6 +127,16 @@ def _flax_layers(flavour: str, obj: Any) -> tuple[Any, list[Any], list[str]]:
 class _FlaxBase(JaxCandidate):
     flavour = "linen"
 
+    def _read(self, params: Any, name: str | None) -> None:
+        """The params tree's leaves and paths, the spec they give, the name; then the shared checks."""
+        import jax
+
+        flat, self._treedef = jax.tree_util.tree_flatten_with_path(params)
+        self._paths = [path_name(k) for k, _ in flat]
+        self.spec = self._spec(dict(zip(self._paths, (a for _, a in flat), strict=True)))
+        self.name = name or self.name
+        self._finish([a for _, a in flat])
+
     def _setup(self, obj: Any) -> Any:
         """Spec and directions from ``obj``; returns the RNN module to run (None: wrap the cell in RNN)."""
         runner, cells, prefixes = _flax_layers(self.flavour, obj)
@@ -170,7 +180,6 @@ class FlaxCandidate(_FlaxBase):
 
     def __init__(self, module: Any, params: Mapping[str, Any], name: str | None = None):
         import flax.linen as nn
-        import jax
 
         if not isinstance(module, nn.Module):
             raise TypeError(f"module: expected a flax.linen module, got {type(module).__name__}")
@@ -185,11 +194,7 @@ class FlaxCandidate(_FlaxBase):
         if runner is None:
             runner, params = nn.RNN(module), {"cell": params}
         self.runner = runner
-        flat, self._treedef = jax.tree_util.tree_flatten_with_path(params)
-        self._paths = [path_name(k) for k, _ in flat]
-        self.spec = self._spec(dict(zip(self._paths, (a for _, a in flat), strict=True)))
-        self.name = name or self.name
-        self._finish([a for _, a in flat])
+        self._read(params, name)
 
     def _apply(self, leaves, x, hx, lengths):
         import jax
@@ -205,18 +210,13 @@ class NnxCandidate(_FlaxBase):
     flavour = "nnx"
 
     def __init__(self, module: Any, name: str | None = None):
-        import jax
         from flax import nnx
 
         runner = self._setup(module)
         if runner is None:
             runner = nnx.RNN(module, rngs=False)  # the carry is always given: no RNG stream needed
         self._graphdef, state, self._rest = nnx.split(runner, nnx.Param, ...)
-        flat, self._treedef = jax.tree_util.tree_flatten_with_path(state)
-        self._paths = [path_name(k) for k, _ in flat]
-        self.spec = self._spec(dict(zip(self._paths, (a for _, a in flat), strict=True)))
-        self.name = name or self.name
-        self._finish([a for _, a in flat])
+        self._read(state, name)
 
     def _apply(self, leaves, x, hx, lengths):
         import jax
