@@ -65,6 +65,7 @@ the verdict must then name both, "i, g".
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import math
 import sys
@@ -193,10 +194,10 @@ class PlantedBug(nn.Module):
                     setattr(self, f"{name}_l{layer}{sfx}", nn.Parameter(torch.empty(shape).uniform_(-k, k)))
 
     @classmethod
-    def for_spec(cls, spec, bug: Bug | None, bug_width: int | None):
+    def for_spec(cls, spec, bug: Bug | None, bug_width: int | None, dtype: torch.dtype = torch.float64):
         """The module for another configuration (localisation's factory), the bug travelling with it."""
         return cls(spec.mode, spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.dropout,
-                   spec.bidirectional, spec.proj_size, spec.reset_after, bug, bug_width).double()
+                   spec.bidirectional, spec.proj_size, spec.reset_after, bug, bug_width).to(dtype)
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -423,12 +424,13 @@ def spec_kwargs(cell: str) -> dict:
             "proj_size": proj, "reset_after": reset_after}
 
 
-def build(cell: str, bug: Bug | None, dropout: float = 0.0, seed: int = 0) -> PlantedBug:
+def build(cell: str, bug: Bug | None, dropout: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float64
+          ) -> PlantedBug:
     kw = spec_kwargs(cell)
     torch.manual_seed(seed)
     width = None if bug is None else (I if bug.layer == 0 else 2 * (kw["proj_size"] or kw["hidden_size"]))
     m = PlantedBug(kw["mode"], I, kw["hidden_size"], 2, True, dropout, True, kw["proj_size"], kw["reset_after"],
-                   bug, width).double()
+                   bug, width).to(dtype)
     if kw["mode"] == "RNN_RELU":  # unit 0 alive and unit 1 dead at every step: a step of only one kind hides a bug
         with torch.no_grad():
             for name, p in m.named_parameters():
@@ -448,20 +450,22 @@ def initial_states(cell: str, bug: Bug | None, seed: int = 0) -> tuple:
     return (h0, rng.uniform(-1, 1, (4, B, H))) if kw["mode"] == "LSTM" else h0
 
 
-def run(bug: Bug | None, cell: str | None = None, dropout: float = 0.0, seed: int = 0):
-    """compare() on the planted candidate (``cell`` for a correct one)."""
+def run(bug: Bug | None, cell: str | None = None, dropout: float = 0.0, seed: int = 0,
+        dtype: torch.dtype = torch.float64):
+    """compare() on the planted candidate (``cell`` for a correct one), its module in ``dtype`` (bfloat16 and
+    float16: judged against the rounding envelope, each sub-problem against its own)."""
     cell = bug.cell if bug is not None else cell
-    m = build(cell, bug, dropout, seed)
+    m = build(cell, bug, dropout, seed, dtype)
     width = m.bug_width
     return compare(m, hx=initial_states(cell, bug, seed), input=inputs(seed), seed=seed,
-                   factory=lambda s: PlantedBug.for_spec(s, bug, width))
+                   factory=lambda s: PlantedBug.for_spec(s, bug, width, dtype))
 
 
 def verdict(bug: Bug, report) -> str:
     """'' when the report names the planted place exactly, else what is wrong with it."""
     if report.passed:
         return "MATCH (the bug went unnoticed)"
-    forward_failed = any(not t.passed for t in report.tensors if t.kind == "forward")
+    forward_failed = report.forward_failed
     if forward_failed != (bug.pass_ == "forward"):
         return f"the {'forward' if forward_failed else 'backward'} pass failed"
     div = report.forward if bug.pass_ == "forward" else report.gradient
@@ -476,22 +480,37 @@ def verdict(bug: Bug, report) -> str:
     return ""
 
 
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Every case of the full matrix (``--covering``: CI's set; ``--seed N``: other weights and data);
-    prints each miss and "N/N hits"."""
+    """Every case of the full matrix (``--covering``: CI's set; ``--every N``: every Nth case of it; ``--seed N``:
+    other weights and data; ``--dtype bfloat16``: the planted module in bfloat16); prints each miss, the misses by
+    kind and "N/N hits"."""
     parser = argparse.ArgumentParser(prog="python -m parity_tests.localisation_matrix")
     parser.add_argument("--covering", action="store_true", help="only the cases CI runs")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="every Nth case only")
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, data and cotangents")
+    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="the planted module's dtype")
     args = parser.parse_args(argv)
-    bugs = (covering_bugs() if args.covering else all_bugs()) + conditional_bugs()
-    misses = []
+    bugs = ((covering_bugs() if args.covering else all_bugs()) + conditional_bugs())[::args.every]
+    misses = collections.Counter()
     for bug in bugs:
-        why = verdict(bug, run(bug, seed=args.seed))
+        why = verdict(bug, run(bug, seed=args.seed, dtype=DTYPES[args.dtype]))
         if why:
-            misses.append(f"MISS {bug}: {why}")
-            print(misses[-1], flush=True)
-    print(f"{len(bugs) - len(misses)}/{len(bugs)} hits")
+            misses[_kind_of_miss(why)] += 1
+            print(f"MISS {bug}: {why}", flush=True)
+    print(", ".join(f"{n} {kind}" for kind, n in misses.items()) or "no misses")
+    print(f"{len(bugs) - sum(misses.values())}/{len(bugs)} hits")
     return 1 if misses else 0
+
+
+def _kind_of_miss(why: str) -> str:
+    for start, kind in (("MATCH", "not seen (MATCH)"), ("the ", "seen in the other pass"),
+                        ("not localised", "not placed"), ("named", "placed wrong")):
+        if why.startswith(start):
+            return kind
+    return "other"
 
 
 if __name__ == "__main__":

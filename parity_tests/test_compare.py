@@ -189,6 +189,7 @@ def test_reverse_off_by_one_with_lengths_is_a_lengths_bug_at_the_row_s_first_rev
 def test_reverse_rows_are_ordered_from_their_own_length():
     # A reverse-only bug on a row of length 3 at t = 2 (its first reverse step) comes before a row of
     # length 6 at t = 4 (its second): processing order counts from each row's own last valid step.
+    from reference.verify.localise.bounds import Rule
     from reference.verify.localise.common import first_output_divergence
 
     T, B, P = 6, 2, 1
@@ -196,7 +197,7 @@ def test_reverse_rows_are_ordered_from_their_own_length():
     bad = out.copy()
     bad[4, 0, 1] = 1.0  # row 0 (length 6), reverse, t = 4: processing index 1
     bad[2, 1, 1] = 1.0  # row 1 (length 3), reverse, t = 2: processing index 0
-    assert first_output_divergence(bad, out, [6, 3], 2, P, (0.0, 1e-12))[:3] == (1, 2, 1)
+    assert first_output_divergence(bad, out, [6, 3], 2, P, Rule(0.0, 1e-12))[:3] == (1, 2, 1)
 
 
 def test_reverse_off_by_one_is_invisible_without_lengths():

@@ -394,6 +394,18 @@ CATALOGUE: tuple[Mutant, ...] = (
            ("test_low_precision_compare.py::test_torch_kernels_at_low_precision_match",),
            "a bfloat16 or float16 candidate is judged by float32's fixed tolerance, not the envelope: correct "
            "kernels MISMATCH"),
+    Mutant("low_precision_localised_by_a_fixed_atol", "localisation", "reference/verify/localise/bounds.py",
+           "            return Limit(np.broadcast_to(per_step, shape))",
+           "            return Limit(np.broadcast_to(np.float64(1e-3), shape))",
+           ("test_low_precision_localisation.py::test_a_planted_bug_in_a_low_precision_kernel_is_placed",),
+           "a low-precision failure is localised under one fixed atol, not each sub-problem's rounding envelope: "
+           "correct layers and steps are named"),
+    Mutant("low_precision_sub_problems_not_rounded_to_storage", "localisation", "reference/verify/session.py",
+           "        if self.storage is not None:\n            return np.asarray(round_to(",
+           "        if False:\n            return np.asarray(round_to(",
+           ("test_low_precision_localisation.py::test_a_low_precision_session_rounds_every_sub_problem_to_its_storage",),
+           "localisation's sub-problems rounded to float32, not to the storage format: the truth is computed on "
+           "values the kernel never reads"),
     Mutant("low_precision_cli_drops_compute", "cli", "reference/verify/cli.py",
            "compute=args.compute, accumulate=args.accumulate,", "compute=None, accumulate=args.accumulate,",
            ("test_low_precision_compare.py::test_the_cli_judges_low_precision_with_the_same_exit_codes",),

@@ -187,7 +187,7 @@ def compare(
         g_out = draw_out if "output" in cots else None
         g_hid = tuple(g if n in cots else None for g, n in zip(draw_hid, ("h_n", "c_n")[: len(draw_hid)], strict=True))
 
-    session = Session(cand, dtype, expect or Expect(False, (False, False), frozenset()), frozenset(cots))
+    session = Session(cand, dtype, expect or Expect(False, (False, False), frozenset()), frozenset(cots), storage)
     pb_cand = Problem(spec, params, x, hx, lens, masks, g_out, g_hid)
     pb_ref = pb_cand if ref_own is None else replace(pb_cand, params=ref_own)
     for pb in {id(pb_cand): pb_cand, id(pb_ref): pb_ref}.values():
@@ -199,7 +199,7 @@ def compare(
                              "reference_module without weights (a Spec)")
         with phase("the main check (low precision)"):
             return judge_low_precision(session, pb_cand, precision, weights_note,
-                                       "; ".join(n for n in (hx_note, lengths_note) if n))
+                                       "; ".join(n for n in (hx_note, lengths_note) if n), localise=localise)
     with phase("the main check"):
         ref_res, _, _ = session.reference(pb_ref)
         check_truth(pb_ref, ref_res)
@@ -255,9 +255,10 @@ def compare(
             report.step_errors[label] = t.per_step
     if localise and not report.passed and not report.dtype_problem and not report.weight_diff:
         from .localise import localise as find
+        from .localise.bounds import Table
 
         with phase("localisation (starting)"):
-            find(report, session, pb_cand, ftol, gtol)
+            find(report, session, pb_cand, Table(ftol, gtol))
     return report
 
 

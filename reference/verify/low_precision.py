@@ -23,17 +23,23 @@ round less). A kernel that keeps its intermediates and sums in float32 (cuDNN, o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from reference.precision import Precision
 
 from .candidates import Problem
+from .deadline import phase
 from .envelope import EnvelopeVerdict, judge, measure_envelope, plot_envelope, rounded_problem
+from .localise import localise as find
+from .localise.bounds import Rounding
 from .precision import JUDGED
+from .report import Divergence
 from .session import Session
 from .spec import Spec
+
+FORWARD = ("output", "h_n", "c_n")  # the tensors of the forward pass; the others are gradients
 
 
 def declared_precision(storage: str | None, dtype: np.dtype, compute: str | None,
@@ -73,6 +79,10 @@ class LowPrecisionReport:
     verdict: EnvelopeVerdict
     weights: str = ""
     notes: str = ""
+    forward: Divergence | None = None  # where localisation placed a failure, each sub-problem judged by its own
+    gradient: Divergence | None = None  # rounding envelope (reference.verify.localise.bounds.Rounding)
+    stopped: str = ""  # why localisation stopped, when it could not finish
+    step_errors: dict[str, np.ndarray] = field(default_factory=dict)  # localisation's per-step errors
 
     @property
     def precision(self) -> Precision:
@@ -84,6 +94,16 @@ class LowPrecisionReport:
 
     def __bool__(self) -> bool:
         return self.passed
+
+    @property
+    def forward_failed(self) -> bool:
+        """An output or a final state leaves the envelope (localisation then looks forward, else backward)."""
+        return any(not t.passed for t in self.verdict.tensors if t.name in FORWARD)
+
+    @property
+    def divergence(self) -> Divergence | None:
+        """The first divergence found (forward before gradient)."""
+        return self.forward or self.gradient
 
     def __str__(self) -> str:
         env = self.verdict.envelope
@@ -104,6 +124,15 @@ class LowPrecisionReport:
             where = t.note or (f"{stat}" + ("" if step is None else f" at t = {step}"))
             lines.append(f"  {t.name:<{width}}  {m:9.3g}x of the envelope  ({where})  {'ok' if t.passed else 'FAIL'}")
         lines.append(str(self.verdict))
+        if self.forward:
+            lines.append(f"  first forward divergence  -> {self.forward}")
+        if self.gradient:
+            lines.append(f"  first gradient divergence -> {self.gradient}")
+        if self.stopped:
+            lines.append(f"  localisation stopped: {self.stopped}")
+        elif not self.passed and not self.divergence and self.verdict.tensors:
+            lines.append("  not localised: every sub-problem is within its own rounding envelope (the verdict's place "
+                         "above is where the error leaves the envelope of the whole run)")
         return "\n".join(lines)
 
     def plot(self, path: str) -> str:
@@ -112,15 +141,21 @@ class LowPrecisionReport:
 
 
 def judge_low_precision(session: Session, pb: Problem, precision: Precision, weights: str = "",
-                        notes: str = "") -> LowPrecisionReport:
+                        notes: str = "", localise: bool = True) -> LowPrecisionReport:
     """Run the session's candidate on ``pb`` rounded to ``precision``'s storage, and judge it against the
-    envelope of that problem."""
+    envelope of that problem; on a MISMATCH (``localise``), find where it first goes wrong, each sub-problem
+    judged against its own envelope."""
     if precision.storage not in (*JUDGED, "bfloat16", "float16"):  # Precision has checked the name already
         raise ValueError(f"precision: storage {precision.storage} is not judged")
     rounded = rounded_problem(pb, precision)  # the values the kernel reads, in float64
     envelope = measure_envelope(rounded, precision)
     result, _ = session.candidate(rounded)
     cand = session.cand
-    return LowPrecisionReport(pb.spec, cand.name, cand.device, pb.x.shape[0], pb.x.shape[1],
-                              None if pb.lengths is None else list(map(int, pb.lengths)), judge(envelope, result),
-                              weights, notes)
+    report = LowPrecisionReport(pb.spec, cand.name, cand.device, pb.x.shape[0], pb.x.shape[1],
+                                None if pb.lengths is None else list(map(int, pb.lengths)), judge(envelope, result),
+                                weights, notes)
+    if localise and not report.passed and report.verdict.tensors and not any(t.note for t in report.verdict.tensors):
+        session.original = (rounded, result)
+        with phase("localisation (starting)"):
+            find(report, session, rounded, Rounding(precision))
+    return report

@@ -102,6 +102,11 @@ class CompareReport:
         """The first divergence found (forward before gradient)."""
         return self.forward or self.gradient
 
+    @property
+    def forward_failed(self) -> bool:
+        """An output or a final state fails (localisation then looks forward, else backward)."""
+        return any(not t.passed for t in self.tensors if t.kind == "forward")
+
     def __str__(self) -> str:
         fwd = next((t for t in self.tensors if t.kind == "forward"), None)
         grd = next((t for t in self.tensors if t.kind == "gradient"), None)

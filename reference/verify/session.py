@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.precision import round_to
 from reference.tolerances import candidate_tol, compare_arrays
 
 from .candidates import Candidate, CandidateError, Expect, Problem, run_candidate
@@ -26,20 +27,27 @@ from .spec import Spec
 class Session:
     """One candidate at one dtype: runs it and the reference on the same (rounded) problems."""
 
-    def __init__(self, cand: Candidate, dtype: np.dtype, expect: Expect, cotangents: frozenset):
+    def __init__(self, cand: Candidate, dtype: np.dtype, expect: Expect, cotangents: frozenset,
+                 storage: str | None = None):
         self.cand, self.dtype, self.expect, self.cotangents = cand, np.dtype(dtype), expect, cotangents
+        self.storage = storage  # a narrower format the candidate stores its values in (bfloat16, float16), or None
         self.original: tuple[Problem, dict] | None = None  # the problem compare judged, and the candidate's result
         self._parts: dict[tuple[int, int], Candidate] = {}
         self._unfaithful: str | None = None  # after the gate ran: "" faithful, else why not
 
+    def round(self, a: Any) -> np.ndarray:
+        """``a`` rounded to the candidate's dtype (its storage format, where narrower), held in float64."""
+        if self.storage is not None:
+            return np.asarray(round_to(a, self.storage), dtype=np.float64)
+        return np.asarray(a, dtype=np.float64).astype(self.dtype).astype(np.float64)
+
     def rounded(self, pb: Problem) -> Problem:
-        """Every float of ``pb`` rounded to the candidate's dtype, so both sides read the same values."""
-        if self.dtype == np.float64:
+        """Every float of ``pb`` rounded as ``round`` does, so both sides read the same values."""
+        if self.dtype == np.float64 and self.storage is None:
             return pb
-        to = lambda a: np.asarray(a, dtype=np.float64).astype(self.dtype).astype(np.float64)  # same shape
-        r = lambda a: None if a is None else to(a)
-        return replace(pb, params={k: r(v) for k, v in pb.params.items()}, x=to(pb.x), hx=tuple(r(h) for h in pb.hx),
-                       grad_output=r(pb.grad_output),
+        r = lambda a: None if a is None else self.round(a)  # same shape
+        return replace(pb, params={k: r(v) for k, v in pb.params.items()}, x=self.round(pb.x),
+                       hx=tuple(r(h) for h in pb.hx), grad_output=r(pb.grad_output),
                        grad_hidden=None if pb.grad_hidden is None else tuple(r(g) for g in pb.grad_hidden))
 
     def candidate(self, pb: Problem) -> tuple[dict, list[str]]:

@@ -60,6 +60,10 @@ passed the fidelity gate (:mod:`reference.verify.session`). When a sub-problem c
 (the candidate refuses another shape, a rebuild does not reproduce the user's object), the
 report keeps the mismatch and says where and why localisation stopped.
 
+What agreement is on a sub-problem (:mod:`.bounds`): the tolerance table's one rule at float32 and
+float64; at bfloat16, float16 and TF32, the sub-problem's own rounding envelope, so one step is
+allowed what rounding does in one step.
+
 The phases live apart: :mod:`.forward` (layers, teacher-forced steps, stacks), :mod:`.gates`
 (isolating the gate of a wrong forward step), :mod:`.backward` and :mod:`.backward_gates` (the same
 for gradients), over the helpers of :mod:`.common`; :func:`localise` (:mod:`.locate`) runs them.

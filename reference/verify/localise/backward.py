@@ -13,6 +13,7 @@ from ..report import Divergence
 from ..session import Session
 from ..spec import Spec, layer_params, split_name
 from .backward_gates import gradient_gate
+from .bounds import Bounds
 from .common import Stage, States, judge, valid_steps
 
 
@@ -45,7 +46,7 @@ def _grad_names(S: Session, params: dict) -> list[str]:
     return S.expect.param_names(params)
 
 
-def gradient(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Divergence | None:
+def gradient(S: Session, pb: Problem, rule, stage: Stage, curves: dict) -> Divergence | None:
     spec = pb.spec
     T, B = pb.x.shape[:2]
     D = spec.D
@@ -66,33 +67,35 @@ def gradient(S: Session, pb: Problem, tol, stage: Stage, curves: dict) -> Diverg
         stage.text = f"running layer {layer} alone, backward ({sub}, T={T}, B={B})"
         c_iso = S.candidate(iso)[0]
         r_iso, iso_tape, r_grads = S.reference(iso, carries=True)
-        if not _grad_differs(S, c_iso, r_iso, lp, tol):
+        if not _grad_differs(S, c_iso, r_iso, lp, rule.bounds(S, iso)):
             continue
         carries = r_grads["carries"][0]  # [direction][t] -> (dh_t,) or (dh_t, dc_t)
         stage.text = f"running teacher-forced backward steps of layer {layer} (T=1)"
-        found = _gradient_steps(S, sub, lp, x_l, iso_tape, carries, valid, pb.lengths, tol, layer, curves)
+        found = _gradient_steps(S, sub, lp, x_l, iso_tape, carries, valid, pb.lengths, rule, layer, curves)
         if found is not None:
             return found
         stage.text = f"running layer {layer} backward from each step"
-        return _gradient_sequence(S, iso, iso_tape, valid, tol, layer, c_iso, r_iso)
+        return _gradient_sequence(S, iso, iso_tape, valid, rule, layer, c_iso, r_iso)
     return Divergence("gradient stacking", spec.num_layers - 1, None, None,
                       "dropout" if spec.dropout_active else "input", None, math.nan,
                       "every layer's gradients are right alone; the gradient passed from one layer to the one below "
                       + ("(through the dropout mask, scaled by 1/(1-p)) " if spec.dropout_active else "") + "is not")
 
 
-def _grad_differs(S: Session, c: dict, r: dict, params: dict, tol, d: int | None = None, rows=None) -> list[str]:
+def _grad_differs(S: Session, c: dict, r: dict, params: dict, bounds: Bounds, d: int | None = None, rows=None
+                  ) -> list[str]:
     """Names of the provided gradients that differ (``d``: only direction d's hx and parameters)."""
     bad = []
-    if S.expect.input and not judge(c.get("input"), r["input"], tol, None, rows)[0]:
+    if S.expect.input and not judge(c.get("input"), r["input"], bounds("input"), None, rows)[0]:
         bad.append("input")
     for k, name in enumerate(("h", "c")[:len(r["hx"])]):
-        if S.expect.hx[k] and c.get("hx") is not None and not judge(c["hx"][k], r["hx"][k], tol, d, rows)[0]:
+        if S.expect.hx[k] and c.get("hx") is not None and not judge(c["hx"][k], r["hx"][k], bounds("hx", k), d,
+                                                                     rows)[0]:
             bad.append(f"d{name}_prev")
     for n in _grad_names(S, params):
         if d is not None and split_name(n)[2] != d:
             continue
-        if not judge(c[n], r[n], tol)[0]:
+        if not judge(c[n], r[n], bounds(n))[0]:
             bad.append(n)
     return bad
 
@@ -120,7 +123,7 @@ def _probe_cotangents(S: Session, spec: Spec, carry: tuple, d: int, rows, B: int
     return g_out, ((g_h, g_c) if spec.lstm else (g_h,))
 
 
-def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, lengths, tol, layer: int,
+def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, lengths, rule, layer: int,
                     curves: dict) -> Divergence | None:
     T, B = x_l.shape[:2]
     D = sub.D
@@ -134,27 +137,29 @@ def _gradient_steps(S: Session, sub: Spec, lp: dict, x_l, tape, carries, valid, 
                 continue
             g_out, g_hid = _probe_cotangents(S, sub, carries[d][t], d, rows, B)
             probe = Problem(sub, lp, x_l[t:t + 1], states.at(t), None, None, g_out, g_hid, layers=(layer, layer + 1))
-            c, r = S.candidate(probe)[0], S.reference(probe)[0]
-            bad = _grad_differs(S, c, r, lp, tol, d, rows)
-            errs[d, t] = max([judge(c.get("input"), r["input"], tol, None, rows)[1]] +
-                             [judge(ca, ra, tol, d, rows)[1] for ca, ra in zip(c.get("hx") or (), r["hx"], strict=False)])  # no hx from the candidate: nothing to compare
+            c, r, bounds = S.candidate(probe)[0], S.reference(probe)[0], rule.bounds(S, probe)
+            bad = _grad_differs(S, c, r, lp, bounds, d, rows)
+            carried = [(ca, ra, bounds("hx", k)) for k, (ca, ra) in  # no hx from the candidate: nothing to compare
+                       enumerate(zip(c.get("hx") or (), r["hx"], strict=False))]
+            errs[d, t] = max([judge(c.get("input"), r["input"], bounds("input"), None, rows)[1]] +
+                             [judge(ca, ra, bd, d, rows)[1] for ca, ra, bd in carried])
             if not bad:
                 continue
             n = lambda b: int(lengths[b]) if lengths is not None else T
             one = lambda b: np.arange(B) == b
             bad_rows = [b for b in np.flatnonzero(rows)
-                        if not judge(c.get("input"), r["input"], tol, None, one(b))[0] or any(
-                            not judge(ca, ra, tol, d, one(b))[0] for ca, ra in zip(c.get("hx") or (), r["hx"], strict=False))]  # no hx: nothing to compare
+                        if not judge(c.get("input"), r["input"], bounds("input"), None, one(b))[0] or any(
+                            not judge(ca, ra, bd, d, one(b))[0] for ca, ra, bd in carried)]
             # BPTT order, per row: the last processed step first (forward: t = n-1 down; reverse: t = 0 up)
             k, row = min(((n(b) - 1 - t if d == 0 else t), b) for b in (bad_rows or np.flatnonzero(rows)))
             if first is None or (k, d) < first[0]:
-                first = ((k, d), d, t, int(row) if bad_rows else None, probe, c, r, bad)
+                first = ((k, d), d, t, int(row) if bad_rows else None, probe, c, r, bounds, bad)
     for d in range(D):
         curves[f"gradient step l{layer} {'rev' if d else 'fwd'} (teacher-forced)"] = errs[d]
     if first is None:
         return None
-    _, d, t, b, probe, c, r, bad = first
-    gate, how = gradient_gate(S, probe, c, r, bad, d, valid[t], tol)
+    _, d, t, b, probe, c, r, bounds, bad = first
+    gate, how = gradient_gate(S, probe, (c, r, bounds), bad, d, valid[t], rule)
     return Divergence("gradient step", layer, d, t, gate, b, float(errs[d, t]),
                       f"backward through this one step, given the reference's incoming gradient, differs in "
                       f"{', '.join(_pretty(n, layer) for n in bad)}; {how}")
@@ -166,14 +171,14 @@ def _pretty(name: str, layer: int) -> str:
     return {"input": "dx"}.get(name, name)
 
 
-def _gradient_sequence(S: Session, iso: Problem, tape, valid, tol, layer: int, c_iso: dict, r_iso: dict
+def _gradient_sequence(S: Session, iso: Problem, tape, valid, rule, layer: int, c_iso: dict, r_iso: dict
                        ) -> Divergence:
     spec = iso.spec
     T = iso.x.shape[0]
     D, P = spec.D, spec.P
     if iso.lengths is not None:
         full = replace(iso, lengths=None)
-        if not _grad_differs(S, S.candidate(full)[0], S.reference(full)[0], iso.params, tol):
+        if not _grad_differs(S, S.candidate(full)[0], S.reference(full)[0], iso.params, rule.bounds(S, full)):
             return Divergence("gradient sequence", layer, None, None, "lengths", None, math.nan,
                               "every step's backward is right, and the layer's gradients agree without lengths: "
                               "check where the backward pass of each row starts and stops, and that padded steps "
@@ -198,18 +203,18 @@ def _gradient_sequence(S: Session, iso: Problem, tape, valid, tol, layer: int, c
                 None if g is None else np.stack([g[dd] if dd == d else np.zeros_like(g[dd]) for dd in range(D)])
                 for g in iso.grad_hidden)
             probe = Problem(spec, iso.params, iso.x[window], hx, sub_len, None, g_out, g_hid, layers=iso.layers)
-            c, r = S.candidate(probe)[0], S.reference(probe)[0]
+            c, r, bounds = S.candidate(probe)[0], S.reference(probe)[0], rule.bounds(S, probe)
             rows = valid[t]
             for k, q in enumerate(("h", "c")[:len(r["hx"])]):
                 if not S.expect.hx[k] or c.get("hx") is None:
                     continue
-                ok, e = judge(c["hx"][k], r["hx"][k], tol, d, rows)
+                ok, e = judge(c["hx"][k], r["hx"][k], bounds("hx", k), d, rows)
                 if not ok:
                     order = (T - 1 - t) if d == 0 else t
                     if first is None or (order, d) < first[0]:
                         first = ((order, d), d, t, q, e)
     if first is None:
-        bad = _grad_differs(S, c_iso, r_iso, iso.params, tol)
+        bad = _grad_differs(S, c_iso, r_iso, iso.params, rule.bounds(S, iso))
         return Divergence("gradient sequence", layer, None, None, ", ".join(_pretty(n, layer) for n in bad), None,
                           math.nan, "every step's backward is right and every carry agrees, but these gradients of "
                           "the whole layer differ: check how they are summed over steps")

@@ -10,10 +10,11 @@ import numpy as np
 from ..candidates import Problem
 from ..session import Session
 from ..spec import split_name
-from .common import EQ_H, gate_blocks, judge, with_arrays
+from .bounds import Bounds
+from .common import EQ_H, bound_blocks, gate_blocks, judge, with_arrays
 
 
-def _bad_blocks(S: Session, probe: Problem, c: dict, r: dict, d: int, tol) -> tuple[list[int], bool]:
+def _bad_blocks(probe: Problem, c: dict, r: dict, bounds: Bounds, d: int) -> tuple[list[int], bool]:
     """(gate blocks whose weight or bias gradient rows differ, whether any gate-blocked gradient is provided)."""
     spec, sfx = probe.spec, "_reverse" if d else ""
     G = spec.G
@@ -23,30 +24,35 @@ def _bad_blocks(S: Session, probe: Problem, c: dict, r: dict, d: int, tol) -> tu
         if key not in c:
             continue
         any_provided = True
-        for j, (cb, rb) in enumerate(zip(gate_blocks(c[key], G), gate_blocks(r[key], G), strict=True)):
-            if not judge(cb, rb, tol)[0]:
+        blocks = zip(gate_blocks(c[key], G), gate_blocks(r[key], G), bound_blocks(bounds(key), len(r[key]), G),
+                     strict=True)
+        for j, (cb, rb, bb) in enumerate(blocks):
+            if not judge(cb, rb, bb)[0]:
                 bad.add(j)
     return sorted(bad), any_provided
 
 
-def _bad_blocks_by_input(S: Session, probe: Problem, d: int, rows, tol) -> list[int]:
+def _bad_blocks_by_input(S: Session, probe: Problem, d: int, rows, rule) -> list[int]:
     """Without weight gradients: gate j is bad when dx differs with only its W_ih rows kept."""
     spec, key = probe.spec, f"weight_ih_l0{'_reverse' if d else ''}"
     G, out = spec.G, []
     for j in range(G):
         w = np.concatenate([blk if k == j else np.zeros_like(blk) for k, blk in enumerate(gate_blocks(probe.params[key], G))])
         p = replace(probe, params=with_arrays(probe.params, **{key: w}))
-        if not judge(S.candidate(p)[0].get("input"), S.reference(p)[0]["input"], tol, None, rows)[0]:
+        if not judge(S.candidate(p)[0].get("input"), S.reference(p)[0]["input"], rule.bounds(S, p)("input"), None,
+                     rows)[0]:
             out.append(j)
     return out
 
 
-def gradient_gate(S: Session, probe: Problem, c: dict, r: dict, bad: list[str], d: int, rows, tol) -> tuple[str, str]:
+def gradient_gate(S: Session, probe: Problem, results: tuple, bad: list[str], d: int, rows, rule) -> tuple[str, str]:
+    """``results``: the probe's (candidate's, reference's, bounds)."""
     spec = probe.spec
     letters = spec.gates or ("h",)
-    blocks, provided = _bad_blocks(S, probe, c, r, d, tol)
+    c, r, bounds = results
+    blocks, provided = _bad_blocks(probe, c, r, bounds, d)
     if not provided and S.expect.input:
-        blocks = _bad_blocks_by_input(S, probe, d, rows, tol)
+        blocks = _bad_blocks_by_input(S, probe, d, rows, rule)
     tensors = sorted({split_name(n)[0] for n in bad if n.startswith(("weight_ih", "weight_hh", "bias"))})
     alone = len(tensors) == 1 and len(tensors) == len(bad)  # one gradient differs, every other agrees
     if alone and tensors[0].startswith("bias"):

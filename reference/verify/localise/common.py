@@ -7,8 +7,6 @@ import math
 
 import numpy as np
 
-from reference.tolerances import compare_arrays
-
 from ..deadline import set_phase
 
 EQ_H = {"LSTM": "h' = o * tanh(c')", "GRU": "h' = (1 - z) * n + z * h", "RNN_TANH": "h' = tanh(W_ih x + b_ih + W_hh h + b_hh)",
@@ -39,23 +37,23 @@ def valid_steps(lengths, T: int, B: int) -> np.ndarray:
     return np.arange(T)[:, None] < np.asarray(lengths)[None, :]
 
 
-def judge(actual, desired, tol, d: int | None = None, rows=None) -> tuple[bool, float]:
-    """(ok, max abs error) under the one rule; ``d`` selects axis 0, ``rows`` axis -2."""
+def judge(actual, desired, bound, d: int | None = None, rows=None) -> tuple[bool, float]:
+    """(ok, max abs error) under ``bound`` (:mod:`.bounds`); ``d`` selects axis 0, ``rows`` axis -2 of the
+    arrays and of the bound alike."""
     if actual is None:
         return True, 0.0
     a, r = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
     if a.shape != r.shape:
         return False, math.inf
     if d is not None:
-        a, r = a[d:d + 1], r[d:d + 1]
+        a, r, bound = a[d:d + 1], r[d:d + 1], bound[d:d + 1]
     if rows is not None:
-        a, r = a[..., rows, :], r[..., rows, :]
+        a, r, bound = a[..., rows, :], r[..., rows, :], bound[..., rows, :]
     if a.size == 0:
         return True, 0.0
     if not np.isfinite(a).all():
         return False, math.inf
-    ok, max_abs, _ = compare_arrays(a, r, *tol)
-    return bool(ok), float(max_abs)
+    return bound.allows(a, r)
 
 
 class States:
@@ -77,19 +75,18 @@ def processing_index(t: int, d: int, n: int) -> int:
     return t if d == 0 else n - 1 - t
 
 
-def first_output_divergence(cand_out, ref_out, lengths, D: int, P: int, tol):
-    """(direction, time, batch row, error) of the first differing output, in each row's processing order
-    (padding positions, which must be zero, count after every valid step)."""
+def first_output_divergence(cand_out, ref_out, lengths, D: int, P: int, bound):
+    """(direction, time, batch row, error) of the first output beyond ``bound``, in each row's processing
+    order (padding positions, which must be zero, count after every valid step)."""
     a, r = np.asarray(cand_out, np.float64), np.asarray(ref_out, np.float64)
     if a.shape != r.shape:
         return 0, 0, 0, math.inf
     T = a.shape[0]
-    rtol, atol = tol
     best = None  # (processing index, direction, row, time, error)
     for d in range(D):
         sl = slice(d * P, (d + 1) * P)
         diff = np.abs(a[..., sl] - r[..., sl]).max(axis=-1)  # (T, B)
-        bad = (diff > atol + rtol * np.abs(r[..., sl]).max(initial=0.0)) | ~np.isfinite(diff)
+        bad = bound[..., sl].exceeded(a[..., sl], r[..., sl]).any(axis=-1)  # (T, B)
         for b, t in zip(*np.nonzero(bad.T), strict=True):
             n = int(lengths[b]) if lengths is not None else T
             k = processing_index(int(t), d, n) if t < n else T + int(t)
@@ -101,6 +98,12 @@ def first_output_divergence(cand_out, ref_out, lengths, D: int, P: int, tol):
 
 def gate_blocks(a: np.ndarray, G: int) -> list[np.ndarray]:
     return np.split(np.asarray(a), G, axis=0)
+
+
+def bound_blocks(bound, rows: int, G: int) -> list:
+    """The bound of each of the G row blocks of a (rows, ...) tensor, as ``gate_blocks`` splits it."""
+    n = rows // G
+    return [bound[j * n:(j + 1) * n] for j in range(G)]
 
 
 def with_arrays(params: dict, **arrays: np.ndarray) -> dict:

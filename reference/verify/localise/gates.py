@@ -20,15 +20,16 @@ MOVED = -PIN / 2  # a second pinned value: the other sign (sigmoid and tanh are 
 #                   an odd function of the pre-activation, tanh(1.25 a), is no scale of tanh there)
 
 
-def isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
+def isolate(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, str]:
     spec = probe.spec
 
     def differs(p: Problem) -> tuple[bool, bool]:
-        c, r = S.candidate(p)[0], S.reference(p)[0]
-        bad = [not judge(ca, ra, tol, d, rows)[0] for ca, ra in zip(c["hidden"], r["hidden"], strict=True)]
+        c, r, bounds = S.candidate(p)[0], S.reference(p)[0], rule.bounds(S, p)
+        bad = [not judge(ca, ra, bounds("hidden", k), d, rows)[0]
+               for k, (ca, ra) in enumerate(zip(c["hidden"], r["hidden"], strict=True))]
         return bad[0], (bad[1] if len(bad) > 1 else False)
 
-    form = _other_form(S, probe, d, rows, tol)
+    form = _other_form(S, probe, d, rows, rule)
     if form:
         return form
     if spec.bias:
@@ -49,10 +50,10 @@ def isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
     pinned = _pinned(probe, d, keep=None)
     h_bad, c_bad = differs(pinned)
     if h_bad or c_bad:
-        one = _one_gate_value(S, probe, d, rows, tol)
+        one = _one_gate_value(S, probe, d, rows, rule)
         if one is not None:
             return one
-        if spec.proj_size and not c_bad and _projection_wrong(S, pinned, d, rows, tol):
+        if spec.proj_size and not c_bad and _projection_wrong(S, pinned, d, rows, rule):
             return "W_hr", ("with every gate pinned the cell differs in h, and h' is not W_hr times the unprojected "
                             "state o * tanh(c') the candidate returns through selecting W_hr's: check the projection, "
                             "h' = W_hr (o * tanh(c'))")
@@ -68,7 +69,7 @@ def isolate(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str]:
         if c_bad if spec.lstm and g in "ifg" else (h_bad or c_bad):  # i, f, g reach h only through c
             hits.append(g)
     if spec.mode == "GRU" and {"r", "n"} <= set(hits):  # r acts through n: either one shows in both runs
-        hits = [g for g in hits if g != ("n" if _reset_value_explains(S, probe, d, rows, tol) else "r")]
+        hits = [g for g in hits if g != ("n" if _reset_value_explains(S, probe, d, rows, rule) else "r")]
     if len(hits) == 1:
         g = hits[0]
         return g, (f"with only gate {g}'s rows real (the others pinned) the step differs: check gate {g}: its "
@@ -97,7 +98,7 @@ def _bias_moved(probe: Problem, d: int, which: str, keep: tuple) -> Problem:
     return replace(probe, params=with_arrays(probe.params, **{key: np.concatenate(moved), other: np.concatenate(o)}))
 
 
-def _other_form(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str] | None:
+def _other_form(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, str] | None:
     """Does the candidate compute GRU's other form, or RNN's other nonlinearity?"""
     spec = probe.spec
     if spec.mode == "GRU":
@@ -107,8 +108,9 @@ def _other_form(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str
     else:
         return None
     c = S.candidate(probe)[0]
-    r = S.reference(replace(probe, spec=other))[0]
-    if not all(judge(ca, ra, tol, d, rows)[0] for ca, ra in zip(c["hidden"], r["hidden"], strict=True)):
+    r, bounds = S.reference(replace(probe, spec=other))[0], rule.bounds(S, replace(probe, spec=other))
+    if not all(judge(ca, ra, bounds("hidden", k), d, rows)[0]
+               for k, (ca, ra) in enumerate(zip(c["hidden"], r["hidden"], strict=True))):
         return None
     if spec.mode == "GRU":
         if spec.reset_after:
@@ -160,9 +162,18 @@ def _pinned(probe: Problem, d: int, keep: str | None, moved: str | None = None,
     return replace(probe, params=params, x=x)
 
 
+def _sigmoid(a: float) -> float:
+    return 1 / (1 + math.exp(-a))
+
+
 def _side(arrays, d: int, rows) -> list[np.ndarray]:
     """Direction d's entries, on the valid rows, of (D, B, .) arrays."""
     return [np.asarray(a, np.float64)[d][rows] for a in arrays]
+
+
+def _side_bounds(bounds, n: int, d: int, rows) -> list:
+    """The bounds of the first ``n`` states (h', c'), as ``_side`` slices them."""
+    return [bounds("hidden", k)[d][rows] for k in range(n)]
 
 
 def _before(S: Session, p: Problem, d: int, rows) -> list[np.ndarray]:
@@ -174,10 +185,9 @@ def _before(S: Session, p: Problem, d: int, rows) -> list[np.ndarray]:
     return [np.asarray(s, np.float64)[rows] for s in (record.h_prev, record.c_prev) if s is not None]
 
 
-def _affected(cand: list, ref: list, tol) -> np.ndarray:
-    """(b,) bool: the rows where a candidate's (h', c') differ from the reference's beyond the rule's bound."""
-    rtol, atol = tol
-    bad = [np.abs(c - r).max(axis=-1) > atol + rtol * np.abs(r).max(initial=0.0) for c, r in zip(cand, ref, strict=True)]
+def _affected(cand: list, ref: list, bounds: list) -> np.ndarray:
+    """(b,) bool: the rows where a candidate's (h', c') differ from the reference's beyond their bounds."""
+    bad = [bd.exceeded(c, r).any(axis=-1) for c, r, bd in zip(cand, ref, bounds, strict=True)]
     return np.logical_or.reduce(bad)
 
 
@@ -205,7 +215,7 @@ def _fit_gate(spec: Spec, j: str, gate_sets: list[dict], observed: list, which: 
     return [cell(g, np.where(rows, v, g[j]), s) for g, s in zip(gate_sets, before, strict=True)]
 
 
-def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str, str] | None:
+def _one_gate_value(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, str] | None:
     """Does one gate's value alone explain a pinned step that differs?
 
     Pinned at asinh 1 every gate has one value, so a gate whose pre-activation, activation or output
@@ -219,16 +229,16 @@ def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str,
     from its tape, where the problem runs the steps up to it).
     """
     spec, sfx = probe.spec, "_reverse" if d else ""
-    s = 2 ** -0.5
     acting = [g for g in spec.gates if g != "r"]  # r acts through W_hn h + b_hn, zero in a pinned step
-    moved = {"sigmoid": 1 / (1 + math.exp(-MOVED)), "tanh": math.tanh(MOVED)}
-    value = lambda g, m: moved["sigmoid" if g in "ifoz" else "tanh"] if m else s
+    pins = {False: float(S.round(PIN)), True: float(S.round(MOVED))}  # the pre-activations as the step reads them
+    value = lambda g, m: _sigmoid(pins[m]) if g in "ifoz" else math.tanh(pins[m])
     w_hr = probe.params.get(f"weight_hr_l0{sfx}")
     variants = {k: _pinned(probe, d, None, moved=k) for k in [None, *acting]}
     cands = {k: _side(S.candidate(p)[0]["hidden"], d, rows) for k, p in variants.items()}
     refs = {k: _side(S.reference(p)[0]["hidden"], d, rows) for k, p in variants.items()}
+    bounds = {k: _side_bounds(rule.bounds(S, p), len(refs[k]), d, rows) for k, p in variants.items()}
     before = {k: _before(S, p, d, rows) for k, p in variants.items()}
-    affected = np.logical_or.reduce([_affected(cands[k], refs[k], tol) for k in variants])
+    affected = np.logical_or.reduce([_affected(cands[k], refs[k], bounds[k]) for k in variants])
     fits = []
     for j in acting:
         observed = 0 if (spec.mode == "GRU" or j == "o") else 1  # h' or c', linear in gate j
@@ -239,8 +249,8 @@ def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str,
             fitted = _fit_gate(spec, j, gate_sets, [cands[k][observed] for k in keys], observed,
                                [before[k] for k in keys], w_hr, affected)
             predictions.update(zip(keys, fitted, strict=True))
-        if all(judge(ca, pr, tol)[0] for k in cands for ca, pr in zip(cands[k], predictions[k], strict=False)
-               if pr is not None):
+        if all(judge(ca, pr, bd)[0] for k in cands
+               for ca, pr, bd in zip(cands[k], predictions[k], bounds[k], strict=False) if pr is not None):
             fits.append(j)
     some = "" if affected.all() else f" (in the rows it fires in: {np.flatnonzero(rows)[affected].tolist()})"
     if len(fits) == 1:
@@ -253,13 +263,14 @@ def _one_gate_value(S: Session, probe: Problem, d: int, rows, tol) -> tuple[str,
     return None
 
 
-def _projection_wrong(S: Session, pinned: Problem, d: int, rows, tol) -> bool:
+def _projection_wrong(S: Session, pinned: Problem, d: int, rows, rule) -> bool:
     """Is h' not W_hr times the candidate's own unprojected state? That state, m = o * tanh(c'), is read
     P units at a time through W_hr's that select units kP, kP + 1, ... (mod H): a projection that is
     right returns them, the same unit the same from every selection, and W_hr m under the real W_hr."""
     key = f"weight_hr_l0{'_reverse' if d else ''}"
     w_hr = np.asarray(pinned.params[key], np.float64)
     P, H = w_hr.shape
+    (bound,) = _side_bounds(rule.bounds(S, pinned), 1, d, rows)  # h's, on the valid rows: (b, P)
     m, seen = None, np.zeros(H, dtype=bool)
     for k in range(-(-H // P)):
         units = (k * P + np.arange(P)) % H
@@ -269,30 +280,33 @@ def _projection_wrong(S: Session, pinned: Problem, d: int, rows, tol) -> bool:
         if m is None:
             m = np.zeros((h.shape[0], H))
         again = seen[units]
-        if again.any() and not judge(h[:, again], m[:, units[again]], tol)[0]:
+        if again.any() and not judge(h[:, again], m[:, units[again]], bound[:, again])[0]:
             return True
         m[:, units], seen[units] = h, True
     assert m is not None  # H >= 1, so one selection ran
-    return not judge(_side(S.candidate(pinned)[0]["hidden"], d, rows)[0], m @ w_hr.T, tol)[0]
+    return not judge(_side(S.candidate(pinned)[0]["hidden"], d, rows)[0], m @ w_hr.T, bound)[0]
 
 
-def _reset_value_explains(S: Session, probe: Problem, d: int, rows, tol) -> bool:
+def _reset_value_explains(S: Session, probe: Problem, d: int, rows, rule) -> bool:
     """GRU, r and n both reproduce the error: is it r's value? Every gate pinned, W_hn and b_hn kept, so
     n = tanh(asinh 1 + r u) (u = W_hn h + b_hn; the paper's form: tanh(asinh 1 + r W_hn h + b_hn)) with one
     value of r in the rows the error shows in: the r that fits n (read from h' = (1 - z) n + z h) must
     reproduce h'; a wrong W_hn or b_hn does not reduce to one value of r."""
-    spec, sfx, s = probe.spec, "_reverse" if d else "", 2 ** -0.5
+    spec, sfx = probe.spec, "_reverse" if d else ""
+    pin = float(S.round(PIN))  # as the step reads it
+    s = _sigmoid(pin)  # z, pinned
     H = spec.hidden_size
     p = _pinned(probe, d, None, hidden_real={2})
     (h,) = _before(S, p, d, rows)
     (h_new,) = _side(S.candidate(p)[0]["hidden"], d, rows)
     (h_ref,) = _side(S.reference(p)[0]["hidden"], d, rows)
-    affected = _affected([h_new], [h_ref], tol)
+    (bound,) = _side_bounds(rule.bounds(S, p), 1, d, rows)
+    affected = _affected([h_new], [h_ref], [bound])
     w_hn = np.asarray(p.params[f"weight_hh_l0{sfx}"], np.float64)[2 * H:]
     b_hn = np.asarray(p.params[f"bias_hh_l0{sfx}"], np.float64)[2 * H:] if spec.bias else np.zeros(H)
     u, off = (h @ w_hn.T + b_hn, 0.0) if spec.reset_after else (h @ w_hn.T, b_hn)  # (b, H)
     n = np.clip((h_new - s * h) / (1 - s), -1 + 1e-15, 1 - 1e-15)
-    y = np.arctanh(n) - PIN - off
+    y = np.arctanh(n) - pin - off
     ya, ua = y[affected], u[affected]
     v = float(np.sum(ya * ua) / np.sum(ua * ua)) if np.sum(ua * ua) > 0 else 0.0
-    return judge(h_new, np.where(affected[:, None], (1 - s) * np.tanh(PIN + off + v * u) + s * h, h_ref), tol)[0]
+    return judge(h_new, np.where(affected[:, None], (1 - s) * np.tanh(pin + off + v * u) + s * h, h_ref), bound)[0]
