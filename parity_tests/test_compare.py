@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import reference
 from reference.verify import CandidateError, Spec, compare, plot_errors
-from reference.verify.localise.gates import PIN
+from reference.verify.localise.pinned import PIN
 
 LENGTHS = [6, 4, 3]  # T = 6; rows 1 and 2 are shorter
 

@@ -480,7 +480,7 @@ CATALOGUE: tuple[Mutant, ...] = (
            "            if part.rebuilt:", "            if False:",
            ("test_verify_objects.py::test_a_rebuild_that_is_not_the_users_object_stops_localisation_by_name",),
            "a rebuilt object stands in for a part of the user's without having reproduced it"),
-    Mutant("gate_isolation_on_pinned_inputs", "localisation", "reference/verify/localise/gates.py",
+    Mutant("gate_isolation_on_pinned_inputs", "localisation", "reference/verify/localise/pinned.py",
            "    on_input = not spec.bias", "    on_input = True",
            ("test_localisation_matrix.py::test_a_conditional_bug_is_named_at_its_gate[LSTM forward f:preact l0 fwd on value]",
             KIT + "torch_module-gate_f_on_one_input_value]"),

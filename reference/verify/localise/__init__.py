@@ -65,7 +65,7 @@ float64; at bfloat16, float16 and TF32, the sub-problem's own rounding envelope,
 allowed what rounding does in one step.
 
 The phases live apart: :mod:`.forward` (layers, teacher-forced steps, stacks), :mod:`.gates`
-(isolating the gate of a wrong forward step), :mod:`.backward` and :mod:`.backward_gates` (the same
+(isolating the gate of a wrong forward step, on the probes of :mod:`.pinned`), :mod:`.backward` and :mod:`.backward_gates` (the same
 for gradients), over the helpers of :mod:`.common`; :func:`localise` (:mod:`.locate`) runs them.
 """
 

@@ -1,4 +1,5 @@
-"""Isolating the gate of a wrong forward step: the other form, each bias moved, every gate pinned.
+"""Isolating the gate of a wrong forward step: the other form, each bias moved, every gate pinned
+(:mod:`.pinned`), and the one gate whose wrong value explains a pinned step.
 
 See the package docstring (step 3) for what each probe shows.
 """
@@ -14,10 +15,7 @@ from ..candidates import Problem
 from ..session import Session
 from ..spec import Spec
 from .common import EQ_H, gate_blocks, judge, with_arrays
-
-PIN = math.asinh(1.0)  # sigmoid(asinh 1) = tanh(asinh 1) = 1/sqrt(2)
-MOVED = -PIN / 2  # a second pinned value: the other sign (sigmoid and tanh are not even) and another size (so
-#                   an odd function of the pre-activation, tanh(1.25 a), is no scale of tanh there)
+from .pinned import MOVED, PIN, pinned_step, side, side_bounds, state_before
 
 
 def isolate(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, str]:
@@ -47,7 +45,7 @@ def isolate(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, str]:
                                f"agrees; {blocks} of it alone reproduces the error{hint}")
     if not spec.gates:
         return "h", f"check {EQ_H[spec.mode]}"
-    pinned = _pinned(probe, d, keep=None)
+    pinned = pinned_step(probe, d, keep=None)
     h_bad, c_bad = differs(pinned)
     if h_bad or c_bad:
         one = _one_gate_value(S, probe, d, rows, rule)
@@ -62,7 +60,7 @@ def isolate(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, str]:
         return q, f"with every gate pinned to the same value the cell still differs in {q}: check {eq}"
     hits = []
     for g in spec.gates:
-        p = _pinned(probe, d, keep=g)
+        p = pinned_step(probe, d, keep=g)
         if spec.lstm and g in "ig" and p.x.shape[0] == 1:  # with c = 0, f cannot matter: i and g alone
             p = replace(p, hx=(p.hx[0], np.where(np.arange(spec.D)[:, None, None] == d, 0.0, p.hx[1])))
         h_bad, c_bad = differs(p)
@@ -122,67 +120,8 @@ def _other_form(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, st
     return "h", f"the candidate applies {other.mode[4:].lower()} where {spec.mode[4:].lower()} was asked"
 
 
-def _pinned(probe: Problem, d: int, keep: str | None, moved: str | None = None,
-            hidden_real: set | None = None) -> Problem:
-    """Direction d's gates pinned to sigmoid = tanh = 1/sqrt(2), except gate ``keep``; gate ``moved`` pinned at
-    MOVED instead; the W_hh and b_hh blocks in ``hidden_real`` kept.
-
-    A pinned gate's rows of W_ih and W_hh are zero and its pre-activation is its bias_ih block (b_hh's is zero):
-    the step keeps its own input and state, so a bug that fires on the input's value, its sign or one batch
-    row fires here too. Without biases the pin is W_ih's first column, read through x_0 = 1.
-    """
-    spec = probe.spec
-    sfx, G, H = ("_reverse" if d else ""), spec.G, spec.hidden_size
-    real = set() if keep is None else {spec.gates.index(keep)}
-    hidden_real = set(real) | (hidden_real or set())
-    if keep == "r":
-        hidden_real.add(2)  # r acts only through W_hn h + b_hn: keep them
-    on_input = not spec.bias  # pin through x_0 = 1 only where there is no bias to pin with
-    through = "weight_ih" if on_input else "bias_ih"
-    params = dict(probe.params)
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        key = f"{name}_l0{sfx}"
-        if key not in params:
-            continue
-        w = np.array(params[key], dtype=np.float64)
-        for j in range(G):
-            if j in (hidden_real if name in ("weight_hh", "bias_hh") else real):
-                continue
-            w[j * H:(j + 1) * H] = 0.0
-            pin = MOVED if moved is not None and j == spec.gates.index(moved) else PIN
-            if name == through == "bias_ih":
-                w[j * H:(j + 1) * H] = pin
-            elif name == through:
-                w[j * H:(j + 1) * H, 0] = pin
-        params[key] = w
-    if not on_input:
-        return replace(probe, params=params)
-    x = np.array(probe.x, dtype=np.float64)
-    x[..., 0] = 1.0
-    return replace(probe, params=params, x=x)
-
-
 def _sigmoid(a: float) -> float:
     return 1 / (1 + math.exp(-a))
-
-
-def _side(arrays, d: int, rows) -> list[np.ndarray]:
-    """Direction d's entries, on the valid rows, of (D, B, .) arrays."""
-    return [np.asarray(a, np.float64)[d][rows] for a in arrays]
-
-
-def _side_bounds(bounds, n: int, d: int, rows) -> list:
-    """The bounds of the first ``n`` states (h', c'), as ``_side`` slices them."""
-    return [bounds("hidden", k)[d][rows] for k in range(n)]
-
-
-def _before(S: Session, p: Problem, d: int, rows) -> list[np.ndarray]:
-    """[h, (c)] before the step ``p`` ends on in direction d (its last processed), on the valid rows: ``p``'s own
-    states for one step, else the reference's state there, read from its tape."""
-    if p.x.shape[0] == 1:
-        return _side(p.hx, d, rows)
-    record = S.reference(p)[1].steps(0, d)[-1]
-    return [np.asarray(s, np.float64)[rows] for s in (record.h_prev, record.c_prev) if s is not None]
 
 
 def _affected(cand: list, ref: list, bounds: list) -> np.ndarray:
@@ -233,11 +172,11 @@ def _one_gate_value(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str
     pins = {False: float(S.round(PIN)), True: float(S.round(MOVED))}  # the pre-activations as the step reads them
     value = lambda g, m: _sigmoid(pins[m]) if g in "ifoz" else math.tanh(pins[m])
     w_hr = probe.params.get(f"weight_hr_l0{sfx}")
-    variants = {k: _pinned(probe, d, None, moved=k) for k in [None, *acting]}
-    cands = {k: _side(S.candidate(p)[0]["hidden"], d, rows) for k, p in variants.items()}
-    refs = {k: _side(S.reference(p)[0]["hidden"], d, rows) for k, p in variants.items()}
-    bounds = {k: _side_bounds(rule.bounds(S, p), len(refs[k]), d, rows) for k, p in variants.items()}
-    before = {k: _before(S, p, d, rows) for k, p in variants.items()}
+    variants = {k: pinned_step(probe, d, None, moved=k) for k in [None, *acting]}
+    cands = {k: side(S.candidate(p)[0]["hidden"], d, rows) for k, p in variants.items()}
+    refs = {k: side(S.reference(p)[0]["hidden"], d, rows) for k, p in variants.items()}
+    bounds = {k: side_bounds(rule.bounds(S, p), len(refs[k]), d, rows) for k, p in variants.items()}
+    before = {k: state_before(S, p, d, rows) for k, p in variants.items()}
     affected = np.logical_or.reduce([_affected(cands[k], refs[k], bounds[k]) for k in variants])
     fits = []
     for j in acting:
@@ -270,13 +209,13 @@ def _projection_wrong(S: Session, pinned: Problem, d: int, rows, rule) -> bool:
     key = f"weight_hr_l0{'_reverse' if d else ''}"
     w_hr = np.asarray(pinned.params[key], np.float64)
     P, H = w_hr.shape
-    (bound,) = _side_bounds(rule.bounds(S, pinned), 1, d, rows)  # h's, on the valid rows: (b, P)
+    (bound,) = side_bounds(rule.bounds(S, pinned), 1, d, rows)  # h's, on the valid rows: (b, P)
     m, seen = None, np.zeros(H, dtype=bool)
     for k in range(-(-H // P)):
         units = (k * P + np.arange(P)) % H
         select = np.zeros((P, H))
         select[np.arange(P), units] = 1.0
-        h = _side(S.candidate(replace(pinned, params=with_arrays(pinned.params, **{key: select})))[0]["hidden"], d, rows)[0]
+        h = side(S.candidate(replace(pinned, params=with_arrays(pinned.params, **{key: select})))[0]["hidden"], d, rows)[0]
         if m is None:
             m = np.zeros((h.shape[0], H))
         again = seen[units]
@@ -284,7 +223,7 @@ def _projection_wrong(S: Session, pinned: Problem, d: int, rows, rule) -> bool:
             return True
         m[:, units], seen[units] = h, True
     assert m is not None  # H >= 1, so one selection ran
-    return not judge(_side(S.candidate(pinned)[0]["hidden"], d, rows)[0], m @ w_hr.T, bound)[0]
+    return not judge(side(S.candidate(pinned)[0]["hidden"], d, rows)[0], m @ w_hr.T, bound)[0]
 
 
 def _reset_value_explains(S: Session, probe: Problem, d: int, rows, rule) -> bool:
@@ -296,11 +235,11 @@ def _reset_value_explains(S: Session, probe: Problem, d: int, rows, rule) -> boo
     pin = float(S.round(PIN))  # as the step reads it
     s = _sigmoid(pin)  # z, pinned
     H = spec.hidden_size
-    p = _pinned(probe, d, None, hidden_real={2})
-    (h,) = _before(S, p, d, rows)
-    (h_new,) = _side(S.candidate(p)[0]["hidden"], d, rows)
-    (h_ref,) = _side(S.reference(p)[0]["hidden"], d, rows)
-    (bound,) = _side_bounds(rule.bounds(S, p), 1, d, rows)
+    p = pinned_step(probe, d, None, hidden_real={2})
+    (h,) = state_before(S, p, d, rows)
+    (h_new,) = side(S.candidate(p)[0]["hidden"], d, rows)
+    (h_ref,) = side(S.reference(p)[0]["hidden"], d, rows)
+    (bound,) = side_bounds(rule.bounds(S, p), 1, d, rows)
     affected = _affected([h_new], [h_ref], [bound])
     w_hn = np.asarray(p.params[f"weight_hh_l0{sfx}"], np.float64)[2 * H:]
     b_hn = np.asarray(p.params[f"bias_hh_l0{sfx}"], np.float64)[2 * H:] if spec.bias else np.zeros(H)
