@@ -37,3 +37,17 @@ def test_every_cell_of_the_study_is_in_the_tables():
     goal = doc["cells"]["bfloat16 T=100"]["correct"]
     assert [f["draws"] for f in goal.values()] == [1000, 1000]
     assert report.DOCUMENT.read_text().count("<!-- power table: ") == 3
+
+
+def test_verify_md_holds_the_t100_summary_and_an_edit_to_it_is_stale(tmp_path):
+    """docs/verify.md's low-precision section: every precision at T = 100, generated; one figure changed fails."""
+    doc = tmp_path / "verify.md"
+    shutil.copy(report.DOCUMENTS[1], doc)
+    text = doc.read_text()
+    assert text.count("<!-- power table: ") == 1 and "view=summary" in text
+    rows = [line for line in text.split("\n") if line.startswith("| ") and " | " in line and "bits" in line]
+    assert [r.split(" | ")[0][2:] for r in rows] == list(report.ORDER)  # one row a precision: its state bug
+    assert not report.stale(doc, ROOT)
+    row = next(line for line in text.split("\n") if line.startswith("| bfloat16 | grad weight_hh"))
+    doc.write_text(text.replace(row, row.replace("| 2e-3 |", "| 1e-3 |", 1)))
+    assert report.stale(doc, ROOT) == [doc]

@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 when the docs' tables differ from the results")
     args = ap.parse_args(argv)
     if args.check:
-        if report.stale():
-            print(f"{report.DOCUMENT}: the power tables differ from {report.RESULTS}; run: "
+        if stale := report.stale():
+            print(f"{', '.join(map(str, stale))}: the power tables differ from {report.RESULTS}; run: "
                   "python -m parity_tests.power --update", file=sys.stderr)
             return 1
         print("the power tables match their results file")

@@ -1,6 +1,7 @@
-"""The power study's tables and figure, generated into docs/low_precision.md from its results file.
+"""The power study's tables and figure, generated into docs/low_precision.md (every table) and docs/verify.md
+(the T = 100 summary) from its results file.
 
-The tables sit between ``<!-- power table: <results file> [view=power|correct] -->`` and
+The tables sit between ``<!-- power table: <results file> [view=power|summary|correct|torch] -->`` and
 ``<!-- end power table -->``; ``update`` rewrites them from the file, ``stale`` names those
 that differ (the test checks none does).
 """
@@ -16,6 +17,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "parity_tests" / "power" / "results" / "power.json"
 DOCUMENT = ROOT / "docs" / "low_precision.md"
+DOCUMENTS = (DOCUMENT, ROOT / "docs" / "verify.md")
 FIGURE = ROOT / "docs" / "figures" / "low_precision_power.png"
 BEGIN = re.compile(r"^<!-- power table: (?P<path>\S+)(?: view=(?P<view>\w+))? -->$")
 END = "<!-- end power table -->"
@@ -77,6 +79,21 @@ def power_table(doc: dict) -> list[str]:
     return lines
 
 
+def summary_table(doc: dict) -> list[str]:
+    """Every precision at T = 100: the smallest bug each rule catches, and the envelope's gain."""
+    lines = ["| precision | bug (size) | envelope | fixed tolerance, atol loosened | 2x one draw | fixed / envelope |",
+             "|---|---|---|---|---|---|"]
+    for c in cells(doc):
+        if c["T"] != 100:
+            continue
+        for bug, by in c["bugs"].items():
+            env, fixed, twox = (by[m]["power"] for m in ("envelope", "fixed tolerance", "2x one draw"))
+            lines.append(f"| {c['precision']} | {BUG_NAMES[bug]} | {_rule_text(bug, env, c, 'envelope', 0)} "
+                         f"| {size_text(bug, fixed)} | {_rule_text(bug, twox, c, '2x one draw', 0.05)} "
+                         f"| {gain_text(bug, env, fixed)} |")
+    return lines
+
+
 def correct_table(doc: dict) -> list[str]:
     lines = [("| precision | T | kernel | declared | correct draws | largest multiple, factor 1 "
               "| false MISMATCH: envelope | 2x one draw | torch.testing's defaults |"),
@@ -98,7 +115,7 @@ def torch_table(doc: dict) -> list[str]:
     return lines
 
 
-VIEWS = {"power": power_table, "correct": correct_table, "torch": torch_table}
+VIEWS = {"power": power_table, "summary": summary_table, "correct": correct_table, "torch": torch_table}
 
 
 def provenance(doc: dict, path: str) -> str:
@@ -127,18 +144,21 @@ def regenerate(text: str, root: Path = ROOT) -> str:
     return BLOCK.sub(table, text)
 
 
-def stale(path: Path = DOCUMENT, root: Path = ROOT) -> bool:
-    text = path.read_text()
-    return regenerate(text, root) != text
+def stale(path: Path | None = None, root: Path = ROOT) -> list[Path]:
+    """The documents (``path``, or every one of DOCUMENTS) whose tables differ from their results file."""
+    return [p for p in ((path,) if path else DOCUMENTS) if regenerate(p.read_text(), root) != p.read_text()]
 
 
-def update(path: Path = DOCUMENT, root: Path = ROOT) -> bool:
-    """Rewrite the tables; True when anything changed."""
-    text = path.read_text()
-    new = regenerate(text, root)
-    if new != text:
-        path.write_text(new)
-    return new != text
+def update(path: Path | None = None, root: Path = ROOT) -> bool:
+    """Rewrite the tables (of ``path``, or of every one of DOCUMENTS); True when anything changed."""
+    changed = False
+    for p in (path,) if path else DOCUMENTS:
+        text = p.read_text()
+        new = regenerate(text, root)
+        if new != text:
+            p.write_text(new)
+            changed = True
+    return changed
 
 
 def plot_power(doc: dict, path: Path = FIGURE) -> Path:
