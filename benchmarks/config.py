@@ -141,9 +141,12 @@ def suite(name: str) -> Suite:
                                            "torch-function")})
     if name == "scaling":  # time against size, one axis at a time; the step only
         return Suite(tuple(scaling_rows()), {"cpu": ("torch-nn", "reference", "gemm-floor", "jax")}, ("step",))
-    if name == "gpu":  # one GPU, under 8 minutes: 3 sizes x 3 cells x (float32 TF32 off/on, float64)
+    if name == "gpu":  # one GPU, under 8 minutes: 3 sizes x 3 cells x (float32 TF32 off/on, float64), and
+        # cuDNN's bfloat16 and float16 at the smallest size (each validated against the rounding envelope first,
+        # in emulated arithmetic on the CPU: about 30 s a row at H256, so the larger sizes would not fit the slot)
         rows = _grid([("*", 25, 64, 1024, 1024), ("*", 100, 64, 512, 512), ("*", 100, 8, 256, 256)],
                      ("LSTM", "GRU", "RNN_TANH"), DTYPES, "cuda")
+        rows += _grid([("*", 100, 8, 256, 256)], ("LSTM", "GRU", "RNN_TANH"), LOW_PRECISION, "cuda")
         return Suite(tuple(_with_tf32(rows)), {"cuda": GPU_IMPLS})
     raise ValueError(f"suite: expected one of {', '.join(SUITES)}, got {name!r}")
 

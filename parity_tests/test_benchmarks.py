@@ -234,6 +234,9 @@ def test_the_gpu_suite_lists_cuda_rows_with_tf32_off_and_on():
     assert {r.tf32 for r in f32} == {False, True} and len(f32) == 2 * sum(not r.tf32 for r in f32)
     assert not any(r.tf32 for r in s.rows if r.dtype == "float64")
     assert {r.cell for r in s.rows} >= {"LSTM", "GRU", "RNN_TANH"}
+    low = [r for r in s.rows if r.low_precision]  # cuDNN's bfloat16 and float16, validated by the envelope
+    assert {r.dtype for r in low} == {"bfloat16", "float16"} and {r.cell for r in low} == {"LSTM", "GRU", "RNN_TANH"}
+    assert not any(r.tf32 for r in low)
 
 
 def test_the_small_and_scaling_suites_cover_their_ranges():

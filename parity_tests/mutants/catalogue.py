@@ -576,7 +576,7 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("onnx_control_flow_ignored", "bounds", "reference/verify/adapters/onnx_graph.py",
            "    if nested:", "    if False:", (ONNX_HOSTILE,),
            "an LSTM inside an If is 'no LSTM node in the graph', and one beside a main-graph node goes unchecked"),
-    Mutant("onnx_sequence_lens_above_t", "bounds", "reference/verify/adapters/onnx.py",
+    Mutant("onnx_sequence_lens_above_t", "bounds", "reference/verify/adapters/onnx_expected.py",
            "(T is not None and lens.max(initial=1) > T):", "(T is not None and lens.max(initial=1) > 2 * T):",
            (ONNX_HOSTILE,),
            "sequence_lens above T from --inputs are fed to the runtime as they are, and the check says MATCH"),

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..layouts import TORCH_ORDER, torch_mode
 from ..spec import Spec
-from .jax_base import BOTH, Direction, JaxCandidate, Leaf, bias_leaf, path_name, weight_leaf
+from .jax_base import JaxCandidate
+from .jax_leaves import BOTH, Direction, Leaf, bias_leaf, path_name, weight_leaf
 
 
 def _eqx_table(mode: str, use_bias: bool) -> dict[str, Leaf]:

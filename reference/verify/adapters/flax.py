@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..spec import Spec
-from .jax_base import BOTH, Direction, JaxCandidate, Leaf, bias_leaf, kernel_leaf, path_name
+from .jax_base import JaxCandidate
+from .jax_leaves import BOTH, Direction, Leaf, bias_leaf, kernel_leaf, path_name
 
 
 def _separate_lstm(forget: str) -> dict[str, Leaf]:

@@ -27,41 +27,7 @@ rounding at the end); a matrix product sums in float32 and rounds once (bit-equa
 product rounded, K = 64). That is ``compute="bfloat16", accumulate="float32"``, inside the widest
 claim; ``compute="float32"`` (a fused kernel) is not what XLA does there.
 
-What each framework computes, read from its sources (``flax/linen/recurrent.py``,
-``flax/nnx/nn/recurrent.py``, ``equinox/nn/_rnn.py``), in torch's names (rows of gate g of
-``weight_ih`` are ``W_ig``; a kernel is (in, out), the transpose of torch's weight):
-
-======================================  ===============================================================
-framework cell                          torch / the reference
-======================================  ===============================================================
-linen ``LSTMCell``,                     LSTM. kernels ``i{g}`` (I, H) without bias, ``h{g}`` (H, H) with
-``OptimizedLSTMCell``                   bias, g in i, f, g, o; one bias per gate: ``h{g}.bias`` = b_ig + b_hg;
-                                        carry (c, h)
-nnx ``LSTMCell``                        the same, the forget kernels named ``if_``, ``hf``
-nnx ``OptimizedLSTMCell``               LSTM. ``dense_i`` (I, 4H) no bias, ``dense_h`` (H, 4H) with bias
-                                        (4H,) = b_ih + b_hh; gates i, f, g, o
-linen ``GRUCell``                       GRU, torch's form n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
-                                        ``ir``, ``iz``, ``in`` with bias, ``hr``, ``hz`` without,
-                                        ``hn`` with: ``ir.bias`` = b_ir + b_hr, ``iz.bias`` = b_iz + b_hz,
-                                        ``in.bias`` = b_in, ``hn.bias`` = b_hn
-nnx ``GRUCell``                         GRU, torch's form with **b_hn = 0**: ``dense_i`` (I, 3H) with bias
-                                        (3H,) = [b_ir + b_hr, b_iz + b_hz, b_in], ``dense_h`` (H, 3H)
-                                        without bias, so n = tanh(W_in x + b_in + r * W_hn h). Weights
-                                        with a non-zero b_hn cannot be given to it, and torch's
-                                        dL/dbias_hh is not among its gradients (it has no such parameter):
-                                        the report lists grad bias_hh as not checked
-linen / nnx ``SimpleCell``              RNN_TANH (``activation_fn`` tanh) or RNN_RELU (relu). ``i`` /
-                                        ``dense_i`` with bias = b_ih + b_hh, ``h`` / ``dense_h`` without
-Equinox ``LSTMCell``                    LSTM. ``weight_ih`` (4H, I), ``weight_hh`` (4H, H) in torch's
-                                        layout and gate order; ``bias`` (4H,) = b_ih + b_hh (``use_bias``)
-Equinox ``GRUCell``                     GRU, torch's form. ``weight_ih``, ``weight_hh`` as torch's; ``bias``
-                                        (3H,) = [b_ir + b_hr, b_iz + b_hz, b_in], ``bias_n`` (H,) = b_hn
-linen / nnx ``RNN(cell)``               the cell over the sequence (one layer, forward)
-linen / nnx ``Bidirectional``           bidirectional=True: [forward, reverse] concatenated along features
-======================================  ===============================================================
-
-A merged bias is one sum, so the candidate's own weights import as (b_ih = the sum, b_hh = 0),
-and both of torch's gradients are the merged bias's gradient (the chain rule through the sum).
+What each framework computes, and how its arrays map onto torch's: :mod:`.jax_leaves`.
 
 Lengths: Flax's ``RNN`` takes ``seq_lengths``: the carry returned is the state after each row's
 last valid step, and the reverse direction runs each row's valid steps only. Its outputs at padded
@@ -84,7 +50,7 @@ is localised.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -92,61 +58,7 @@ from ..candidates import Candidate, CandidateError
 from ..layouts import TORCH_ORDER, torch_mode
 from ..precision import dtype_name, judged_dtype, narrow_format
 from ..spec import Spec
-
-BOTH = ("bias_ih", "bias_hh")  # a merged bias: both of torch's biases enter the one sum
-
-
-# -- the map between a framework's arrays and torch's -----------------------------------------------
-
-
-class Leaf(NamedTuple):
-    """One framework array in torch's terms: gate blocks along its output axis, each a sum of torch blocks."""
-
-    blocks: tuple[tuple[str, tuple[str, ...]], ...]  # ((gate letter, torch base names summed), ...) in its order
-    kind: str  # "kernel" (in, n*H): used as x @ kernel; "weight" (n*H, in): torch's layout; "bias" (n*H,)
-
-
-def kernel_leaf(name: str, gates: str) -> Leaf:
-    return Leaf(tuple((g, (name,)) for g in gates), "kernel")
-
-
-def weight_leaf(name: str, gates: str) -> Leaf:
-    return Leaf(tuple((g, (name,)) for g in gates), "weight")
-
-
-def bias_leaf(*blocks: tuple[str, tuple[str, ...]]) -> Leaf:
-    return Leaf(tuple(blocks), "bias")
-
-
-def _rows(mode: str, gate: str, H: int) -> slice:
-    k = TORCH_ORDER[torch_mode(mode)].index(gate)
-    return slice(k * H, (k + 1) * H)
-
-
-def _leaf_shape(leaf: Leaf, I: int, H: int) -> tuple[int, ...]:
-    n = len(leaf.blocks) * H
-    if leaf.kind == "bias":
-        return (n,)
-    fan_in = I if leaf.blocks[0][1][0] == "weight_ih" else H
-    return (fan_in, n) if leaf.kind == "kernel" else (n, fan_in)
-
-
-class Direction(NamedTuple):
-    """One direction's arrays: their paths' prefix in the framework's tree and the table of their names."""
-
-    prefix: str
-    table: dict[str, Leaf]
-
-
-def path_name(keypath: Any) -> str:
-    """'cell/hi/bias' from a JAX key path (dict keys, attribute names, indices; nnx's '.value' dropped)."""
-    parts = []
-    for k in keypath:
-        name = getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))
-        parts.append(str(name))
-    if parts and parts[-1] == "value":
-        parts.pop()
-    return "/".join(parts)
+from .jax_leaves import BOTH, Direction, Leaf, leaf_shape, rows
 
 
 def exchange_dtype(params: Any, compute: Any, who: str) -> tuple[np.dtype, str | None]:
@@ -208,8 +120,8 @@ class JaxCandidate(Candidate):
         self.arrays = own  # path ("cell/hi/bias") -> its own array, as the framework holds it
         expected = self._check_names(own)
         I, H = self.spec.input_size, self.spec.hidden_size
-        wrong = [f"{p}: expected {_leaf_shape(leaf, I, H)}, got {own[p].shape}" for p, leaf in expected.items()
-                 if own[p].shape != _leaf_shape(leaf, I, H)]
+        wrong = [f"{p}: expected {leaf_shape(leaf, I, H)}, got {own[p].shape}" for p, leaf in expected.items()
+                 if own[p].shape != leaf_shape(leaf, I, H)]
         if wrong:
             raise ValueError(f"{self.name}: parameter shapes do not fit input_size={I}, hidden_size={H}: "
                              + "; ".join(wrong))
@@ -259,7 +171,7 @@ class JaxCandidate(Candidate):
         """torch-named weights -> the framework's arrays, in the tree's order."""
         H, mode = self.spec.hidden_size, self.spec.mode
         for base, g, d in self._uncovered():
-            block = np.asarray(params[base + self._suffix(d)])[_rows(mode, g, H)]
+            block = np.asarray(params[base + self._suffix(d)])[rows(mode, g, H)]
             if np.any(block != 0):
                 raise CandidateError(f"{self.name} has no parameter for torch's {base}{self._suffix(d)} gate {g} "
                                      f"block (its form fixes it at 0), but was given one of max |value| "
@@ -267,7 +179,7 @@ class JaxCandidate(Candidate):
         arrays = {}
         for d, direction in enumerate(self._directions):
             for key, leaf in direction.table.items():
-                blocks = [sum(np.asarray(params[n + self._suffix(d)], dtype=np.float64)[_rows(mode, g, H)]
+                blocks = [sum(np.asarray(params[n + self._suffix(d)], dtype=np.float64)[rows(mode, g, H)]
                               for n in names) for g, names in leaf.blocks]
                 a = np.concatenate(blocks, axis=0)  # (n*H, in) or (n*H,)
                 arrays[direction.prefix + key] = a.T if leaf.kind == "kernel" else a
@@ -289,7 +201,7 @@ class JaxCandidate(Candidate):
                 a = a.T if leaf.kind == "kernel" else a  # (n*H, in) or (n*H,)
                 for (g, names), block in zip(leaf.blocks, np.split(a, len(leaf.blocks), axis=0), strict=True):
                     for n in (names if gradients else names[:1]):
-                        out[n + self._suffix(d)][_rows(mode, g, H)] += block
+                        out[n + self._suffix(d)][rows(mode, g, H)] += block
         if gradients:
             for base, _, d in self._uncovered():
                 out.pop(base + self._suffix(d), None)

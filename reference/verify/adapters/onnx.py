@@ -11,7 +11,7 @@ graph inputs (ONNX's conformance models ship them in ``test_data_set_0``) are re
 from ``inputs=`` (``rnn-check --inputs``): a test-data folder of ``input_<j>.pb``
 (the graph's input j, as ONNX's node tests define) or an .npz keyed by input name.
 Its ``output_<j>.pb``, where present, are the expected outputs:
-``OnnxCandidate.check_expected`` runs the reference on the folder's inputs against
+``OnnxCandidate.check_expected`` (:mod:`.onnx_expected`) runs the reference on the folder's inputs against
 them (float32 table). The operators' attributes map onto RNNConfig's fields:
 ``direction="reverse"`` to ``reverse``, ``layout=1`` to batch-major inputs and ONNX's
 axes for Y (B, T, D, H) and Y_h/Y_c (B, D, H), ``linear_before_reset`` to
@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from ..candidates import Candidate, CandidateError, GivenLengths
+from ..candidates import Candidate, CandidateError
 from ..files import check_file
 from ..onnx_versions import unsafe_rnn_arguments
 from ..precision import judged_dtype, narrow_format
 from ..spec import Spec
+from .onnx_expected import check_expected, given_lengths
 from .onnx_graph import (
     _OUT_SLOTS,
     _WEIGHT_SLOTS,
@@ -119,38 +120,12 @@ class OnnxCandidate(Candidate):
         dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in x_vi.type.tensor_type.shape.dim)
         dims = dims[:2] if len(dims) >= 2 else (None, None)
         self.fixed_shape = dims[::-1] if self.layout else dims  # (T, B)
-        self.given_lengths = self._given_lengths()
+        self.given_lengths = given_lengths(self)
         self._proto = proto
         self._weight_sessions: dict = {}
         self.rebuild_hint = ("it is one node of the file's operator and attributes per layer, chained, each given its "
                              "layer's slice of the initial states and the lengths; a graph that computes more than "
                              "that (how it feeds its nodes' states, lengths or inputs) is not reproduced by it")
-
-    def _given_lengths(self) -> GivenLengths | None:
-        """The test data's sequence_lens, checked like any lengths: B ints in [1, T], B and T its X's (when given).
-
-        Both sides of the check then run with them. A graph whose sequence_lens cannot be fed, or a runtime that
-        ignores them, is refused by name rather than checked without them."""
-        data = self.data
-        names = [] if data is None else [src["sequence_lens"] for (*_, src) in self.nodes
-                                         if src.get("sequence_lens") in data.inputs]
-        if data is None or not names:
-            return None
-        where = f"{data.where}/{data.files[names[0]]}" if os.path.isdir(data.where) else data.files[names[0]]
-        if self._lens is None:
-            raise CandidateError(f"{where}: sequence_lens of a graph of {len(self.nodes)} recurrent nodes; the "
-                                 "verifier feeds sequence lengths to a one-node graph only")
-        if not self.takes_lengths:
-            raise CandidateError(f"{where}: sequence_lens given, but {self.runtime.split(';')[0]} ignores sequence "
-                                 "lengths, so the file cannot be checked with them")
-        lens = np.asarray(data.inputs[self._lens])
-        x = data.inputs.get(self._x)
-        T, B = (None, lens.size) if x is None or x.ndim != 3 else self._to_onnx("X", x).shape[:2]
-        if lens.shape != (B,) or lens.dtype.kind not in "iu" or lens.min(initial=1) < 1 or \
-                (T is not None and lens.max(initial=1) > T):
-            raise ValueError(f"{where}: sequence_lens {lens.ravel().tolist()}: expected {B} ints in [1, "
-                             f"{'T' if T is None else T}] (one per batch row{'' if T is None else f' of X, {T} steps'})")
-        return GivenLengths(lens.astype(np.int64), T, where)
 
     def _runtime(self, proto: Any) -> tuple[str, Any]:
         """("onnxruntime", run) or, where ONNX Runtime refuses the model, ("onnx.reference...: why", run)."""
@@ -268,47 +243,9 @@ class OnnxCandidate(Candidate):
     def rebuild(self) -> OnnxNodes:
         return OnnxNodes(self, self.spec)
 
-    # -- the test data's expected outputs -------------------------------------------------------
-
     def check_expected(self) -> ExpectedOutputs | None:
         """The reference (float64) on the test data's inputs against its expected outputs; None without them."""
-        from reference.tolerances import candidate_tol
-
-        from ..compare import check_tensor
-        from ..session import reference_run
-
-        if self.data is None or not self.data.outputs:
-            return None
-        if self.storage:
-            raise ValueError(f"inputs: {self.data.where} has expected outputs of a {self.storage} model; expected "
-                             "outputs are judged in float32 and float64 only: check the model without them (compare "
-                             "judges it against the rounding envelope)")
-        data, names = self.data, [self._x, *self._states]
-        absent = [n for n in names if n not in data.inputs]
-        if absent:
-            raise ValueError(f"inputs: {data.where} has expected outputs but no value for the graph inputs {absent}")
-        x = self._to_onnx("X", data.inputs[self._x]).astype(np.float64)  # (T, B, I): the swap is its own inverse
-        B = x.shape[1]
-        hx = tuple(self._from_onnx("Y_h", data.inputs[n]).astype(np.float64) for n in self._states) or \
-            tuple(np.zeros(s) for s in self.spec.state_shapes(B))
-        lengths = None
-        if self._lens is not None and self._lens in data.inputs:
-            lengths = np.asarray(data.inputs[self._lens], dtype=np.int64)  # (B,)
-        params = {k: np.asarray(v, dtype=np.float64) for k, v in self.own_params.items()}
-        res, _, _ = reference_run(self.spec.reference(params), self.spec, x, hx, None, None, lengths, None)
-        got = {"Y": res["output"], "Y_h": res["hidden"][0], "Y_c": res["hidden"][-1]}
-        tol = candidate_tol(self.dtype, "cpu", "forward")
-        node = self.nodes[0][0]
-        tensors = []
-        for j, out in enumerate(self._graph_outputs):
-            if out not in data.outputs:
-                continue
-            slot = _OUT_SLOTS[list(node.output).index(out)] if self._single else _OUT_SLOTS[j]
-            expected = self._from_onnx(slot, np.asarray(data.outputs[out]))
-            tensors.append(check_tensor(f"{slot} (output_{j}.pb)", "forward", got[slot], expected, tol,
-                                        0 if slot == "Y" else None))
-        note = "" if lengths is None else f"lengths {lengths.tolist()}"
-        return ExpectedOutputs(data.where, tensors, note)
+        return check_expected(self)
 
 
 def _with_all_outputs(onnx: Any, proto: Any, node: Any, lstm: bool, dtype: np.dtype) -> Any:
