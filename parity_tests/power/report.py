@@ -66,16 +66,22 @@ def _rule_text(bug: str, size: float | None, cell: dict, rule: str, allowed: flo
     return text if failed <= allowed * draws else f"{text} (fails {failed} of {draws} correct)"
 
 
+def _rules_row(cell: dict, bug: str, by: dict) -> str:
+    """The smallest size each rule catches (envelope, fixed tolerance, 2x one draw) and the envelope's gain,
+    as table cells."""
+    env, fixed, twox = (by[m]["power"] for m in ("envelope", "fixed tolerance", "2x one draw"))
+    return (f"{_rule_text(bug, env, cell, 'envelope', 0)} | {size_text(bug, fixed)} "
+            f"| {_rule_text(bug, twox, cell, '2x one draw', 0.05)} | {gain_text(bug, env, fixed)}")
+
+
 def power_table(doc: dict) -> list[str]:
     head = ("| precision | T | bug (size) | trials | envelope | fixed tolerance, atol loosened | 2x one draw "
             "| fixed tolerance's size / envelope's |")
     lines = [head, "|---|---|---|---|---|---|---|---|"]
     for c in cells(doc):
         for bug, by in c["bugs"].items():
-            env, fixed, twox = (by[m]["power"] for m in ("envelope", "fixed tolerance", "2x one draw"))
             lines.append(f"| {c['precision']} | {c['T']} | {BUG_NAMES[bug]} | {len(by['envelope']['trials'])} "
-                         f"| {_rule_text(bug, env, c, 'envelope', 0)} | {size_text(bug, fixed)} "
-                         f"| {_rule_text(bug, twox, c, '2x one draw', 0.05)} | {gain_text(bug, env, fixed)} |")
+                         f"| {_rules_row(c, bug, by)} |")
     return lines
 
 
@@ -86,11 +92,8 @@ def summary_table(doc: dict) -> list[str]:
     for c in cells(doc):
         if c["T"] != 100:
             continue
-        for bug, by in c["bugs"].items():
-            env, fixed, twox = (by[m]["power"] for m in ("envelope", "fixed tolerance", "2x one draw"))
-            lines.append(f"| {c['precision']} | {BUG_NAMES[bug]} | {_rule_text(bug, env, c, 'envelope', 0)} "
-                         f"| {size_text(bug, fixed)} | {_rule_text(bug, twox, c, '2x one draw', 0.05)} "
-                         f"| {gain_text(bug, env, fixed)} |")
+        lines.extend(f"| {c['precision']} | {BUG_NAMES[bug]} | {_rules_row(c, bug, by)} |"
+                     for bug, by in c["bugs"].items())
     return lines
 
 

@@ -35,7 +35,7 @@ from .envelope import EnvelopeVerdict, judge, measure_envelope, plot_envelope, r
 from .localise import localise as find
 from .localise.bounds import Rounding
 from .precision import JUDGED
-from .report import Divergence
+from .report import Divergence, place_lines
 from .session import Session
 from .spec import Spec
 
@@ -124,15 +124,10 @@ class LowPrecisionReport:
             where = t.note or (f"{stat}" + ("" if step is None else f" at t = {step}"))
             lines.append(f"  {t.name:<{width}}  {m:9.3g}x of the envelope  ({where})  {'ok' if t.passed else 'FAIL'}")
         lines.append(str(self.verdict))
-        if self.forward:
-            lines.append(f"  first forward divergence  -> {self.forward}")
-        if self.gradient:
-            lines.append(f"  first gradient divergence -> {self.gradient}")
-        if self.stopped:
-            lines.append(f"  localisation stopped: {self.stopped}")
-        elif not self.passed and not self.divergence and self.verdict.tensors:
-            lines.append("  not localised: every sub-problem is within its own rounding envelope (the verdict's place "
-                         "above is where the error leaves the envelope of the whole run)")
+        unplaced = "" if self.passed or not self.verdict.tensors else (
+            "not localised: every sub-problem is within its own rounding envelope (the verdict's place above is "
+            "where the error leaves the envelope of the whole run)")
+        lines.extend(place_lines(self.forward, self.gradient, self.stopped, unplaced))
         return "\n".join(lines)
 
     def plot(self, path: str) -> str:

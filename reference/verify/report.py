@@ -136,15 +136,22 @@ class CompareReport:
         n_fail = len(self.failures())
         lines.append(f"RESULT: {'MATCH' if self.passed else 'MISMATCH'} "
                      f"({len(self.tensors) - n_fail}/{len(self.tensors)} tensors within tolerance)")
-        if self.forward:
-            lines.append(f"  first forward divergence  -> {self.forward}")
-        if self.gradient:
-            lines.append(f"  first gradient divergence -> {self.gradient}")
-        if self.stopped:
-            lines.append(f"  localisation stopped: {self.stopped}")
-        elif not self.passed and not self.forward and not self.gradient:
-            lines.append("  not localised (see the tensors above)")
+        lines.extend(place_lines(self.forward, self.gradient, self.stopped,
+                                 "" if self.passed else "not localised (see the tensors above)"))
         return "\n".join(lines)
+
+
+def place_lines(forward: Divergence | None, gradient: Divergence | None, stopped: str, unplaced: str) -> list[str]:
+    """A report's lines on where localisation placed a failure, or why it stopped; ``unplaced`` (when given) where
+    it found no place."""
+    lines = [f"  first forward divergence  -> {forward}"] if forward else []
+    if gradient:
+        lines.append(f"  first gradient divergence -> {gradient}")
+    if stopped:
+        lines.append(f"  localisation stopped: {stopped}")
+    elif unplaced and not forward and not gradient:
+        lines.append(f"  {unplaced}")
+    return lines
 
 
 def plot_errors(report: CompareReport, path: str) -> str:

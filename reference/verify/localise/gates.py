@@ -106,7 +106,8 @@ def _other_form(S: Session, probe: Problem, d: int, rows, rule) -> tuple[str, st
     else:
         return None
     c = S.candidate(probe)[0]
-    r, bounds = S.reference(replace(probe, spec=other))[0], rule.bounds(S, replace(probe, spec=other))
+    asked = replace(probe, spec=other)
+    r, bounds = S.reference(asked)[0], rule.bounds(S, asked)
     if not all(judge(ca, ra, bounds("hidden", k), d, rows)[0]
                for k, (ca, ra) in enumerate(zip(c["hidden"], r["hidden"], strict=True))):
         return None
